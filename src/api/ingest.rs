@@ -1,0 +1,394 @@
+//! `POST /ingresar-datos` and `GET /data/{transaction_id}`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{AppError, AppState, ErrorBody, TopicPolicy};
+use crate::bus::{MAX_CLIENT_ATTRIBUTES, MAX_MESSAGE_BYTES, OutboundMessage, RESERVED_PREFIX};
+use crate::store::StoredRecord;
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The body of `POST /ingresar-datos`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// Topic name (`data-ingestion-topic`) or its SNS ARN (`arn:aws:sns:region:account:name`).
+    /// Must be in the service's allow-list.
+    #[schema(example = "data-ingestion-topic")]
+    pub topic_arn: String,
+    /// The message; at most 256 KiB of UTF-8, not empty.
+    #[schema(example = "Este es un mensaje de prueba para el Challenge Latam.")]
+    pub message: String,
+    /// Up to 7 string attributes, stored with the message.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The answer to an accepted message: it is durable on the bus.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always `OK`.
+    #[schema(example = "OK")]
+    pub status: String,
+    /// Id to `GET /data/{transaction_id}` with (UUIDv7).
+    pub transaction_id: Uuid,
+}
+
+/// Publish a message. Answers only once the message is durable on the bus.
+#[utoipa::path(post, path = "/ingresar-datos", tag = "ingest",
+    request_body = IngestRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Retries with the same key and body return the same transaction_id and publish once.")),
+    responses(
+        (status = 200, description = "Durable on the bus.", body = Accepted),
+        (status = 400, description = "Invalid body, topic, message, attribute or key.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
+        (status = 403, description = "Topic not in the allow-list.", body = ErrorBody),
+        (status = 413, description = "Body or message too large.", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body.", body = ErrorBody),
+        (status = 429, description = "The bus is throttling.", body = ErrorBody),
+        (status = 503, description = "The bus or the database is unavailable; retry.", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn post_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Accepted>, AppError> {
+    if state.is_shutting_down() {
+        return Err(AppError::ShuttingDown);
+    }
+    let inner = &state.inner;
+    let (Some(publisher), Some(store)) = (&inner.publisher, &inner.store) else {
+        return Err(AppError::NotFound("this instance does not ingest".into()));
+    };
+    check_content_type(&headers)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge {
+                code: "payload_too_large",
+                message: format!(
+                    "the request body is larger than {} bytes (api.body_limit_bytes)",
+                    inner.settings.body_limit_bytes
+                ),
+            }
+        } else {
+            AppError::bad_request("invalid_body", rejection.body_text())
+        }
+    })?;
+    let request: IngestRequest = parse_json(&body)?;
+    let topic = resolve_topic(&inner.settings.topics, &request.topic_arn)?;
+    validate_message(&request.message)?;
+    validate_attributes(&request.attributes)?;
+    let total = request.message.len()
+        + request
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    if total > MAX_MESSAGE_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            code: "message_too_large",
+            message: format!(
+                "message plus attributes is {total} bytes; the limit is {MAX_MESSAGE_BYTES} (256 KiB, SNS's)"
+            ),
+        });
+    }
+    let key = idempotency_key(&headers)?;
+
+    let mut message = OutboundMessage {
+        transaction_id: Uuid::now_v7(),
+        topic,
+        message: request.message,
+        attributes: request.attributes,
+        received_at: Utc::now(),
+    };
+
+    if let Some(key) = &key {
+        let hash = request_hash(&message);
+        let reservation = store
+            .reserve_key(key, &hash, message.transaction_id)
+            .await?;
+        if reservation.request_hash != hash {
+            return Err(AppError::Conflict(
+                "this Idempotency-Key was used with a different request body; use a new key for a new message".into(),
+            ));
+        }
+        if !reservation.created {
+            metrics::counter!("latamctl_idempotent_replays_total").increment(1);
+            if reservation.published {
+                return Ok(accepted(reservation.transaction_id));
+            }
+            // Reserved by an attempt that did not finish: publish again under the same id.
+            // Harmless if that attempt did publish: the store keeps one row per id.
+            message.transaction_id = reservation.transaction_id;
+        }
+    }
+
+    let timeout = inner.settings.publish_timeout;
+    let outcome = match tokio::time::timeout(timeout, publisher.publish(&message)).await {
+        Ok(r) => r,
+        Err(_) => Err(crate::bus::Error::Timeout(timeout)),
+    };
+    if let Err(e) = outcome {
+        metrics::counter!("latamctl_publish_errors_total", "error_type" => e.kind()).increment(1);
+        return Err(e.into());
+    }
+    metrics::counter!("latamctl_messages_published_total").increment(1);
+    if let Some(key) = &key
+        && let Err(e) = store.mark_published(key).await
+    {
+        // The message is durable; a retry would republish the same id, which stores once.
+        tracing::warn!(message = "Failed to mark idempotency key as published.", error = %e);
+    }
+    Ok(accepted(message.transaction_id))
+}
+
+fn accepted(transaction_id: Uuid) -> Json<Accepted> {
+    Json(Accepted {
+        status: "OK".into(),
+        transaction_id,
+    })
+}
+
+/// Read a stored record.
+#[utoipa::path(get, path = "/data/{transaction_id}", tag = "ingest",
+    params(("transaction_id" = String, Path, description = "The id POST returned.")),
+    responses(
+        (status = 200, description = "The stored record.", body = StoredRecord),
+        (status = 400, description = "Not a valid UUID.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
+        (status = 404, description = "Not stored (yet): it may still be in the queue.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry.", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn get_record(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Json<StoredRecord>, AppError> {
+    let Some(store) = &state.inner.store else {
+        return Err(AppError::NotFound(
+            "this instance does not serve records".into(),
+        ));
+    };
+    let id = Uuid::parse_str(&raw).map_err(|_| {
+        AppError::bad_request(
+            "invalid_transaction_id",
+            format!("{raw:?} is not a UUID; use the transaction_id POST /ingresar-datos returned"),
+        )
+    })?;
+    match store.get(id).await? {
+        Some(record) => Ok(Json(record)),
+        None => Err(AppError::NotFound(format!(
+            "no record {id}: it was never accepted, or it is still in the queue; retry shortly"
+        ))),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), AppError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else if value.is_empty() {
+        Err(AppError::UnsupportedMediaType(
+            "missing Content-Type: send `Content-Type: application/json`".into(),
+        ))
+    } else {
+        Err(AppError::UnsupportedMediaType(format!(
+            "Content-Type {value:?} is not supported: send `Content-Type: application/json`"
+        )))
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<IngestRequest, AppError> {
+    if body.is_empty() {
+        return Err(AppError::bad_request(
+            "invalid_json",
+            "the body is empty: send {\"topic_arn\": \"...\", \"message\": \"...\"}",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => AppError::bad_request(
+                "invalid_field",
+                format!("{e}; expected {{\"topic_arn\": string, \"message\": string, \"attributes\"?: {{string: string}}}}"),
+            ),
+            _ => AppError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")),
+        }
+    })
+}
+
+/// Topic name from a name or an ARN, checked against the allow-list.
+fn resolve_topic(policy: &TopicPolicy, topic_arn: &str) -> Result<String, AppError> {
+    let given = topic_arn.trim();
+    if given.is_empty() {
+        return Err(AppError::bad_request(
+            "invalid_topic",
+            "topic_arn is empty: give a topic name (e.g. data-ingestion-topic) or its SNS ARN",
+        ));
+    }
+    let name = if given.starts_with("arn:") {
+        let parts: Vec<&str> = given.split(':').collect();
+        if parts.len() != 6 || parts[2] != "sns" || parts[5].is_empty() {
+            return Err(AppError::bad_request(
+                "invalid_topic",
+                format!("{given:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+            ));
+        }
+        if let Some(configured) = &policy.topic_arn
+            && configured != given
+        {
+            return Err(AppError::Forbidden(format!(
+                "topic ARN {given:?} is not this service's topic; post to the topic name instead"
+            )));
+        }
+        parts[5]
+    } else {
+        given
+    };
+    if !crate::config::valid_topic_name(name) {
+        return Err(AppError::bad_request(
+            "invalid_topic",
+            format!("{name:?} is not a valid topic name (letters, digits, '-' and '_')"),
+        ));
+    }
+    if !policy.names.iter().any(|t| t == name) {
+        return Err(AppError::Forbidden(format!(
+            "topic {name:?} is not allowed here; allowed: {}",
+            policy.names.join(", ")
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn validate_message(message: &str) -> Result<(), AppError> {
+    if message.trim().is_empty() {
+        return Err(AppError::bad_request(
+            "empty_message",
+            "message is empty: send the text to store",
+        ));
+    }
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            code: "message_too_large",
+            message: format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES} (256 KiB, SNS's)",
+                message.len()
+            ),
+        });
+    }
+    if message.contains('\0') {
+        return Err(AppError::bad_request(
+            "invalid_message",
+            "message contains a NUL character (U+0000), which cannot be stored; remove it",
+        ));
+    }
+    Ok(())
+}
+
+/// SNS attribute rules: names of letters, digits, `_`, `-`, `.`, at most 256 characters, no
+/// leading/trailing/double dot, not starting with `AWS.`/`Amazon.`; values not empty.
+fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), AppError> {
+    if attributes.len() > MAX_CLIENT_ATTRIBUTES {
+        return Err(AppError::bad_request(
+            "too_many_attributes",
+            format!(
+                "{} attributes given; at most {MAX_CLIENT_ATTRIBUTES} are allowed",
+                attributes.len()
+            ),
+        ));
+    }
+    for (name, value) in attributes {
+        let lower = name.to_ascii_lowercase();
+        if name.starts_with(RESERVED_PREFIX) {
+            return Err(AppError::bad_request(
+                "reserved_attribute",
+                format!(
+                    "attribute {name:?} uses the reserved prefix {RESERVED_PREFIX:?}; rename it"
+                ),
+            ));
+        }
+        let valid_name = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !name.starts_with('.')
+            && !name.ends_with('.')
+            && !name.contains("..")
+            && !lower.starts_with("aws.")
+            && !lower.starts_with("amazon.");
+        if !valid_name {
+            return Err(AppError::bad_request(
+                "invalid_attribute",
+                format!(
+                    "attribute name {name:?} is not valid: use 1-256 letters, digits, '_', '-' or '.' \
+                     (no leading, trailing or double '.', no AWS./Amazon. prefix)"
+                ),
+            ));
+        }
+        if value.is_empty() || value.contains('\0') {
+            return Err(AppError::bad_request(
+                "invalid_attribute",
+                format!("attribute {name:?} has an empty value or a NUL character"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().map(str::trim).unwrap_or("");
+    let valid = !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY
+        && key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(AppError::bad_request(
+            "invalid_idempotency_key",
+            format!(
+                "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} visible ASCII characters (a UUID is a good choice)"
+            ),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// What makes two requests "the same" for an idempotency key.
+fn request_hash(message: &OutboundMessage) -> String {
+    let mut hasher = Sha256::new();
+    for part in [message.topic.as_str(), message.message.as_str()] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    for (k, v) in &message.attributes {
+        for part in [k, v] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    format!("{:x}", hasher.finalize())
+}

@@ -1,0 +1,292 @@
+//! The HTTP API: `POST /ingresar-datos`, `GET /data/{id}`, health, metrics and OpenAPI.
+//!
+//! [`app`] builds the whole router from an [`AppState`], so tests drive it with
+//! `app(state).oneshot(request)` and no socket. A worker-only process serves the same router
+//! without the ingest routes (probes and metrics still work).
+
+mod error;
+mod ingest;
+mod openapi;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
+
+pub use error::{AppError, ErrorBody};
+pub use ingest::{Accepted, IngestRequest};
+pub use openapi::ApiDoc;
+
+use crate::bus::{Publisher, Queue};
+use crate::store::Store;
+
+/// How long a readiness check waits for each dependency.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which topics clients may post to.
+#[derive(Debug, Clone)]
+pub struct TopicPolicy {
+    /// Allowed topic names.
+    pub names: Vec<String>,
+    /// The configured SNS topic ARN (cloud mode): an ARN from the client must equal it.
+    pub topic_arn: Option<String>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub topics: TopicPolicy,
+    pub token: Option<String>,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub publish_timeout: Duration,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    publisher: Option<Arc<dyn Publisher>>,
+    queue: Option<Arc<dyn Queue>>,
+    store: Option<Arc<dyn Store>>,
+    settings: ApiSettings,
+    token_digest: Option<[u8; 32]>,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// `publisher` and `store` make this an ingest API; `queue` adds the worker's queue to
+    /// readiness.
+    pub fn new(
+        settings: ApiSettings,
+        publisher: Option<Arc<dyn Publisher>>,
+        queue: Option<Arc<dyn Queue>>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Self {
+        let token_digest = settings
+            .token
+            .as_ref()
+            .map(|t| Sha256::digest(t.as_bytes()).into());
+        Self {
+            inner: Arc::new(Inner {
+                publisher,
+                queue,
+                store,
+                settings,
+                token_digest,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Readiness turns false; in-flight requests still complete.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        metrics::gauge!("latamctl_ready").set(0.0);
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    fn serves_ingest(&self) -> bool {
+        self.inner.publisher.is_some() && self.inner.store.is_some()
+    }
+}
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let settings = state.inner.settings.clone();
+    let mut routes = Router::new();
+    if state.serves_ingest() {
+        let protected = Router::new()
+            .route("/ingresar-datos", post(ingest::post_message))
+            .route("/ingresar-datos/", post(ingest::post_message))
+            .route("/data/{transaction_id}", get(ingest::get_record))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        routes = routes
+            .merge(protected)
+            .route("/openapi.json", get(openapi::openapi_json));
+    }
+    routes
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        // Route layers run after routing, so the metrics see the route template and every
+        // response, timeouts included (the timeout layer sits inside the metrics layer).
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .route_layer(middleware::from_fn(track_metrics))
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(middleware::map_response(error::json_errors))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Counts every routed request and times it (`http_requests_total`,
+/// `http_request_duration_seconds`).
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Bearer-token check when a token is configured; the comparison is constant-time over
+/// SHA-256 digests, so neither content nor length leaks through timing.
+async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if let Some(expected) = &state.inner.token_digest {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| Sha256::digest(t.trim().as_bytes()));
+        let ok = presented.is_some_and(|p| bool::from(p[..].ct_eq(expected)));
+        if !ok {
+            return Err(AppError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: String,
+    /// Each dependency: `ok` or the error.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is alive.", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        checks: BTreeMap::new(),
+    })
+}
+
+/// Readiness: the bus and the store answer and the process is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Health),
+        (status = 503, description = "A dependency is down, or shutting down.", body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut checks = BTreeMap::new();
+    let inner = &state.inner;
+    let publisher = async {
+        match &inner.publisher {
+            Some(p) => Some(check(p.ready()).await),
+            None => None,
+        }
+    };
+    let queue = async {
+        match &inner.queue {
+            Some(q) => Some(check(q.ready()).await),
+            None => None,
+        }
+    };
+    let store = async {
+        match &inner.store {
+            Some(s) => Some(check(s.ready()).await),
+            None => None,
+        }
+    };
+    let (p, q, s) = tokio::join!(publisher, queue, store);
+    for (name, result) in [("publisher", p), ("queue", q), ("store", s)] {
+        if let Some(r) = result {
+            checks.insert(name.to_owned(), r);
+        }
+    }
+    let shutting_down = state.is_shutting_down();
+    if shutting_down {
+        checks.insert("process".into(), "shutting down".into());
+    }
+    let ready = !shutting_down && checks.values().all(|v| v == "ok");
+    metrics::gauge!("latamctl_ready").set(if ready { 1.0 } else { 0.0 });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        checks,
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn check<E: std::fmt::Display>(
+    fut: impl std::future::Future<Output = Result<(), E>>,
+) -> String {
+    match tokio::time::timeout(READY_CHECK_TIMEOUT, fut).await {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {READY_CHECK_TIMEOUT:?}"),
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format.", content_type = "text/plain")))]
+pub async fn metrics_text() -> Response {
+    let body = crate::telemetry::render_metrics();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,545 @@
+//! The cloud bus: publish to an SNS topic, consume from the SQS queue it fans out to.
+//!
+//! SNS publish has its own small retry budget with full-jitter backoff (the SDK's retries
+//! are off for it), so every retry is visible in `latamctl_retries_total` — the seed's
+//! retry-rate SLI. SQS keeps the SDK's standard retries. The dead-letter queue is the
+//! queue's redrive policy; `drain` reads it through [`QueueAdmin`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use chrono::DateTime;
+use rand::Rng;
+
+use super::{
+    AckReport, Delivery, Error, OutboundMessage, Publisher, Queue, QueueAdmin, QueueName,
+    QueueStats, Result,
+};
+use crate::config::AwsConfig;
+
+/// SQS limits: 10 messages per receive/batch call, 20 s long polling, 12 h visibility.
+const SQS_MAX_BATCH: usize = 10;
+const SQS_MAX_WAIT_SECS: u64 = 20;
+const SQS_MAX_VISIBILITY_SECS: u64 = 43_200;
+
+/// Shared AWS configuration and clients.
+#[derive(Clone)]
+pub struct AwsClients {
+    pub sdk: aws_config::SdkConfig,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl AwsClients {
+    /// Region and endpoint from config, else the standard chain (`AWS_REGION`,
+    /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`). Fails up front when no region is known.
+    pub async fn from_config(aws: &AwsConfig) -> Result<Self> {
+        let sdk = load_sdk_config(aws).await?;
+        // Publish: fail fast, we retry ourselves.
+        let sns_config = aws_sdk_sns::config::Builder::from(&sdk)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_attempt_timeout(Duration::from_secs(4))
+                    .build(),
+            )
+            .build();
+        // Receive long-polls for up to 20 s: the attempt timeout must exceed it.
+        let sqs_config = aws_sdk_sqs::config::Builder::from(&sdk)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(SQS_MAX_WAIT_SECS + 10))
+                    .build(),
+            )
+            .build();
+        Ok(Self {
+            sns: aws_sdk_sns::Client::from_conf(sns_config),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
+            sdk,
+        })
+    }
+}
+
+/// Loads the SDK configuration and checks that a region is set.
+pub async fn load_sdk_config(aws: &AwsConfig) -> Result<aws_config::SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &aws.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &aws.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(Error::Config(
+            "no AWS region: set AWS_REGION, a profile with a region (AWS_PROFILE), \
+             [aws] region in latamctl.toml, or LATAMCTL_AWS_REGION"
+                .into(),
+        ));
+    }
+    Ok(sdk)
+}
+
+/// Maps an SDK error to a bus error by its error code and kind.
+fn classify<E>(operation: &str, err: aws_sdk_sqs::error::SdkError<E>) -> Error
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_sdk_sqs::error::SdkError;
+    let detail = format!("{operation}: {}", DisplayErrorContext(&err));
+    match &err {
+        SdkError::TimeoutError(_) => Error::Unavailable(detail),
+        SdkError::DispatchFailure(_) => Error::Unavailable(detail),
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let status = service.raw().status().as_u16();
+            if code.contains("Throttl") || code == "RequestThrottled" || status == 429 {
+                Error::Throttled(detail)
+            } else if matches!(
+                code,
+                "InvalidParameter"
+                    | "InvalidParameterValue"
+                    | "InvalidParameterValueException"
+                    | "ParameterValueInvalid"
+                    | "InvalidAttributeValue"
+                    | "InvalidMessageContents"
+            ) {
+                Error::Rejected(detail)
+            } else if matches!(
+                code,
+                "NotFound"
+                    | "NotFoundException"
+                    | "AWS.SimpleQueueService.NonExistentQueue"
+                    | "QueueDoesNotExist"
+            ) {
+                Error::Config(format!(
+                    "{detail} — check aws.topic_arn / aws.queue_url, or run `latamctl provision`"
+                ))
+            } else {
+                Error::Unavailable(detail)
+            }
+        }
+        _ => Error::Unavailable(detail),
+    }
+}
+
+fn retryable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Unavailable(_) | Error::Throttled(_) | Error::Timeout(_)
+    )
+}
+
+/// Full-jitter backoff: uniform in `[0, 50 ms × 2^attempt]`, at most 1 s.
+fn jittered(attempt: u32) -> Duration {
+    let cap_ms = (50u64 << attempt.min(5)).min(1000);
+    Duration::from_millis(rand::rng().random_range(0..=cap_ms))
+}
+
+/// Publishes to the SNS topic.
+pub struct SnsPublisher {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+    attempts: u32,
+}
+
+impl SnsPublisher {
+    pub fn new(clients: &AwsClients, topic_arn: &str, attempts: u32) -> Self {
+        Self {
+            client: clients.sns.clone(),
+            topic_arn: topic_arn.to_owned(),
+            attempts: attempts.max(1),
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        message: &str,
+        attributes: &HashMap<String, aws_sdk_sns::types::MessageAttributeValue>,
+    ) -> Result<()> {
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message)
+            .set_message_attributes(Some(attributes.clone()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sns:Publish", e))
+    }
+}
+
+#[async_trait]
+impl Publisher for SnsPublisher {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
+        let mut attributes = HashMap::new();
+        for (name, value) in message.wire_attributes() {
+            let attr = aws_sdk_sns::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| Error::Rejected(e.to_string()))?;
+            attributes.insert(name, attr);
+        }
+        let mut attempt = 1;
+        loop {
+            match self.publish_once(&message.message, &attributes).await {
+                Ok(()) => return Ok(()),
+                Err(e) if retryable(&e) && attempt < self.attempts => {
+                    metrics::counter!("latamctl_retries_total", "operation" => "publish")
+                        .increment(1);
+                    tracing::debug!(message = "Retrying SNS publish.", attempt, error = %e);
+                    tokio::time::sleep(jittered(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.client
+            .get_topic_attributes()
+            .topic_arn(&self.topic_arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sns:GetTopicAttributes", e))
+    }
+}
+
+/// Consumes the SQS queue (and administers its dead-letter queue).
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    dlq_url: Option<String>,
+}
+
+impl SqsQueue {
+    pub fn new(clients: &AwsClients, queue_url: &str, dlq_url: Option<&str>) -> Self {
+        Self {
+            client: clients.sqs.clone(),
+            queue_url: queue_url.to_owned(),
+            dlq_url: dlq_url.map(str::to_owned),
+        }
+    }
+
+    fn url(&self, queue: QueueName) -> Result<&str> {
+        match queue {
+            QueueName::Main => Ok(&self.queue_url),
+            QueueName::Dlq => self.dlq_url.as_deref().ok_or_else(|| {
+                Error::Config(
+                    "no dead-letter queue configured: set aws.dlq_url (LATAMCTL_AWS_DLQ_URL)"
+                        .into(),
+                )
+            }),
+        }
+    }
+
+    async fn receive_from(
+        &self,
+        url: &str,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, SQS_MAX_BATCH) as i32)
+            .wait_time_seconds(wait.as_secs().min(SQS_MAX_WAIT_SECS) as i32)
+            .visibility_timeout(visibility.as_secs().clamp(0, SQS_MAX_VISIBILITY_SECS) as i32)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:ReceiveMessage", e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let system = m.attributes.unwrap_or_default();
+                let receive_count = system
+                    .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                let sent_at = system
+                    .get(&MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .and_then(DateTime::from_timestamp_millis);
+                let attributes: BTreeMap<String, String> = m
+                    .message_attributes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
+                    .collect();
+                Delivery {
+                    message_id: m.message_id.unwrap_or_default(),
+                    receipt: m.receipt_handle.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                    attributes,
+                    receive_count,
+                    sent_at,
+                }
+            })
+            .collect())
+    }
+
+    async fn delete_from(&self, url: &str, deliveries: &[&Delivery]) -> Result<AckReport> {
+        let mut report = AckReport::default();
+        for chunk in deliveries.chunks(SQS_MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&d.receipt)
+                        .build()
+                        .map_err(|e| Error::Rejected(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("sqs:DeleteMessageBatch", e))?;
+            report.acked += out.successful.len();
+            for failed in out.failed {
+                let idx: usize = failed.id.parse().unwrap_or(usize::MAX);
+                let id = chunk
+                    .get(idx)
+                    .map(|d| d.message_id.clone())
+                    .unwrap_or(failed.id);
+                report.failed.push((
+                    id,
+                    format!("{}: {}", failed.code, failed.message.unwrap_or_default()),
+                ));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn change_visibility(
+        &self,
+        url: &str,
+        deliveries: &[&Delivery],
+        delay: Duration,
+    ) -> Result<()> {
+        let secs = delay.as_secs().min(SQS_MAX_VISIBILITY_SECS) as i32;
+        for chunk in deliveries.chunks(SQS_MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&d.receipt)
+                        .visibility_timeout(secs)
+                        .build()
+                        .map_err(|e| Error::Rejected(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("sqs:ChangeMessageVisibilityBatch", e))?;
+            for failed in out.failed {
+                tracing::debug!(message = "Failed to change visibility.", id = %failed.id, code = %failed.code);
+            }
+        }
+        Ok(())
+    }
+
+    async fn approximate(&self, url: &str) -> Result<(u64, u64)> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| classify("sqs:GetQueueAttributes", e))?;
+        let attrs = out.attributes.unwrap_or_default();
+        let get = |name: QueueAttributeName| {
+            attrs
+                .get(&name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>> {
+        self.receive_from(&self.queue_url, max, wait, visibility)
+            .await
+    }
+
+    async fn ack(&self, deliveries: &[&Delivery]) -> Result<AckReport> {
+        self.delete_from(&self.queue_url, deliveries).await
+    }
+
+    async fn release(&self, deliveries: &[&Delivery], delay: Duration) -> Result<()> {
+        self.change_visibility(&self.queue_url, deliveries, delay)
+            .await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("sqs:GetQueueAttributes", e))
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        let (visible, in_flight) = self.approximate(&self.queue_url).await?;
+        let dead_letter = match &self.dlq_url {
+            Some(url) => self.approximate(url).await?.0,
+            None => 0,
+        };
+        Ok(QueueStats {
+            visible,
+            in_flight,
+            // SQS exposes the oldest message's age only as a CloudWatch metric.
+            oldest_age_seconds: None,
+            dead_letter,
+        })
+    }
+}
+
+#[async_trait]
+impl QueueAdmin for SqsQueue {
+    /// SQS cannot read without receiving: a peek receives (which counts toward the
+    /// receive count) and then makes the messages visible again at once.
+    async fn take(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>> {
+        let url = self.url(queue)?.to_owned();
+        let mut out = Vec::new();
+        while out.len() < max {
+            let batch = self
+                .receive_from(
+                    &url,
+                    (max - out.len()).min(SQS_MAX_BATCH),
+                    Duration::from_secs(1),
+                    Duration::from_secs(30),
+                )
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let refs: Vec<&Delivery> = batch.iter().collect();
+            if delete {
+                self.delete_from(&url, &refs).await?;
+            }
+            out.extend(batch);
+        }
+        if !delete {
+            let refs: Vec<&Delivery> = out.iter().collect();
+            self.change_visibility(&url, &refs, Duration::ZERO).await?;
+        }
+        Ok(out)
+    }
+
+    /// Receive from the DLQ, send to the main queue, delete from the DLQ only what was sent:
+    /// a failure leaves a message in the DLQ (or, at worst, in both — the store keeps one
+    /// row per id), never nowhere.
+    async fn redrive(&self, max: usize) -> Result<u64> {
+        let dlq = self.url(QueueName::Dlq)?.to_owned();
+        let mut moved = 0u64;
+        while (moved as usize) < max {
+            let batch = self
+                .receive_from(
+                    &dlq,
+                    (max - moved as usize).min(SQS_MAX_BATCH),
+                    Duration::from_secs(1),
+                    Duration::from_secs(60),
+                )
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let attrs: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> = d
+                        .attributes
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                                .data_type("String")
+                                .string_value(v)
+                                .build()
+                                .ok()
+                                .map(|a| (k.clone(), a))
+                        })
+                        .collect();
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&d.body)
+                        .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+                        .build()
+                        .map_err(|e| Error::Rejected(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| classify("sqs:SendMessageBatch", e))?;
+            let sent_ok: Vec<&Delivery> = sent
+                .successful
+                .iter()
+                .filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| batch.get(i)))
+                .collect();
+            let report = self.delete_from(&dlq, &sent_ok).await?;
+            moved += report.acked as u64;
+            if sent_ok.len() < batch.len() {
+                return Err(Error::Unavailable(format!(
+                    "redrive stopped: {} of {} messages could not be sent to the main queue; they stay in the DLQ",
+                    batch.len() - sent_ok.len(),
+                    batch.len()
+                )));
+            }
+        }
+        Ok(moved)
+    }
+}

@@ -1,0 +1,444 @@
+//! The embedded bus: a durable queue with SQS semantics in one SQLite file (`queue.db`).
+//!
+//! SQLite in WAL mode with `synchronous = FULL` makes every commit durable (fsync of the
+//! WAL). One fsync per POST would cap throughput at the disk's fsync rate, so publishes go
+//! through a single writer task that commits everything waiting in one transaction: group
+//! commit. A publish returns only after the commit that holds it.
+//!
+//! Receive claims visible messages in one statement (`UPDATE .. RETURNING`), stamping a new
+//! receipt, bumping the receive count and hiding them for the visibility timeout. A message
+//! received `max_receive_count` times without an ack moves to the dead-letter queue (same
+//! table, `queue = 'dlq'`) when it would be received once more, as SQS does. Several
+//! processes may share one data directory (`serve --role api` next to `--role worker`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{
+    AckReport, Delivery, Error, OutboundMessage, Publisher, Queue, QueueAdmin, QueueName,
+    QueueStats, Result,
+};
+use crate::config::QueueConfig;
+
+/// File name of the queue inside the data directory.
+pub const QUEUE_FILE: &str = "queue.db";
+
+/// How often a long poll re-checks the table when no local publish wakes it (messages
+/// published by another process, or whose visibility timeout expired).
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/queue");
+
+struct PendingPublish {
+    message: OutboundMessage,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// The on-disk queue. Cheap to clone; clones share the pool and the writer.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    pool: SqlitePool,
+    writer: mpsc::Sender<PendingPublish>,
+    notify: Arc<Notify>,
+    max_receive_count: u32,
+    path: PathBuf,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl EmbeddedQueue {
+    /// Opens (creating if needed) the queue in `data_dir`.
+    pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(QUEUE_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(unavailable)?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Config(format!("cannot open queue {}: {e}", path.display())))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Config(format!("cannot migrate queue {}: {e}", path.display())))?;
+
+        let (tx, rx) = mpsc::channel(16 * 1024);
+        let notify = Arc::new(Notify::new());
+        tokio::spawn(group_commit_writer(
+            pool.clone(),
+            rx,
+            notify.clone(),
+            config.group_commit_max.max(1),
+        ));
+        Ok(Self {
+            pool,
+            writer: tx,
+            notify,
+            max_receive_count: config.max_receive_count,
+            path,
+        })
+    }
+
+    /// Where the queue lives on disk.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Claims up to `max` visible messages; moves exhausted ones to the DLQ first.
+    async fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>> {
+        let now = now_ms();
+        let token = Uuid::new_v4().simple().to_string();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        let dead = sqlx::query(
+            "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1
+             WHERE queue = 'main' AND visible_at <= ?1 AND receive_count >= ?2",
+        )
+        .bind(now)
+        .bind(i64::from(self.max_receive_count))
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        let rows = sqlx::query(
+            "UPDATE messages
+             SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2
+             WHERE seq IN (SELECT seq FROM messages
+                           WHERE queue = 'main' AND visible_at <= ?3
+                           ORDER BY seq LIMIT ?4)
+             RETURNING seq, message_id, body, attributes, sent_at, receive_count",
+        )
+        .bind(now.saturating_add(millis(visibility)))
+        .bind(&token)
+        .bind(now)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        if dead > 0 {
+            metrics::counter!("latamctl_queue_dead_lettered_total").increment(dead);
+            tracing::warn!(
+                message = "Moved messages to the dead-letter queue.",
+                count = dead,
+                max_receive_count = self.max_receive_count
+            );
+        }
+        let mut out: Vec<Delivery> = rows
+            .iter()
+            .map(|row| row_to_delivery(row, Some(&token)))
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|d| d.receipt.clone());
+        Ok(out)
+    }
+
+    async fn select(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>> {
+        let sql = if delete {
+            "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE queue = ?1
+               ORDER BY seq LIMIT ?2)
+             RETURNING seq, message_id, body, attributes, sent_at, receive_count"
+        } else {
+            "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
+             WHERE queue = ?1 ORDER BY seq LIMIT ?2"
+        };
+        let rows = sqlx::query(sql)
+            .bind(queue_label(queue))
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<Delivery> = rows
+            .iter()
+            .map(|row| row_to_delivery(row, None))
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|d| d.sent_at);
+        Ok(out)
+    }
+}
+
+fn queue_label(queue: QueueName) -> &'static str {
+    match queue {
+        QueueName::Main => "main",
+        QueueName::Dlq => "dlq",
+    }
+}
+
+fn row_to_delivery(row: &sqlx::sqlite::SqliteRow, token: Option<&str>) -> Result<Delivery> {
+    let seq: i64 = row.get("seq");
+    let attributes: String = row.get("attributes");
+    let attributes: BTreeMap<String, String> = serde_json::from_str(&attributes)
+        .map_err(|e| Error::Unavailable(format!("queue row {seq} has corrupt attributes: {e}")))?;
+    let sent_at: i64 = row.get("sent_at");
+    let receive_count: i64 = row.get("receive_count");
+    Ok(Delivery {
+        message_id: row.get("message_id"),
+        // `seq:token` — the ack must present the token of the latest receive.
+        receipt: token.map(|t| format!("{seq:020}:{t}")).unwrap_or_default(),
+        body: row.get("body"),
+        attributes,
+        receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
+        sent_at: DateTime::from_timestamp_millis(sent_at),
+    })
+}
+
+fn parse_receipt(receipt: &str) -> Option<(i64, &str)> {
+    let (seq, token) = receipt.split_once(':')?;
+    Some((seq.parse().ok()?, token))
+}
+
+/// Commits everything waiting in one transaction, then answers every publisher at once.
+async fn group_commit_writer(
+    pool: SqlitePool,
+    mut rx: mpsc::Receiver<PendingPublish>,
+    notify: Arc<Notify>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let started = Instant::now();
+        let result = commit_batch(&pool, &batch).await;
+        metrics::histogram!("latamctl_queue_commit_batch_size").record(batch.len() as f64);
+        metrics::histogram!("latamctl_queue_commit_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Ok(()));
+                }
+                notify.notify_waiters();
+            }
+            Err(e) => {
+                tracing::error!(message = "Failed to commit published messages.", error = %e, count = batch.len());
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(Error::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_batch(pool: &SqlitePool, batch: &[PendingPublish]) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for chunk in batch.chunks(100) {
+        let mut qb = sqlx::QueryBuilder::new(
+            "INSERT INTO messages (message_id, queue, body, attributes, sent_at, visible_at) ",
+        );
+        qb.push_values(chunk, |mut row, p| {
+            let attrs = serde_json::to_string(&p.message.wire_attributes())
+                .unwrap_or_else(|_| "{}".to_owned());
+            row.push_bind(Uuid::now_v7().to_string())
+                .push_bind("main")
+                .push_bind(&p.message.message)
+                .push_bind(attrs)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+#[async_trait]
+impl Publisher for EmbeddedQueue {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(PendingPublish {
+                message: message.clone(),
+                done,
+            })
+            .await
+            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?;
+        wait.await
+            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?
+    }
+
+    async fn ready(&self) -> Result<()> {
+        if self.writer.is_closed() {
+            return Err(Error::Unavailable("queue writer stopped".into()));
+        }
+        Queue::ready(self).await
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = self.claim(max, visibility).await?;
+            let now = Instant::now();
+            if !got.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let nap = (deadline - now).min(POLL_INTERVAL);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    async fn ack(&self, deliveries: &[&Delivery]) -> Result<AckReport> {
+        let mut report = AckReport::default();
+        if deliveries.is_empty() {
+            return Ok(report);
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        for d in deliveries {
+            let Some((seq, token)) = parse_receipt(&d.receipt) else {
+                report
+                    .failed
+                    .push((d.message_id.clone(), "malformed receipt".into()));
+                continue;
+            };
+            let deleted = sqlx::query("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2")
+                .bind(seq)
+                .bind(token)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected();
+            if deleted == 1 {
+                report.acked += 1;
+            } else {
+                report.failed.push((
+                    d.message_id.clone(),
+                    "receipt expired: the message was received again after its visibility timeout"
+                        .into(),
+                ));
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(report)
+    }
+
+    async fn release(&self, deliveries: &[&Delivery], delay: Duration) -> Result<()> {
+        let visible_at = now_ms().saturating_add(millis(delay));
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        for d in deliveries {
+            if let Some((seq, token)) = parse_receipt(&d.receipt) {
+                sqlx::query(
+                    "UPDATE messages SET visible_at = ?1 WHERE seq = ?2 AND receipt = ?3 AND queue = 'main'",
+                )
+                .bind(visible_at)
+                .bind(seq)
+                .bind(token)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        if delay.is_zero() {
+            self.notify.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<()> {
+        sqlx::query("SELECT 1 FROM messages LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<QueueStats> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "SELECT
+               COALESCE(SUM(queue = 'main' AND visible_at <= ?1), 0) AS visible,
+               COALESCE(SUM(queue = 'main' AND visible_at > ?1), 0) AS in_flight,
+               MIN(CASE WHEN queue = 'main' THEN sent_at END) AS oldest,
+               COALESCE(SUM(queue = 'dlq'), 0) AS dead
+             FROM messages",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let count = |name: &str| u64::try_from(row.get::<i64, _>(name)).unwrap_or(0);
+        let oldest: Option<i64> = row.get("oldest");
+        Ok(QueueStats {
+            visible: count("visible"),
+            in_flight: count("in_flight"),
+            oldest_age_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
+            dead_letter: count("dead"),
+        })
+    }
+}
+
+#[async_trait]
+impl QueueAdmin for EmbeddedQueue {
+    async fn take(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>> {
+        self.select(queue, max, delete).await
+    }
+
+    async fn redrive(&self, max: usize) -> Result<u64> {
+        let moved = sqlx::query(
+            "UPDATE messages SET queue = 'main', receive_count = 0, receipt = NULL, visible_at = ?1
+             WHERE seq IN (SELECT seq FROM messages WHERE queue = 'dlq' ORDER BY seq LIMIT ?2)",
+        )
+        .bind(now_ms())
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        self.notify.notify_waiters();
+        Ok(moved)
+    }
+}

@@ -1,0 +1,136 @@
+//! The command line: clap definitions here, one file per subcommand.
+
+mod completions;
+mod config_cmd;
+mod migrate;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, LogFormat, Overrides};
+use crate::output::OutputFormat;
+
+/// Exit status of every command: 0 success, 1 a check failed (drift, threshold, unhealthy),
+/// 2 the command could not do its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Failure = 1,
+    Error = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latamctl",
+    version,
+    about = "Run and operate the pub/sub ingestion pipeline: POST → topic → queue → worker → database → GET.",
+    long_about = None,
+    propagate_version = true,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts, before or after its name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: ./latamctl.toml when it exists).
+    #[arg(long, global = true, env = "LATAMCTL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format of data printed on stdout.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr (config: log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline: HTTP API and/or worker (embedded by default, no setup needed).
+    Serve(serve::ServeArgs),
+    /// Create or update the database schema (PostgreSQL/Citus or SQLite).
+    Migrate(migrate::MigrateArgs),
+    /// Show the effective configuration.
+    Config(config_cmd::ConfigArgs),
+    /// Print shell completions.
+    Completions(completions::CompletionsArgs),
+}
+
+/// What every command receives.
+pub struct Context {
+    pub global: GlobalArgs,
+}
+
+impl Context {
+    /// Loads the configuration with this command's flag overrides and starts logging.
+    pub fn load(&self, overrides: &Overrides) -> anyhow::Result<(Config, config::Sources)> {
+        let mut overrides = overrides.clone();
+        if let Some(format) = self.global.log_format {
+            overrides.set(
+                "log.format",
+                serde_json::to_value(format).unwrap_or_default(),
+            );
+        }
+        match self.global.verbose {
+            0 => {}
+            1 => {
+                overrides.set("log.level", "info,latamctl=debug");
+            }
+            _ => {
+                overrides.set("log.level", "debug,latamctl=trace");
+            }
+        }
+        let (config, sources) = config::load(self.global.config.as_deref(), &overrides)?;
+        crate::telemetry::init_logging(config.log.format, &config.log.level);
+        Ok((config, sources))
+    }
+}
+
+/// Parses arguments, runs the command, maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Error.into();
+        }
+    };
+    let ctx = Context { global: cli.global };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(&ctx, args).await,
+            Command::Migrate(args) => migrate::run(&ctx, args).await,
+            Command::Config(args) => config_cmd::run(&ctx, args).await,
+            Command::Completions(args) => completions::run(args),
+        }
+    });
+    // Background tasks (pollers, writers) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Error.into()
+        }
+    }
+}

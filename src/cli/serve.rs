@@ -1,0 +1,278 @@
+//! `latamctl serve`: the API and/or the worker, until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, Exit};
+use crate::api::{self, ApiSettings, AppState, TopicPolicy};
+use crate::config::{BusKind, Config, Overrides, StoreKind, redact_url};
+use crate::pipeline::{self, Role};
+use crate::store::Store;
+use crate::worker::{self, Worker};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which half to run: the API, the worker, or both.
+    #[arg(long, value_enum, default_value = "all", env = "LATAMCTL_ROLE")]
+    pub role: Role,
+    /// Address to listen on (config: api.listen; default 127.0.0.1:8080; port 0 = any free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory of the embedded queue and SQLite database (config: data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Message bus (config: bus).
+    #[arg(long, value_enum)]
+    pub bus: Option<BusKind>,
+    /// Record store (config: store).
+    #[arg(long, value_enum)]
+    pub store: Option<StoreKind>,
+    /// Require `Authorization: Bearer TOKEN` on POST and GET (config: api.token).
+    #[arg(long, value_name = "TOKEN")]
+    pub api_token: Option<String>,
+    /// PostgreSQL URL (config: database.url; env DATABASE_URL too).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Do not apply database migrations at start (config: database.migrate_on_start).
+    #[arg(long)]
+    pub no_migrate: bool,
+    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// AWS region (config: aws.region).
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// SNS topic ARN to publish to (config: aws.topic_arn).
+    #[arg(long, value_name = "ARN")]
+    pub topic_arn: Option<String>,
+    /// SQS queue URL to consume (config: aws.queue_url).
+    #[arg(long, value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// SQS dead-letter queue URL (config: aws.dlq_url).
+    #[arg(long, value_name = "URL")]
+    pub dlq_url: Option<String>,
+    /// Concurrent receive loops (config: worker.concurrency).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Messages per batch (config: worker.batch_size).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
+
+impl ServeArgs {
+    fn overrides(&self) -> Overrides {
+        let mut o = Overrides::default();
+        o.set_opt("api.listen", self.listen.clone())
+            .set_opt(
+                "data_dir",
+                self.data_dir.as_ref().map(|p| p.display().to_string()),
+            )
+            .set_opt(
+                "bus",
+                self.bus
+                    .map(|b| serde_json::to_value(b).unwrap_or_default()),
+            )
+            .set_opt(
+                "store",
+                self.store
+                    .map(|s| serde_json::to_value(s).unwrap_or_default()),
+            )
+            .set_opt("api.token", self.api_token.clone())
+            .set_opt("database.url", self.database_url.clone())
+            .set_opt("aws.endpoint_url", self.aws_endpoint_url.clone())
+            .set_opt("aws.region", self.aws_region.clone())
+            .set_opt("aws.topic_arn", self.topic_arn.clone())
+            .set_opt("aws.queue_url", self.queue_url.clone())
+            .set_opt("aws.dlq_url", self.dlq_url.clone())
+            .set_opt("worker.concurrency", self.concurrency)
+            .set_opt("worker.batch_size", self.batch_size);
+        if self.no_migrate {
+            o.set("database.migrate_on_start", false);
+        }
+        o
+    }
+}
+
+pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
+    let (config, _) = ctx.load(&args.overrides())?;
+    let role = args.role;
+    crate::telemetry::metrics_handle();
+    crate::telemetry::spawn_metrics_upkeep();
+    metrics::gauge!("latamctl_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
+        .set(1.0);
+
+    let store = pipeline::open_store(&config, config.database.migrate_on_start).await?;
+    let bus = pipeline::open_bus(&config, role).await?;
+    let listener = tokio::net::TcpListener::bind(&config.api.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another process using it? choose another with --listen",
+                config.api.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+
+    let state = AppState::new(
+        ApiSettings {
+            topics: TopicPolicy {
+                names: config.topics.clone(),
+                topic_arn: config.aws.topic_arn.clone(),
+            },
+            token: config.api.token.clone(),
+            body_limit_bytes: config.api.body_limit_bytes,
+            request_timeout: config.api.request_timeout,
+            publish_timeout: config.api.publish_timeout,
+        },
+        bus.publisher.clone(),
+        bus.queue.clone(),
+        Some(store.clone()),
+    );
+
+    eprintln!(
+        "latamctl {} serving (role {})",
+        env!("CARGO_PKG_VERSION"),
+        role_name(role)
+    );
+    eprintln!("  listening on http://{addr}");
+    eprintln!("  bus:   {}", bus.describe);
+    eprintln!("  store: {}", describe_store(&config));
+    if role.runs_api() {
+        eprintln!(
+            "  try:   curl -s -XPOST http://{addr}/ingresar-datos -H 'content-type: application/json' -d '{{\"topic_arn\":\"{}\",\"message\":\"hola\"}}'",
+            config.topics[0]
+        );
+    }
+
+    let shutdown = CancellationToken::new();
+    let mut background = tokio::task::JoinSet::new();
+    let worker_task = match (&bus.queue, role.runs_worker()) {
+        (Some(queue), true) => {
+            background.spawn(worker::report_queue_stats(
+                queue.clone(),
+                Duration::from_secs(5),
+                shutdown.clone(),
+            ));
+            let worker = Worker::new(queue.clone(), store.clone(), config.worker.clone());
+            Some(tokio::spawn(worker.run(shutdown.clone())))
+        }
+        _ => None,
+    };
+    if role.runs_api() {
+        background.spawn(purge_idempotency_keys(
+            store.clone(),
+            config.api.idempotency_ttl,
+            shutdown.clone(),
+        ));
+    }
+    metrics::gauge!("latamctl_ready").set(1.0);
+
+    let server = {
+        let shutdown = shutdown.clone();
+        axum::serve(listener, api::app(state.clone()))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    };
+    let mut server_task = tokio::spawn(async move { server.await });
+
+    let early_exit = tokio::select! {
+        _ = wait_for_signal() => None,
+        r = &mut server_task => Some(r),
+    };
+    if let Some(result) = early_exit {
+        shutdown.cancel();
+        result??;
+        anyhow::bail!("the HTTP server stopped unexpectedly");
+    }
+
+    eprintln!("latamctl: shutting down: readiness off, draining HTTP and in-flight batches");
+    state.begin_shutdown();
+    shutdown.cancel();
+    server_task.await??;
+    if let Some(task) = worker_task {
+        let limit = config.worker.visibility_timeout + Duration::from_secs(5);
+        if tokio::time::timeout(limit, task).await.is_err() {
+            tracing::warn!(
+                message =
+                    "Worker did not finish in time; unacknowledged messages will be redelivered."
+            );
+        }
+    }
+    background.shutdown().await;
+    eprintln!("latamctl: stopped");
+    Ok(Exit::Success)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::All => "all",
+        Role::Api => "api",
+        Role::Worker => "worker",
+    }
+}
+
+fn describe_store(config: &Config) -> String {
+    match config.store {
+        StoreKind::Sqlite => format!(
+            "sqlite {}",
+            pipeline::data_dir(config)
+                .join(crate::store::sqlite::STORE_FILE)
+                .display()
+        ),
+        StoreKind::Postgres => format!(
+            "postgres {}",
+            config
+                .database
+                .url
+                .as_deref()
+                .map(redact_url)
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Forgets idempotency keys older than `ttl`, hourly.
+async fn purge_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
+        match store.purge_keys(cutoff).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(message = "Purged expired idempotency keys.", count = n)
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(message = "Failed to purge idempotency keys.", %error)
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

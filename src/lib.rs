@@ -1,0 +1,15 @@
+//! latamctl: run and operate a pub/sub ingestion pipeline.
+//!
+//! Clients POST messages ([`api`]); a [`bus`] carries them durably (an embedded on-disk
+//! queue, or SNS → SQS); the [`worker`] stores them idempotently in a [`store`] (SQLite or
+//! PostgreSQL); clients GET them back by transaction id. The [`cli`] wires it all.
+
+pub mod api;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod output;
+pub mod pipeline;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

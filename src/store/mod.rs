@@ -1,0 +1,151 @@
+//! Where records end up: one [`Store`] trait, a SQLite and a PostgreSQL implementation.
+//!
+//! Inserts are idempotent on `transaction_id` (the queue delivers at least once, the store
+//! makes the effect exactly once). The store also remembers `Idempotency-Key`s for the API,
+//! because it is the one component every API replica shares.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database query `{operation}` did not finish within {timeout:?}")]
+    Timeout {
+        operation: &'static str,
+        timeout: Duration,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// Stable label for metrics (`error_type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unavailable(_) => "unavailable",
+            Error::Timeout { .. } => "timeout",
+            Error::Config(_) => "config",
+            Error::Migration(_) => "migration",
+            Error::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Unavailable(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A message as the worker stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub transaction_id: Uuid,
+    pub topic: String,
+    pub message: String,
+    pub attributes: BTreeMap<String, String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored record, as `GET /data/{transaction_id}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StoredRecord {
+    /// The id `POST /ingresar-datos` returned (UUIDv7).
+    pub transaction_id: Uuid,
+    /// Topic name the message was posted to.
+    pub topic: String,
+    /// The message, as posted.
+    pub message: String,
+    /// Client attributes, as posted.
+    pub attributes: BTreeMap<String, String>,
+    /// When the API accepted the message.
+    pub received_at: DateTime<Utc>,
+    /// When the worker stored it.
+    pub stored_at: DateTime<Utc>,
+}
+
+/// The state of an `Idempotency-Key` after [`Store::reserve_key`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyReservation {
+    pub transaction_id: Uuid,
+    /// Hash of the request body the key was first used with.
+    pub request_hash: String,
+    /// Whether the message was already accepted by the bus.
+    pub published: bool,
+    /// Whether this call created the reservation.
+    pub created: bool,
+}
+
+/// Figures for `status`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StoreStats {
+    /// Rows in `records` (an estimate on large PostgreSQL tables).
+    pub records: u64,
+    /// When the newest record was stored.
+    pub newest_stored_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and metrics.
+    fn kind(&self) -> &'static str;
+    /// Inserts the records in one transaction; rows whose id exists are skipped. Returns how
+    /// many rows were new.
+    async fn insert_batch(&self, records: &[Record]) -> Result<u64>;
+    /// The stored record with this id.
+    async fn get(&self, transaction_id: Uuid) -> Result<Option<StoredRecord>>;
+    /// Reserves `key` for `candidate`, or returns the existing reservation.
+    async fn reserve_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        candidate: Uuid,
+    ) -> Result<KeyReservation>;
+    /// Records that the message reserved under `key` was accepted by the bus.
+    async fn mark_published(&self, key: &str) -> Result<()>;
+    /// Forgets keys created before `cutoff`. Returns how many.
+    async fn purge_keys(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+    /// Whether the store answers.
+    async fn ready(&self) -> Result<()>;
+    async fn stats(&self) -> Result<StoreStats>;
+}
+
+/// Runs one query with the configured timeout and records its latency
+/// (`latamctl_db_query_duration_seconds{operation}`, the DB-latency SLI).
+pub(crate) async fn timed<T, F>(operation: &'static str, timeout: Duration, query: F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(timeout, query).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!("latamctl_db_query_duration_seconds", "operation" => operation)
+        .record(elapsed);
+    let result = match outcome {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout { operation, timeout }),
+    };
+    if let Err(e) = &result {
+        metrics::counter!("latamctl_db_errors_total", "operation" => operation, "error_type" => e.kind())
+            .increment(1);
+    }
+    result
+}

@@ -1,0 +1,257 @@
+//! PostgreSQL store (RDS, or Citus when the extension is installed).
+//!
+//! A pooled connection per query; each batch is one multi-row
+//! `INSERT .. ON CONFLICT (transaction_id) DO NOTHING` in one transaction. Schema changes are
+//! the versioned files in `migrations/postgres`, applied by `latamctl migrate` or at `serve`
+//! start. On Citus, migration 0002 distributes `records` by `transaction_id`.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::{Error, KeyReservation, Record, Result, Store, StoreStats, StoredRecord, timed};
+use crate::config::{DatabaseConfig, redact_url};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Rows per INSERT statement (6 binds each; PostgreSQL allows 65535 binds).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Above this estimated row count `stats` reports the planner's estimate instead of
+/// counting (a full count of a large table takes seconds).
+const EXACT_COUNT_LIMIT: f64 = 1_000_000.0;
+
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    query_timeout: Duration,
+}
+
+impl PostgresStore {
+    /// Builds the pool. Connections are opened on first use, so a database that is down at
+    /// start is reported by readiness instead of killing the process.
+    pub fn connect(config: &DatabaseConfig) -> Result<Self> {
+        let url = config.url.as_deref().ok_or_else(|| {
+            Error::Config(
+                "store = \"postgres\" needs `database.url`: set LATAMCTL_DATABASE_URL or \
+                 DATABASE_URL (postgres://user:password@host:5432/db), or [database] url in \
+                 latamctl.toml"
+                    .into(),
+            )
+        })?;
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            Error::Config(format!(
+                "database.url {} is not a valid PostgreSQL URL: {e}",
+                redact_url(url)
+            ))
+        })?;
+        let options = options.application_name("latamctl");
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(config.query_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            query_timeout: config.query_timeout,
+        })
+    }
+
+    /// Applies pending migrations; returns the versions applied now.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let before = applied_versions(&self.pool).await.unwrap_or_default();
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::Migration(e.to_string()))?;
+        let after = applied_versions(&self.pool).await?;
+        Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Whether the `citus` extension is installed (records are then distributed).
+    pub async fn is_citus(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Versions and descriptions of the migrations this binary carries.
+pub fn known_migrations() -> Vec<(i64, String)> {
+    MIGRATOR
+        .iter()
+        .map(|m| (m.version, m.description.to_string()))
+        .collect()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn insert_batch(&self, records: &[Record]) -> Result<u64> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        timed("insert_batch", self.query_timeout, async {
+            let mut tx = self.pool.begin().await?;
+            let mut inserted = 0;
+            for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO records (transaction_id, topic, message, attributes, received_at) ",
+                );
+                qb.push_values(chunk, |mut row, r| {
+                    row.push_bind(r.transaction_id)
+                        .push_bind(&r.topic)
+                        .push_bind(&r.message)
+                        .push_bind(Json(&r.attributes))
+                        .push_bind(r.received_at);
+                });
+                qb.push(" ON CONFLICT (transaction_id) DO NOTHING");
+                inserted += qb.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    async fn get(&self, transaction_id: Uuid) -> Result<Option<StoredRecord>> {
+        timed("get", self.query_timeout, async {
+            let row = sqlx::query(
+                "SELECT transaction_id, topic, message, attributes, received_at, stored_at
+                 FROM records WHERE transaction_id = $1",
+            )
+            .bind(transaction_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let Json(attributes): Json<BTreeMap<String, String>> = row.try_get("attributes")?;
+            Ok(Some(StoredRecord {
+                transaction_id: row.try_get("transaction_id")?,
+                topic: row.try_get("topic")?,
+                message: row.try_get("message")?,
+                attributes,
+                received_at: row.try_get("received_at")?,
+                stored_at: row.try_get("stored_at")?,
+            }))
+        })
+        .await
+    }
+
+    async fn reserve_key(
+        &self,
+        key: &str,
+        request_hash: &str,
+        candidate: Uuid,
+    ) -> Result<KeyReservation> {
+        timed("reserve_key", self.query_timeout, async {
+            let created = sqlx::query(
+                "INSERT INTO idempotency_keys (key, request_hash, transaction_id)
+                 VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(request_hash)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            let row = sqlx::query(
+                "SELECT request_hash, transaction_id, published FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(KeyReservation {
+                transaction_id: row.try_get("transaction_id")?,
+                request_hash: row.try_get("request_hash")?,
+                published: row.try_get("published")?,
+                created,
+            })
+        })
+        .await
+    }
+
+    async fn mark_published(&self, key: &str) -> Result<()> {
+        timed("mark_published", self.query_timeout, async {
+            sqlx::query("UPDATE idempotency_keys SET published = true WHERE key = $1")
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_keys(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        timed("purge_keys", self.query_timeout, async {
+            Ok(
+                sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(cutoff)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected(),
+            )
+        })
+        .await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        timed("ready", self.query_timeout, async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        timed("stats", self.query_timeout, async {
+            let estimate: f64 = sqlx::query_scalar(
+                "SELECT COALESCE((SELECT reltuples::float8 FROM pg_class WHERE oid = 'records'::regclass), 0)",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            let records = if estimate > EXACT_COUNT_LIMIT {
+                estimate as u64
+            } else {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+                    .fetch_one(&self.pool)
+                    .await?;
+                u64::try_from(n).unwrap_or(0)
+            };
+            let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT stored_at FROM records ORDER BY transaction_id DESC LIMIT 1",
+            )
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(StoreStats {
+                records,
+                newest_stored_at: newest,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,281 @@
+//! The worker: receive a batch, insert it idempotently, commit, then acknowledge.
+//!
+//! At-least-once delivery becomes exactly-once effect because the insert skips ids that
+//! exist and the ack comes only after the commit. A message that cannot be decoded is never
+//! acknowledged: it is retried with backoff until the queue moves it to the dead-letter
+//! queue. When the store fails, the whole batch goes back to the queue with backoff and the
+//! poller pauses, so a database outage slows the worker instead of losing data.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{DecodeError, Delivery, Queue, QueueStats};
+use crate::config::WorkerConfig;
+use crate::store::{self, Record, Store};
+
+/// What became of one batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Rows newly inserted.
+    pub stored: u64,
+    /// Messages whose row already existed (redeliveries).
+    pub duplicates: u64,
+    /// Message ids of deliveries that could not be decoded.
+    pub poison: Vec<String>,
+    /// Set when the insert failed: every decodable message of the batch is then failed too.
+    pub store_error: Option<store::Error>,
+}
+
+impl BatchOutcome {
+    /// Message ids that must not be acknowledged (for SQS `batchItemFailures`).
+    pub fn failed_ids<'a>(&self, batch: &'a [Delivery]) -> Vec<&'a str> {
+        batch
+            .iter()
+            .filter(|d| self.store_error.is_some() || self.poison.contains(&d.message_id))
+            .map(|d| d.message_id.as_str())
+            .collect()
+    }
+}
+
+/// Decodes a batch and inserts what decodes, in one transaction. Shared by the long-running
+/// worker and the Lambda handler.
+pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome {
+    let mut outcome = BatchOutcome::default();
+    let mut records: Vec<Record> = Vec::with_capacity(batch.len());
+    let mut seen = HashSet::with_capacity(batch.len());
+    for delivery in batch {
+        match delivery.decode() {
+            Ok(record) => {
+                // The same id twice in one batch (a republished message): insert it once.
+                if seen.insert(record.transaction_id) {
+                    records.push(record);
+                } else {
+                    outcome.duplicates += 1;
+                }
+            }
+            Err(error) => {
+                report_poison(delivery, &error);
+                outcome.poison.push(delivery.message_id.clone());
+            }
+        }
+    }
+    match store.insert_batch(&records).await {
+        Ok(inserted) => {
+            outcome.stored = inserted;
+            outcome.duplicates += records.len() as u64 - inserted;
+            metrics::counter!("latamctl_messages_stored_total").increment(inserted);
+            metrics::counter!("latamctl_messages_duplicate_total")
+                .increment(records.len() as u64 - inserted);
+        }
+        Err(error) => outcome.store_error = Some(error),
+    }
+    outcome
+}
+
+fn report_poison(delivery: &Delivery, error: &DecodeError) {
+    metrics::counter!("latamctl_poison_messages_total", "reason" => error.kind()).increment(1);
+    tracing::warn!(
+        message = "Received a message that cannot be decoded; it will reach the dead-letter queue.",
+        message_id = %delivery.message_id,
+        receive_count = delivery.receive_count,
+        %error,
+    );
+}
+
+pub struct Worker {
+    queue: Arc<dyn Queue>,
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    pub fn new(queue: Arc<dyn Queue>, store: Arc<dyn Store>, config: WorkerConfig) -> Self {
+        Self {
+            queue,
+            store,
+            config,
+        }
+    }
+
+    /// Runs `concurrency` receive loops until `shutdown`; in-flight batches finish first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let worker = Arc::new(self);
+        let mut loops = tokio::task::JoinSet::new();
+        for poller in 0..worker.config.concurrency {
+            let worker = worker.clone();
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { worker.poll(poller, shutdown).await });
+        }
+        tracing::info!(
+            message = "Worker started.",
+            pollers = worker.config.concurrency,
+            batch_size = worker.config.batch_size
+        );
+        while loops.join_next().await.is_some() {}
+        tracing::info!(message = "Worker stopped.");
+    }
+
+    async fn poll(&self, poller: usize, shutdown: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                r = self.queue.receive(
+                    self.config.batch_size,
+                    self.config.wait_time,
+                    self.config.visibility_timeout,
+                ) => r,
+            };
+            let pause = match received {
+                Ok(batch) if batch.is_empty() => {
+                    failures = 0;
+                    None
+                }
+                Ok(batch) => {
+                    let ok = self.handle(batch).await;
+                    failures = if ok { 0 } else { failures + 1 };
+                    (!ok).then(|| self.retry_delay(failures))
+                }
+                Err(error) => {
+                    failures += 1;
+                    metrics::counter!("latamctl_worker_receive_errors_total", "error_type" => error.kind())
+                        .increment(1);
+                    tracing::warn!(message = "Failed to receive from the queue.", poller, %error);
+                    Some(self.retry_delay(failures))
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+
+    /// Stores and acknowledges one batch. Returns false when the store failed.
+    async fn handle(&self, batch: Vec<Delivery>) -> bool {
+        let started = Instant::now();
+        metrics::histogram!("latamctl_worker_batch_size").record(batch.len() as f64);
+        let outcome = store_batch(self.store.as_ref(), &batch).await;
+
+        let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = batch
+            .iter()
+            .partition(|d| outcome.poison.contains(&d.message_id));
+        for d in &poison {
+            self.release(&[d], self.retry_delay(d.receive_count)).await;
+        }
+
+        let ok = match &outcome.store_error {
+            None => {
+                match self.queue.ack(&rest).await {
+                    Ok(report) => {
+                        for (message_id, reason) in &report.failed {
+                            metrics::counter!("latamctl_ack_errors_total").increment(1);
+                            tracing::warn!(message = "Failed to acknowledge a stored message; its redelivery will be skipped as a duplicate.", %message_id, %reason);
+                        }
+                    }
+                    Err(error) => {
+                        metrics::counter!("latamctl_ack_errors_total").increment(rest.len() as u64);
+                        tracing::warn!(message = "Failed to acknowledge stored messages; their redelivery will be skipped as duplicates.", %error, count = rest.len());
+                    }
+                }
+                true
+            }
+            Some(error) => {
+                metrics::counter!("latamctl_retries_total", "operation" => "insert").increment(1);
+                let attempts = rest.iter().map(|d| d.receive_count).max().unwrap_or(1);
+                tracing::warn!(message = "Failed to store a batch; it goes back to the queue.", %error, count = rest.len(), receive_count = attempts);
+                self.release(&rest, self.retry_delay(attempts)).await;
+                false
+            }
+        };
+        let result = if !ok {
+            "store_error"
+        } else if poison.is_empty() {
+            "ok"
+        } else {
+            "partial"
+        };
+        metrics::counter!("latamctl_worker_batches_total", "outcome" => result).increment(1);
+        metrics::histogram!("latamctl_worker_batch_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        ok
+    }
+
+    async fn release(&self, deliveries: &[&Delivery], delay: Duration) {
+        if deliveries.is_empty() {
+            return;
+        }
+        if let Err(error) = self.queue.release(deliveries, delay).await {
+            // The visibility timeout brings them back anyway.
+            tracing::warn!(message = "Failed to release messages back to the queue.", %error);
+        }
+    }
+
+    /// `retry_base_delay × 2^(attempt-1)`, capped at `retry_max_delay`.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        backoff(
+            self.config.retry_base_delay,
+            self.config.retry_max_delay,
+            attempt,
+        )
+    }
+}
+
+/// Exponential backoff: `base × 2^(attempt-1)`, capped at `max`.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exp = attempt.saturating_sub(1).min(20);
+    base.saturating_mul(1u32 << exp).min(max)
+}
+
+/// Publishes queue figures as gauges every `every` until `shutdown`.
+pub async fn report_queue_stats(
+    queue: Arc<dyn Queue>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match queue.stats().await {
+            Ok(stats) => set_queue_gauges(&stats),
+            Err(error) => tracing::debug!(message = "Failed to read queue stats.", %error),
+        }
+    }
+}
+
+fn set_queue_gauges(stats: &QueueStats) {
+    metrics::gauge!("latamctl_queue_depth", "queue" => "main", "state" => "visible")
+        .set(stats.visible as f64);
+    metrics::gauge!("latamctl_queue_depth", "queue" => "main", "state" => "in_flight")
+        .set(stats.in_flight as f64);
+    metrics::gauge!("latamctl_queue_depth", "queue" => "dlq", "state" => "visible")
+        .set(stats.dead_letter as f64);
+    metrics::gauge!("latamctl_queue_oldest_message_age_seconds")
+        .set(stats.oldest_age_seconds.unwrap_or(0.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        assert_eq!(backoff(base, max, 0), base);
+        assert_eq!(backoff(base, max, 1), base);
+        assert_eq!(backoff(base, max, 2), Duration::from_millis(200));
+        assert_eq!(backoff(base, max, 4), Duration::from_millis(800));
+        assert_eq!(backoff(base, max, 5), max);
+        assert_eq!(backoff(base, max, u32::MAX), max);
+    }
+}

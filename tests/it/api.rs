@@ -1,0 +1,563 @@
+//! Router tests through `app(state).oneshot(..)`: a real embedded queue and SQLite store in a
+//! temp dir, no socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use latamctl::api::{ApiSettings, AppState, TopicPolicy, app};
+use latamctl::bus::embedded::EmbeddedQueue;
+use latamctl::bus::{Publisher, Queue};
+use latamctl::config::QueueConfig;
+use latamctl::store::Store;
+use latamctl::store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub struct Harness {
+    pub router: Router,
+    pub queue: Arc<EmbeddedQueue>,
+    pub store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn settings(token: Option<&str>) -> ApiSettings {
+    ApiSettings {
+        topics: TopicPolicy {
+            names: vec!["data-ingestion-topic".into()],
+            topic_arn: Some("arn:aws:sns:us-east-1:123456789012:data-ingestion-topic".into()),
+        },
+        token: token.map(str::to_owned),
+        body_limit_bytes: 1024 * 1024,
+        request_timeout: Duration::from_secs(10),
+        publish_timeout: Duration::from_secs(5),
+    }
+}
+
+pub async fn harness(token: Option<&str>) -> Harness {
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let state = AppState::new(
+        settings(token),
+        Some(queue.clone() as Arc<dyn Publisher>),
+        Some(queue.clone() as Arc<dyn Queue>),
+        Some(store.clone() as Arc<dyn Store>),
+    );
+    Harness {
+        router: app(state),
+        queue,
+        store,
+        _dir: dir,
+    }
+}
+
+pub async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value, header::HeaderMap) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body, headers)
+}
+
+fn post_raw(body: impl Into<Body>, content_type: Option<&str>) -> Request<Body> {
+    let mut b = Request::post("/ingresar-datos");
+    if let Some(ct) = content_type {
+        b = b.header(header::CONTENT_TYPE, ct);
+    }
+    b.body(body.into()).unwrap()
+}
+
+fn post_json(value: Value) -> Request<Body> {
+    post_raw(value.to_string(), Some("application/json"))
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn post_then_get_round_trip_with_trailing_slash_and_arn() {
+    let h = harness(None).await;
+    let (status, body, _) = send(
+        &h.router,
+        Request::post("/ingresar-datos/")
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(Body::from(
+                json!({
+                    "topic_arn": "arn:aws:sns:us-east-1:123456789012:data-ingestion-topic",
+                    "message": "hola",
+                    "attributes": {"source": "test", "tenant.id": "42"}
+                })
+                .to_string(),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "OK");
+    let id: uuid::Uuid = body["transaction_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id.get_version_num(), 7, "transaction ids are UUIDv7");
+
+    // Not stored until the worker runs: 404 JSON.
+    let (status, body, _) = send(&h.router, get(&format!("/data/{id}"))).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "not_found");
+
+    // Play the worker once.
+    let batch = h
+        .queue
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(batch.len(), 1);
+    let outcome = latamctl::worker::store_batch(h.store.as_ref(), &batch).await;
+    assert_eq!(outcome.stored, 1);
+
+    let (status, body, _) = send(&h.router, get(&format!("/data/{id}"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["transaction_id"], id.to_string());
+    assert_eq!(body["topic"], "data-ingestion-topic");
+    assert_eq!(body["message"], "hola");
+    assert_eq!(
+        body["attributes"],
+        json!({"source": "test", "tenant.id": "42"})
+    );
+    assert!(body["received_at"].is_string() && body["stored_at"].is_string());
+}
+
+#[tokio::test]
+async fn bad_inputs_get_clear_4xx_json_errors_and_enqueue_nothing() {
+    let h = harness(None).await;
+    let topic = "data-ingestion-topic";
+    let big = "x".repeat(256 * 1024 + 1);
+    let eight: serde_json::Map<String, Value> =
+        (0..8).map(|i| (format!("a{i}"), json!("v"))).collect();
+    let cases: Vec<(&str, Request<Body>, u16, &str)> = vec![
+        (
+            "malformed json",
+            post_raw("{\"topic_arn\":", Some("application/json")),
+            400,
+            "invalid_json",
+        ),
+        (
+            "empty body",
+            post_raw("", Some("application/json")),
+            400,
+            "invalid_json",
+        ),
+        (
+            "json array",
+            post_raw("[]", Some("application/json")),
+            400,
+            "invalid_field",
+        ),
+        (
+            "json string",
+            post_raw("\"hola\"", Some("application/json")),
+            400,
+            "invalid_field",
+        ),
+        (
+            "missing message",
+            post_json(json!({"topic_arn": topic})),
+            400,
+            "invalid_field",
+        ),
+        (
+            "missing topic",
+            post_json(json!({"message": "m"})),
+            400,
+            "invalid_field",
+        ),
+        (
+            "message is a number",
+            post_json(json!({"topic_arn": topic, "message": 5})),
+            400,
+            "invalid_field",
+        ),
+        (
+            "topic is null",
+            post_json(json!({"topic_arn": null, "message": "m"})),
+            400,
+            "invalid_field",
+        ),
+        (
+            "unknown field",
+            post_json(json!({"topic_arn": topic, "message": "m", "mesage": "x"})),
+            400,
+            "invalid_field",
+        ),
+        (
+            "attribute not a string",
+            post_json(json!({"topic_arn": topic, "message": "m", "attributes": {"a": 1}})),
+            400,
+            "invalid_field",
+        ),
+        (
+            "empty message",
+            post_json(json!({"topic_arn": topic, "message": ""})),
+            400,
+            "empty_message",
+        ),
+        (
+            "blank message",
+            post_json(json!({"topic_arn": topic, "message": "  \n "})),
+            400,
+            "empty_message",
+        ),
+        (
+            "message 256 KiB + 1",
+            post_json(json!({"topic_arn": topic, "message": big})),
+            413,
+            "message_too_large",
+        ),
+        (
+            "NUL in message",
+            post_json(json!({"topic_arn": topic, "message": "a\u{0}b"})),
+            400,
+            "invalid_message",
+        ),
+        (
+            "unknown topic",
+            post_json(json!({"topic_arn": "other-topic", "message": "m"})),
+            403,
+            "topic_not_allowed",
+        ),
+        (
+            "ARN of another topic",
+            post_json(
+                json!({"topic_arn": "arn:aws:sns:us-east-1:123456789012:other", "message": "m"}),
+            ),
+            403,
+            "topic_not_allowed",
+        ),
+        (
+            "ARN of another account",
+            post_json(
+                json!({"topic_arn": "arn:aws:sns:us-east-1:999999999999:data-ingestion-topic", "message": "m"}),
+            ),
+            403,
+            "topic_not_allowed",
+        ),
+        (
+            "not an SNS ARN",
+            post_json(json!({"topic_arn": "arn:aws:sqs:us-east-1:1:q:x", "message": "m"})),
+            400,
+            "invalid_topic",
+        ),
+        (
+            "empty topic",
+            post_json(json!({"topic_arn": "", "message": "m"})),
+            400,
+            "invalid_topic",
+        ),
+        (
+            "topic with spaces",
+            post_json(json!({"topic_arn": "data ingestion", "message": "m"})),
+            400,
+            "invalid_topic",
+        ),
+        (
+            "bad UTF-8",
+            post_raw(
+                b"{\"topic_arn\":\"data-ingestion-topic\",\"message\":\"\xff\xfe\"}".to_vec(),
+                Some("application/json"),
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            "text/plain",
+            post_raw("{}", Some("text/plain")),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            post_raw("{}", None),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "form content type",
+            post_raw("a=b", Some("application/x-www-form-urlencoded")),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "body over 1 MiB",
+            post_raw(vec![b' '; 1024 * 1024 + 10], Some("application/json")),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "8 attributes",
+            post_json(json!({"topic_arn": topic, "message": "m", "attributes": eight})),
+            400,
+            "too_many_attributes",
+        ),
+        (
+            "reserved attribute",
+            post_json(
+                json!({"topic_arn": topic, "message": "m", "attributes": {"latamctl.topic": "x"}}),
+            ),
+            400,
+            "reserved_attribute",
+        ),
+        (
+            "attribute name with space",
+            post_json(json!({"topic_arn": topic, "message": "m", "attributes": {"bad name": "x"}})),
+            400,
+            "invalid_attribute",
+        ),
+        (
+            "attribute AWS. prefix",
+            post_json(json!({"topic_arn": topic, "message": "m", "attributes": {"AWS.x": "x"}})),
+            400,
+            "invalid_attribute",
+        ),
+        (
+            "empty attribute value",
+            post_json(json!({"topic_arn": topic, "message": "m", "attributes": {"a": ""}})),
+            400,
+            "invalid_attribute",
+        ),
+        (
+            "idempotency key too long",
+            Request::post("/ingresar-datos")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("idempotency-key", "k".repeat(300))
+                .body(Body::from(
+                    json!({"topic_arn": topic, "message": "m"}).to_string(),
+                ))
+                .unwrap(),
+            400,
+            "invalid_idempotency_key",
+        ),
+        (
+            "GET malformed id",
+            get("/data/not-a-uuid"),
+            400,
+            "invalid_transaction_id",
+        ),
+        (
+            "GET unknown id",
+            get("/data/01930000-0000-7000-8000-000000000000"),
+            404,
+            "not_found",
+        ),
+        (
+            "GET on POST route",
+            get("/ingresar-datos"),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE a record",
+            Request::delete("/data/01930000-0000-7000-8000-000000000000")
+                .body(Body::empty())
+                .unwrap(),
+            405,
+            "method_not_allowed",
+        ),
+        ("unknown route", get("/nope"), 404, "not_found"),
+    ];
+    assert!(cases.len() >= 20);
+    let mut failures = Vec::new();
+    for (name, req, want_status, want_code) in cases {
+        let (status, body, headers) = send(&h.router, req).await;
+        let json_ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let message_ok = body["message"].as_str().is_some_and(|m| m.len() > 10);
+        if status.as_u16() != want_status || body["error"] != want_code || !json_ct || !message_ok {
+            failures.push(format!(
+                "{name}: got {status} {body} (json: {json_ct}), want {want_status} {want_code}"
+            ));
+        }
+        assert!(!status.is_server_error(), "{name}: 5xx {body}");
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let stats = h.queue.stats().await.unwrap();
+    assert_eq!(
+        stats.visible + stats.in_flight,
+        0,
+        "bad input enqueued something"
+    );
+}
+
+#[tokio::test]
+async fn bearer_token_guards_post_and_get_but_not_probes() {
+    let h = harness(Some("s3cret-token")).await;
+    let body = json!({"topic_arn": "data-ingestion-topic", "message": "m"}).to_string();
+    let with = |auth: Option<&str>| {
+        let mut b =
+            Request::post("/ingresar-datos").header(header::CONTENT_TYPE, "application/json");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::from(body.clone())).unwrap()
+    };
+    for (auth, want) in [
+        (None, 401),
+        (Some("Bearer wrong"), 401),
+        (Some("Bearer s3cret-toke"), 401),
+        (Some("Basic czNjcmV0LXRva2Vu"), 401),
+        (Some("Bearer s3cret-token"), 200),
+    ] {
+        let (status, body, headers) = send(&h.router, with(auth)).await;
+        assert_eq!(status.as_u16(), want, "{auth:?}: {body}");
+        if want == 401 {
+            assert_eq!(body["error"], "unauthorized");
+            assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        }
+    }
+    let (status, _, _) = send(&h.router, get("/data/01930000-0000-7000-8000-000000000000")).await;
+    assert_eq!(status, 401);
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        let (status, _, _) = send(&h.router, get(probe)).await;
+        assert_eq!(status, 200, "{probe} must not need the token");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_same_id_and_enqueues_once() {
+    let h = harness(None).await;
+    let req = |key: &str, message: &str| {
+        Request::post("/ingresar-datos")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", key)
+            .body(Body::from(
+                json!({"topic_arn": "data-ingestion-topic", "message": message}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (s1, b1, _) = send(&h.router, req("order-42", "hola")).await;
+    let (s2, b2, _) = send(&h.router, req("order-42", "hola")).await;
+    assert_eq!((s1.as_u16(), s2.as_u16()), (200, 200), "{b1} {b2}");
+    assert_eq!(b1["transaction_id"], b2["transaction_id"]);
+
+    let (s3, b3, _) = send(&h.router, req("order-42", "other body")).await;
+    assert_eq!(s3, 422, "{b3}");
+    assert_eq!(b3["error"], "idempotency_key_reused");
+
+    let (s4, b4, _) = send(&h.router, req("order-43", "hola")).await;
+    assert_eq!(s4, 200);
+    assert_ne!(b4["transaction_id"], b1["transaction_id"]);
+
+    let stats = h.queue.stats().await.unwrap();
+    assert_eq!(stats.visible, 2, "one message per key");
+    let batch = h
+        .queue
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    latamctl::worker::store_batch(h.store.as_ref(), &batch).await;
+    assert_eq!(h.store.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn probes_metrics_and_openapi() {
+    let h = harness(None).await;
+    let (status, body, _) = send(&h.router, get("/healthz")).await;
+    assert_eq!(
+        (status.as_u16(), body["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let (status, body, _) = send(&h.router, get("/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["publisher"], "ok");
+    assert_eq!(body["checks"]["store"], "ok");
+
+    let (status, body, _) = send(&h.router, get("/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert!(body["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/ingresar-datos",
+        "/data/{transaction_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(body["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    assert!(body["components"]["schemas"]["IngestRequest"].is_object());
+}
+
+#[tokio::test]
+async fn readiness_turns_false_on_shutdown() {
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let state = AppState::new(
+        settings(None),
+        Some(queue.clone() as Arc<dyn Publisher>),
+        None,
+        Some(store as Arc<dyn Store>),
+    );
+    let router = app(state.clone());
+    state.begin_shutdown();
+    let (status, body, _) = send(&router, get("/readyz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    let (status, body, _) = send(
+        &router,
+        post_json(json!({"topic_arn": "data-ingestion-topic", "message": "m"})),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "shutting_down");
+}
+
+#[tokio::test]
+async fn worker_only_router_serves_probes_but_not_ingest() {
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let router = app(AppState::new(
+        settings(None),
+        None,
+        Some(queue as Arc<dyn Queue>),
+        Some(store as Arc<dyn Store>),
+    ));
+    let (status, body, _) = send(&router, get("/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["queue"], "ok");
+    let (status, _, _) = send(
+        &router,
+        post_json(json!({"topic_arn": "data-ingestion-topic", "message": "m"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

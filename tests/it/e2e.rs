@@ -1,0 +1,212 @@
+//! The real binary on a free port: end to end, crash safety, graceful shutdown, CLI errors.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use latamctl::store::sqlite::SqliteStore;
+use uuid::Uuid;
+
+use super::support::{self, Serve, client, post, wait_stored};
+
+async fn count_rows(data: &std::path::Path) -> u64 {
+    SqliteStore::open(data, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .count()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_concurrent_posts_are_all_stored() {
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let serve = Serve::start(&["--data-dir", data.to_str().unwrap()], &[], dir.path());
+    let http = client();
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let (http, base, sem) = (http.clone(), serve.base.clone(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire().await.unwrap();
+            post(&http, &base, &format!("message {i}")).await
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        ids.push(r.unwrap().expect("POST failed"));
+    }
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        1000,
+        "ids not unique"
+    );
+    let missing = wait_stored(&http, &serve.base, &ids, Duration::from_secs(60)).await;
+    assert!(missing.is_empty(), "{} ids never stored", missing.len());
+    assert_eq!(count_rows(&data).await, 1000);
+    assert_eq!(serve.terminate(), Some(0), "graceful shutdown exits 0");
+}
+
+/// `kill -9` in the middle of a stream of POSTs; after a restart on the same data dir every
+/// acknowledged id is stored, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_loses_no_acknowledged_message() {
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let data_arg = data.to_str().unwrap().to_owned();
+    let serve = Serve::start(&["--data-dir", &data_arg], &[], dir.path());
+    let http = client();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<Uuid>::new()));
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = tokio::task::JoinSet::new();
+    for s in 0..16 {
+        let (http, base, stop, acked, attempts) = (
+            http.clone(),
+            serve.base.clone(),
+            stop.clone(),
+            acked.clone(),
+            attempts.clone(),
+        );
+        senders.spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                if let Ok(id) = post(&http, &base, &format!("sender {s} message {i}")).await {
+                    acked.lock().unwrap().push(id);
+                }
+                i += 1;
+            }
+        });
+    }
+    // Let traffic and the worker run, then pull the plug mid-stream.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    serve.kill9();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    while senders.join_next().await.is_some() {}
+    let acked: Vec<Uuid> = acked.lock().unwrap().clone();
+    let attempts = attempts.load(Ordering::SeqCst);
+    assert!(
+        acked.len() > 50,
+        "too little traffic before the kill: {}",
+        acked.len()
+    );
+
+    let serve = Serve::start(&["--data-dir", &data_arg], &[], dir.path());
+    let missing = wait_stored(&http, &serve.base, &acked, Duration::from_secs(90)).await;
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged messages lost after kill -9, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(3)]
+    );
+    // Nothing beyond what was attempted, no duplicates: rows ≤ attempts and ≥ acked.
+    let rows = count_rows(&data).await;
+    assert!(
+        rows >= acked.len() as u64 && rows <= attempts as u64,
+        "rows {rows}, acked {}, attempts {attempts}",
+        acked.len()
+    );
+    assert_eq!(serve.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_reports_bad_configuration_and_exits_2() {
+    let dir = support::tempdir();
+    std::fs::write(
+        dir.path().join("latamctl.toml"),
+        "[worker]\nconcurency = 3\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = support::run(&["serve"], &[], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("concurency") && stderr.contains("latamctl.toml"),
+        "{stderr}"
+    );
+
+    let empty = support::tempdir();
+    let (code, _, stderr) = support::run(
+        &["serve", "--bus", "aws", "--aws-region", "us-east-1"],
+        &[],
+        empty.path(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("LATAMCTL_AWS_TOPIC_ARN"), "{stderr}");
+
+    let (code, _, stderr) = support::run(
+        &["serve", "--store", "postgres"],
+        &[("DATABASE_URL", "")],
+        empty.path(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[tokio::test]
+async fn api_and_worker_roles_share_a_data_dir() {
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let data_arg = data.to_str().unwrap();
+    let api = Serve::start(&["--role", "api", "--data-dir", data_arg], &[], dir.path());
+    let http = client();
+    let id = post(&http, &api.base, "split roles").await.unwrap();
+    // No worker yet: the message waits in the queue.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = http
+        .get(api.url(&format!("/data/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    let worker = Serve::start(
+        &["--role", "worker", "--data-dir", data_arg],
+        &[],
+        dir.path(),
+    );
+    let ready = http.get(worker.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let not_ingest = http
+        .get(worker.url("/data/00000000-0000-7000-8000-000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_ingest.status(), 404);
+    let missing = wait_stored(&http, &api.base, &[id], Duration::from_secs(30)).await;
+    assert!(missing.is_empty());
+    assert_eq!(worker.terminate(), Some(0));
+    assert_eq!(api.terminate(), Some(0));
+}
+
+#[tokio::test]
+async fn config_show_redacts_secrets_and_lists_env_names() {
+    let dir = support::tempdir();
+    let (code, stdout, stderr) = support::run(
+        &["config", "show", "-o", "json"],
+        &[
+            ("LATAMCTL_API_TOKEN", "t0ps3cret"),
+            ("DATABASE_URL", "postgres://app:hunter2@db:5432/app"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stdout.contains("t0ps3cret") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["config"]["api"]["token"], "<redacted>");
+    assert_eq!(
+        v["config"]["database"]["url"],
+        "postgres://app:<redacted>@db:5432/app"
+    );
+
+    let (code, stdout, _) = support::run(&["config", "show"], &[], dir.path());
+    assert_eq!(code, 0);
+    assert!(stdout.contains("LATAMCTL_AWS_QUEUE_URL"), "{stdout}");
+}

@@ -1,0 +1,317 @@
+//! Queue semantics, one behavioural suite for every bus: publish, receive with visibility
+//! timeout, redelivery, receive count, ack, release, dead-letter queue, redrive.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use latamctl::bus::embedded::EmbeddedQueue;
+use latamctl::bus::{OutboundMessage, Publisher, Queue, QueueAdmin, QueueName};
+use latamctl::config::QueueConfig;
+use uuid::Uuid;
+
+/// Receives after which a message goes to the DLQ, in every suite queue.
+pub const MAX_RECEIVES: u32 = 3;
+
+/// A bus under test.
+pub struct Bus {
+    pub publisher: Arc<dyn Publisher>,
+    pub queue: Arc<dyn Queue>,
+    pub admin: Arc<dyn QueueAdmin>,
+    /// Long-poll wait that reliably returns messages already published.
+    pub wait: Duration,
+    pub _keep: Option<Box<dyn std::any::Any + Send>>,
+}
+
+pub fn message(text: &str) -> OutboundMessage {
+    OutboundMessage {
+        transaction_id: Uuid::now_v7(),
+        topic: "data-ingestion-topic".into(),
+        message: text.into(),
+        attributes: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+        received_at: Utc::now(),
+    }
+}
+
+async fn receive_all(bus: &Bus, visibility: Duration) -> Vec<latamctl::bus::Delivery> {
+    bus.queue.receive(10, bus.wait, visibility).await.unwrap()
+}
+
+pub async fn publish_receive_ack(bus: &Bus) {
+    let m = message("hola");
+    bus.publisher.publish(&m).await.unwrap();
+    let got = receive_all(bus, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].receive_count, 1);
+    let record = got[0].decode().unwrap();
+    assert_eq!(record.transaction_id, m.transaction_id);
+    assert_eq!(record.message, "hola");
+    assert_eq!(record.attributes, m.attributes);
+    let refs: Vec<_> = got.iter().collect();
+    let report = bus.queue.ack(&refs).await.unwrap();
+    assert_eq!(report.acked, 1);
+    assert!(report.failed.is_empty());
+    let again = bus
+        .queue
+        .receive(10, Duration::from_millis(500), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "acked message came back");
+}
+
+pub async fn redelivery_after_visibility_timeout(bus: &Bus) {
+    let m = message("again");
+    bus.publisher.publish(&m).await.unwrap();
+    let first = receive_all(bus, Duration::from_secs(1)).await;
+    assert_eq!(first.len(), 1);
+    let hidden = bus
+        .queue
+        .receive(10, Duration::ZERO, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        hidden.is_empty(),
+        "message visible during its visibility timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let second = receive_all(bus, Duration::from_secs(30)).await;
+    assert_eq!(
+        second.len(),
+        1,
+        "not redelivered after the visibility timeout"
+    );
+    assert_eq!(second[0].message_id, first[0].message_id);
+    assert_eq!(second[0].receive_count, 2);
+    let refs: Vec<_> = second.iter().collect();
+    assert_eq!(bus.queue.ack(&refs).await.unwrap().acked, 1);
+}
+
+pub async fn release_makes_visible_again(bus: &Bus) {
+    bus.publisher.publish(&message("release")).await.unwrap();
+    let got = receive_all(bus, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1);
+    let refs: Vec<_> = got.iter().collect();
+    bus.queue.release(&refs, Duration::ZERO).await.unwrap();
+    let again = receive_all(bus, Duration::from_secs(30)).await;
+    assert_eq!(again.len(), 1, "released message not visible");
+    assert_eq!(again[0].receive_count, 2);
+    let refs: Vec<_> = again.iter().collect();
+    bus.queue.ack(&refs).await.unwrap();
+}
+
+/// After MAX_RECEIVES receives without ack the message moves to the DLQ; redrive brings it
+/// back.
+pub async fn dead_letter_after_max_receives_and_redrive(bus: &Bus) {
+    let m = message("poison");
+    bus.publisher.publish(&m).await.unwrap();
+    for n in 1..=MAX_RECEIVES {
+        let got = receive_all(bus, Duration::from_secs(30)).await;
+        assert_eq!(got.len(), 1, "receive {n}");
+        assert_eq!(got[0].receive_count, n);
+        let refs: Vec<_> = got.iter().collect();
+        bus.queue.release(&refs, Duration::ZERO).await.unwrap();
+    }
+    let none = bus
+        .queue
+        .receive(10, Duration::from_secs(1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "message received more than max_receive_count times"
+    );
+
+    let mut dead = Vec::new();
+    for _ in 0..10 {
+        dead = bus.admin.take(QueueName::Dlq, 10, false).await.unwrap();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(dead.len(), 1, "message not in the DLQ");
+    assert_eq!(dead[0].decode().unwrap().transaction_id, m.transaction_id);
+
+    let moved = bus.admin.redrive(10).await.unwrap();
+    assert_eq!(moved, 1);
+    let back = receive_all(bus, Duration::from_secs(30)).await;
+    assert_eq!(back.len(), 1, "redriven message not back in the main queue");
+    assert_eq!(back[0].decode().unwrap().transaction_id, m.transaction_id);
+    let refs: Vec<_> = back.iter().collect();
+    bus.queue.ack(&refs).await.unwrap();
+}
+
+/// Concurrent publishes are all durable and each is received exactly once.
+pub async fn concurrent_publishes_arrive_once(bus: &Bus, n: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let p = bus.publisher.clone();
+        tasks.spawn(async move {
+            let m = message(&format!("m{i}"));
+            p.publish(&m).await.map(|_| m.transaction_id)
+        });
+    }
+    let mut sent = HashSet::new();
+    while let Some(r) = tasks.join_next().await {
+        sent.insert(r.unwrap().unwrap());
+    }
+    let mut seen = HashSet::new();
+    let mut empty_polls = 0;
+    while seen.len() < n && empty_polls < 5 {
+        let got = receive_all(bus, Duration::from_secs(60)).await;
+        if got.is_empty() {
+            empty_polls += 1;
+            continue;
+        }
+        for d in &got {
+            assert!(
+                seen.insert(d.decode().unwrap().transaction_id),
+                "duplicate delivery"
+            );
+        }
+        let refs: Vec<_> = got.iter().collect();
+        bus.queue.ack(&refs).await.unwrap();
+    }
+    assert_eq!(seen, sent);
+}
+
+// ---- the embedded bus ----
+
+async fn embedded(dir: &std::path::Path) -> (Bus, Arc<EmbeddedQueue>) {
+    let q = Arc::new(
+        EmbeddedQueue::open(
+            dir,
+            &QueueConfig {
+                max_receive_count: MAX_RECEIVES,
+                ..QueueConfig::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    (
+        Bus {
+            publisher: q.clone(),
+            queue: q.clone(),
+            admin: q.clone(),
+            wait: Duration::from_millis(500),
+            _keep: None,
+        },
+        q,
+    )
+}
+
+#[tokio::test]
+async fn embedded_publish_receive_ack() {
+    let dir = super::support::tempdir();
+    publish_receive_ack(&embedded(dir.path()).await.0).await;
+}
+
+#[tokio::test]
+async fn embedded_redelivery_after_visibility_timeout() {
+    let dir = super::support::tempdir();
+    redelivery_after_visibility_timeout(&embedded(dir.path()).await.0).await;
+}
+
+#[tokio::test]
+async fn embedded_release_makes_visible_again() {
+    let dir = super::support::tempdir();
+    release_makes_visible_again(&embedded(dir.path()).await.0).await;
+}
+
+#[tokio::test]
+async fn embedded_dead_letter_and_redrive() {
+    let dir = super::support::tempdir();
+    let (bus, q) = embedded(dir.path()).await;
+    dead_letter_after_max_receives_and_redrive(&bus).await;
+    assert_eq!(q.stats().await.unwrap().dead_letter, 0);
+}
+
+#[tokio::test]
+async fn embedded_concurrent_publishes_arrive_once() {
+    let dir = super::support::tempdir();
+    concurrent_publishes_arrive_once(&embedded(dir.path()).await.0, 500).await;
+}
+
+#[tokio::test]
+async fn embedded_stale_receipt_cannot_ack() {
+    let dir = super::support::tempdir();
+    let (bus, _) = embedded(dir.path()).await;
+    bus.publisher.publish(&message("stale")).await.unwrap();
+    let first = bus
+        .queue
+        .receive(1, Duration::ZERO, Duration::from_millis(100))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = bus
+        .queue
+        .receive(1, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    let stale: Vec<_> = first.iter().collect();
+    let report = bus.queue.ack(&stale).await.unwrap();
+    assert_eq!(report.acked, 0);
+    assert_eq!(
+        report.failed.len(),
+        1,
+        "an expired receipt deleted the redelivered message"
+    );
+    let fresh: Vec<_> = second.iter().collect();
+    assert_eq!(bus.queue.ack(&fresh).await.unwrap().acked, 1);
+}
+
+#[tokio::test]
+async fn embedded_messages_survive_reopen() {
+    let dir = super::support::tempdir();
+    let m = message("durable");
+    {
+        let (bus, _) = embedded(dir.path()).await;
+        bus.publisher.publish(&m).await.unwrap();
+        // Received but not acked when the process "dies".
+        let got = bus
+            .queue
+            .receive(1, Duration::ZERO, Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+    }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (bus, q) = embedded(dir.path()).await;
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.visible, 1, "{stats:?}");
+    let got = bus
+        .queue
+        .receive(1, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].decode().unwrap().transaction_id, m.transaction_id);
+    assert_eq!(got[0].receive_count, 2);
+}
+
+#[tokio::test]
+async fn embedded_stats_count_visible_in_flight_and_dead() {
+    let dir = super::support::tempdir();
+    let (bus, q) = embedded(dir.path()).await;
+    for i in 0..3 {
+        bus.publisher
+            .publish(&message(&format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    let got = bus
+        .queue
+        .receive(1, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let stats = q.stats().await.unwrap();
+    assert_eq!(
+        (stats.visible, stats.in_flight, stats.dead_letter),
+        (2, 1, 0)
+    );
+    assert!(stats.oldest_age_seconds.is_some());
+}
