@@ -156,8 +156,13 @@ pub struct SnsPublisher {
 
 impl SnsPublisher {
     pub fn new(clients: &AwsClients, topic_arn: &str, attempts: u32) -> Self {
+        Self::with_client(clients.sns.clone(), topic_arn, attempts)
+    }
+
+    /// With a client built elsewhere (tests use mocked clients).
+    pub fn with_client(client: aws_sdk_sns::Client, topic_arn: &str, attempts: u32) -> Self {
         Self {
-            client: clients.sns.clone(),
+            client,
             topic_arn: topic_arn.to_owned(),
             attempts: attempts.max(1),
         }
@@ -228,8 +233,17 @@ pub struct SqsQueue {
 
 impl SqsQueue {
     pub fn new(clients: &AwsClients, queue_url: &str, dlq_url: Option<&str>) -> Self {
+        Self::with_client(clients.sqs.clone(), queue_url, dlq_url)
+    }
+
+    /// With a client built elsewhere (tests use mocked clients).
+    pub fn with_client(
+        client: aws_sdk_sqs::Client,
+        queue_url: &str,
+        dlq_url: Option<&str>,
+    ) -> Self {
         Self {
-            client: clients.sqs.clone(),
+            client,
             queue_url: queue_url.to_owned(),
             dlq_url: dlq_url.map(str::to_owned),
         }

@@ -1,6 +1,9 @@
 //! One integration-test binary (one link step) with a module per area.
 
 mod api;
+mod cloud;
 mod e2e;
+mod mocks;
 mod queue;
+mod store;
 mod support;

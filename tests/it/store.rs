@@ -1,0 +1,251 @@
+//! One behavioural suite for every store: SQLite (a temp file) and PostgreSQL (a fresh
+//! database on the test cluster).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use latamctl::config::DatabaseConfig;
+use latamctl::store::postgres::PostgresStore;
+use latamctl::store::sqlite::SqliteStore;
+use latamctl::store::{Record, Store};
+use uuid::Uuid;
+
+use super::support;
+
+pub fn record(message: &str) -> Record {
+    Record {
+        transaction_id: Uuid::now_v7(),
+        topic: "data-ingestion-topic".into(),
+        message: message.into(),
+        attributes: BTreeMap::from([("source".to_owned(), "tést ✓".to_owned())]),
+        received_at: Utc::now(),
+    }
+}
+
+async fn inserts_are_idempotent(store: &dyn Store) {
+    let batch: Vec<Record> = (0..3).map(|i| record(&format!("m{i} ✓ ñ"))).collect();
+    assert_eq!(store.insert_batch(&batch).await.unwrap(), 3);
+    let mut again = batch.clone();
+    again.push(record("new"));
+    assert_eq!(
+        store.insert_batch(&again).await.unwrap(),
+        1,
+        "redelivery inserted twice"
+    );
+    // The same id twice in one statement.
+    let r = record("twice");
+    assert_eq!(
+        store.insert_batch(&[r.clone(), r.clone()]).await.unwrap(),
+        1
+    );
+    assert_eq!(store.stats().await.unwrap().records, 5);
+    for r in &batch {
+        let got = store.get(r.transaction_id).await.unwrap().expect("stored");
+        assert_eq!(got.transaction_id, r.transaction_id);
+        assert_eq!(got.message, r.message);
+        assert_eq!(got.topic, r.topic);
+        assert_eq!(got.attributes, r.attributes);
+        assert_eq!(
+            got.received_at.timestamp_micros(),
+            r.received_at.timestamp_micros()
+        );
+        assert!(got.stored_at >= got.received_at);
+    }
+    assert!(store.get(Uuid::now_v7()).await.unwrap().is_none());
+}
+
+async fn large_batches_are_chunked(store: &dyn Store) {
+    let batch: Vec<Record> = (0..2500).map(|i| record(&format!("bulk {i}"))).collect();
+    assert_eq!(store.insert_batch(&batch).await.unwrap(), 2500);
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.records, 2500);
+    assert!(stats.newest_stored_at.is_some());
+}
+
+async fn idempotency_keys(store: &dyn Store) {
+    let id = Uuid::now_v7();
+    let first = store.reserve_key("key-1", "hash-a", id).await.unwrap();
+    assert!(first.created && !first.published);
+    assert_eq!(first.transaction_id, id);
+    let second = store
+        .reserve_key("key-1", "hash-b", Uuid::now_v7())
+        .await
+        .unwrap();
+    assert!(!second.created);
+    assert_eq!(second.transaction_id, id, "a retry must get the first id");
+    assert_eq!(second.request_hash, "hash-a");
+    store.mark_published("key-1").await.unwrap();
+    assert!(
+        store
+            .reserve_key("key-1", "hash-a", Uuid::now_v7())
+            .await
+            .unwrap()
+            .published
+    );
+    assert_eq!(
+        store
+            .purge_keys(Utc::now() - ChronoDuration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_keys(Utc::now() + ChronoDuration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        store
+            .reserve_key("key-1", "hash-c", Uuid::now_v7())
+            .await
+            .unwrap()
+            .created
+    );
+}
+
+async fn ready_and_empty_stats(store: &dyn Store) {
+    store.ready().await.unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.records, 0);
+    assert!(stats.newest_stored_at.is_none());
+}
+
+async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+    let dir = support::tempdir();
+    let store = SqliteStore::open(dir.path(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+/// A fresh PostgreSQL database on the test cluster; `None` when the cluster is not configured.
+pub async fn fresh_database() -> Option<String> {
+    let admin = support::service("LATAMCTL_TEST_DATABASE_URL")?;
+    let name = format!("t_{}", Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("connect to the test cluster");
+    // `name` is generated above from a UUID: safe to interpolate.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut url = reqwest::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+pub async fn postgres() -> Option<PostgresStore> {
+    let url = fresh_database().await?;
+    let store = PostgresStore::connect(&DatabaseConfig {
+        url: Some(url),
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    let applied = store.migrate().await.unwrap();
+    assert_eq!(applied, vec![1, 2]);
+    assert!(
+        store.migrate().await.unwrap().is_empty(),
+        "migrations re-applied"
+    );
+    assert!(!store.is_citus().await.unwrap());
+    Some(store)
+}
+
+#[tokio::test]
+async fn sqlite_inserts_are_idempotent() {
+    inserts_are_idempotent(&sqlite().await.0).await;
+}
+
+#[tokio::test]
+async fn sqlite_large_batches() {
+    large_batches_are_chunked(&sqlite().await.0).await;
+}
+
+#[tokio::test]
+async fn sqlite_idempotency_keys() {
+    idempotency_keys(&sqlite().await.0).await;
+}
+
+#[tokio::test]
+async fn sqlite_ready_and_stats() {
+    ready_and_empty_stats(&sqlite().await.0).await;
+}
+
+#[tokio::test]
+async fn postgres_inserts_are_idempotent() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    inserts_are_idempotent(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_large_batches() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    large_batches_are_chunked(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_idempotency_keys() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    idempotency_keys(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_ready_and_stats() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    ready_and_empty_stats(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_unreachable_is_an_error_not_a_hang() {
+    let store = PostgresStore::connect(&DatabaseConfig {
+        url: Some("postgres://postgres@127.0.0.1:1/none".into()),
+        query_timeout: Duration::from_secs(2),
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    assert!(store.ready().await.is_err());
+    assert!(store.insert_batch(&[record("x")]).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn migrate_command_applies_then_reports_up_to_date() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    // Trust auth ignores the password; it must still never be printed.
+    let url = url.replacen("postgres@", "postgres:pw-secret@", 1);
+    let dir = support::tempdir();
+    let (code, stdout, stderr) = support::run(
+        &["migrate", "--store", "postgres", "-o", "json"],
+        &[("DATABASE_URL", &url)],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["applied_now"], serde_json::json!([1, 2]));
+    assert_eq!(v["citus"], false);
+    assert!(!stdout.contains("pw-secret"), "password printed: {stdout}");
+    let (code, stdout, _) = support::run(
+        &["migrate", "--store", "postgres", "-o", "json"],
+        &[("DATABASE_URL", &url)],
+        dir.path(),
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["applied_now"], serde_json::json!([]));
+}
