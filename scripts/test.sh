@@ -105,6 +105,8 @@ run_rust_tests() {
 run_iac_checks() {
   log "Terraform checks"
   scripts/check-terraform.sh
+  log "Helm chart checks"
+  scripts/check-helm.sh
 }
 
 case "$MODE" in
