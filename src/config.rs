@@ -89,6 +89,9 @@ pub struct Config {
     pub aws: AwsConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub provision: ProvisionConfig,
+    pub status: StatusConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +159,67 @@ pub struct AwsConfig {
     pub dlq_url: Option<String>,
     /// Attempts per SNS publish (first try included) before answering 503.
     pub publish_attempts: Option<u32>,
+    /// RDS instance identifier that `provision` and `status` check (created by Terraform).
+    pub rds_instance_id: Option<String>,
+    /// EKS cluster name that `provision` and `status` check (created by Terraform).
+    pub eks_cluster: Option<String>,
+    /// SNS topic ARN that CloudWatch alarms notify (e.g. the on-call topic).
+    pub alarm_topic_arn: Option<String>,
+}
+
+/// What `latamctl provision` creates, besides the names derived from `name`/`environment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionConfig {
+    /// How long the main queue keeps a message.
+    #[serde(with = "humantime_serde")]
+    pub queue_retention: Duration,
+    /// How long the dead-letter queue keeps a message (longer than the main queue: a moved
+    /// message keeps its original enqueue time).
+    #[serde(with = "humantime_serde")]
+    pub dlq_retention: Duration,
+    /// Alarm when the oldest message in the queue is older than this.
+    #[serde(with = "humantime_serde")]
+    pub alarm_oldest_message_age: Duration,
+}
+
+/// Thresholds of `latamctl status` (defaults from the seed's alerts and SLOs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Longest wait for each check.
+    #[serde(with = "humantime_serde")]
+    pub check_timeout: Duration,
+    /// Warn when the dead-letter queue holds more messages than this.
+    pub dlq_warn: u64,
+    /// Warn when the oldest queued message is older than this.
+    #[serde(with = "humantime_serde")]
+    pub oldest_message_warn: Duration,
+    /// Fail when the oldest queued message is older than this.
+    #[serde(with = "humantime_serde")]
+    pub oldest_message_fail: Duration,
+    /// Warn when the API's error ratio (4xx+5xx) is above this (seed: 1 %).
+    pub error_rate_warn: f64,
+    /// Warn when the API's p95 latency is above this (seed SLO: 200 ms).
+    #[serde(with = "humantime_serde")]
+    pub p95_warn: Duration,
+    /// Warn when a database round trip takes longer than this (seed SLO: 100 ms).
+    #[serde(with = "humantime_serde")]
+    pub db_latency_warn: Duration,
+}
+
+/// Where `status` finds the pipeline's Kubernetes objects (`KUBECONFIG` or in-cluster).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Check Kubernetes at all (skipped when no kubeconfig is found either way).
+    pub enabled: bool,
+    /// Namespace of the Helm release.
+    pub namespace: String,
+    /// Helm release name: Deployments are `<release>-api` and `<release>-worker`.
+    pub release: String,
+    /// kubeconfig context (default: the current one).
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +261,44 @@ impl Default for Config {
             aws: AwsConfig::default(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            provision: ProvisionConfig::default(),
+            status: StatusConfig::default(),
+            kubernetes: KubernetesConfig::default(),
+        }
+    }
+}
+
+impl Default for ProvisionConfig {
+    fn default() -> Self {
+        Self {
+            queue_retention: Duration::from_secs(4 * 86_400),
+            dlq_retention: Duration::from_secs(14 * 86_400),
+            alarm_oldest_message_age: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            check_timeout: Duration::from_secs(5),
+            dlq_warn: 0,
+            oldest_message_warn: Duration::from_secs(300),
+            oldest_message_fail: Duration::from_secs(900),
+            error_rate_warn: 0.01,
+            p95_warn: Duration::from_millis(200),
+            db_latency_warn: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: "latam".to_owned(),
+            release: "latamctl".to_owned(),
+            context: None,
         }
     }
 }
@@ -493,6 +595,11 @@ impl Config {
         }
         if self.queue.max_receive_count == 0 {
             return Err(invalid("queue.max_receive_count must be at least 1".into()));
+        }
+        if self.provision.dlq_retention <= self.provision.queue_retention {
+            return Err(invalid(
+                "provision.dlq_retention must be longer than provision.queue_retention: a message moved to the DLQ keeps its original enqueue time".into(),
+            ));
         }
         if self.api.body_limit_bytes < 1024 {
             return Err(invalid(

@@ -7,9 +7,12 @@
 pub mod api;
 pub mod bus;
 pub mod cli;
+pub mod cloud;
 pub mod config;
+pub mod loadgen;
 pub mod output;
 pub mod pipeline;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

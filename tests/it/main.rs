@@ -4,6 +4,7 @@ mod api;
 mod cloud;
 mod e2e;
 mod mocks;
+mod operator;
 mod queue;
 mod store;
 mod support;
