@@ -228,6 +228,20 @@ pub struct DatabaseConfig {
     /// PostgreSQL URL (`postgres://user:pass@host:5432/db`). Secret: never printed.
     /// `DATABASE_URL` is accepted too.
     pub url: Option<String>,
+    /// Host, when the connection is given in parts instead of `url` (RDS with a managed secret).
+    pub host: Option<String>,
+    /// Port with `host`.
+    pub port: u16,
+    /// Database name with `host`.
+    pub name: Option<String>,
+    /// User with `host` (default: the secret's `username`).
+    pub user: Option<String>,
+    /// Password with `host`. Secret: never printed; prefer `secret_arn`.
+    pub password: Option<String>,
+    /// Secrets Manager secret holding `{"username", "password"}` (RDS-managed master secret).
+    pub secret_arn: Option<String>,
+    /// TLS with `host`: disable, prefer, require, verify-ca, verify-full.
+    pub ssl_mode: String,
     /// Largest connection pool per process.
     pub max_connections: u32,
     /// Apply migrations when `serve` starts.
@@ -342,6 +356,13 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: None,
+            host: None,
+            port: 5432,
+            name: None,
+            user: None,
+            password: None,
+            secret_arn: None,
+            ssl_mode: "prefer".to_owned(),
             max_connections: 10,
             migrate_on_start: true,
             query_timeout: Duration::from_secs(5),
@@ -642,6 +663,11 @@ impl Config {
             && !token.is_null()
         {
             *token = Value::String(REDACTED.to_owned());
+        }
+        if let Some(password) = value.pointer_mut("/database/password")
+            && !password.is_null()
+        {
+            *password = Value::String(REDACTED.to_owned());
         }
         if let Some(url) = value.pointer_mut("/database/url")
             && let Some(s) = url.as_str()

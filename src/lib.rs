@@ -9,6 +9,7 @@ pub mod bus;
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod lambda;
 pub mod loadgen;
 pub mod output;
 pub mod pipeline;

@@ -109,8 +109,10 @@ async fn targets(config: &Config, args: &StatusArgs) -> anyhow::Result<Targets> 
             SqliteStore::open(&data_dir, config.database.query_timeout).await?,
         )),
         StoreKind::Sqlite => None,
-        StoreKind::Postgres if config.database.url.is_some() => {
-            Some(Arc::new(PostgresStore::connect(&config.database)?))
+        StoreKind::Postgres if config.database.url.is_some() || config.database.host.is_some() => {
+            Some(Arc::new(
+                PostgresStore::connect(&config.database, &config.aws).await?,
+            ))
         }
         StoreKind::Postgres => None,
     };
