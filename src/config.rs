@@ -119,7 +119,8 @@ pub struct ApiConfig {
 pub struct WorkerConfig {
     /// Concurrent receive loops (SQS pollers).
     pub concurrency: usize,
-    /// Messages received and inserted per batch (SQS allows at most 10).
+    /// Messages received and inserted per batch; 0 = automatic: 10 on SQS (its maximum),
+    /// 100 on the embedded queue (fewer fsyncs per message).
     pub batch_size: usize,
     /// Long-polling wait per receive.
     #[serde(with = "humantime_serde")]
@@ -144,7 +145,7 @@ pub struct QueueConfig {
     pub group_commit_max: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsConfig {
     /// AWS region; falls back to the standard chain (`AWS_REGION`, profile).
@@ -158,7 +159,7 @@ pub struct AwsConfig {
     /// URL of the dead-letter queue (for `drain` and `status`).
     pub dlq_url: Option<String>,
     /// Attempts per SNS publish (first try included) before answering 503.
-    pub publish_attempts: Option<u32>,
+    pub publish_attempts: u32,
     /// RDS instance identifier that `provision` and `status` check (created by Terraform).
     pub rds_instance_id: Option<String>,
     /// EKS cluster name that `provision` and `status` check (created by Terraform).
@@ -282,6 +283,22 @@ impl Default for Config {
     }
 }
 
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            topic_arn: None,
+            queue_url: None,
+            dlq_url: None,
+            publish_attempts: 3,
+            rds_instance_id: None,
+            eks_cluster: None,
+            alarm_topic_arn: None,
+        }
+    }
+}
+
 impl Default for ProvisionConfig {
     fn default() -> Self {
         Self {
@@ -334,7 +351,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             concurrency: 2,
-            batch_size: 10,
+            batch_size: 0,
             wait_time: Duration::from_secs(20),
             visibility_timeout: Duration::from_secs(30),
             retry_base_delay: Duration::from_secs(1),
@@ -605,9 +622,9 @@ impl Config {
                 "topic name {bad:?} is not valid: use 1-256 letters, digits, '-' or '_'"
             )));
         }
-        if self.worker.batch_size == 0 || self.worker.batch_size > 10 && self.bus == BusKind::Aws {
+        if self.worker.batch_size > 10 && self.bus == BusKind::Aws {
             return Err(invalid(format!(
-                "worker.batch_size = {} is out of range: use 1-10 with bus = \"aws\" (SQS receives at most 10), at least 1 otherwise",
+                "worker.batch_size = {} is out of range with bus = \"aws\": SQS receives at most 10 (0 picks 10)",
                 self.worker.batch_size
             )));
         }
@@ -635,6 +652,15 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `worker.batch_size`, with 0 resolved for the configured bus.
+    pub fn effective_batch_size(&self) -> usize {
+        match (self.worker.batch_size, self.bus) {
+            (0, BusKind::Aws) => 10,
+            (0, BusKind::Embedded) => 100,
+            (n, _) => n,
+        }
     }
 
     /// Fails with a message that says exactly what to set when a cloud key is missing.
@@ -773,6 +799,23 @@ mod tests {
         assert_eq!(cfg.bus, BusKind::Aws);
         assert_eq!(cfg.worker.wait_time, Duration::from_secs(2));
         assert_eq!(cfg.database.url.as_deref(), Some("postgres://u:p@h/db"));
+    }
+
+    /// Keys without a default are read from the environment as text; a numeric optional
+    /// key would then fail to load. Every such key must be a string.
+    #[test]
+    fn every_key_without_a_default_accepts_text_from_the_environment() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut leaves = Vec::new();
+        collect_leaves(&defaults, &mut Vec::new(), &mut leaves);
+        let names: Vec<String> = leaves
+            .iter()
+            .filter(|(_, v)| v.is_null())
+            .map(|(p, _)| env_name(p))
+            .collect();
+        assert!(names.len() > 5);
+        let env = move |k: &str| names.iter().any(|n| n == k).then(|| "123".to_owned());
+        load_with_env(None, &Overrides::default(), env).unwrap();
     }
 
     #[test]

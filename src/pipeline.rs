@@ -96,7 +96,7 @@ pub async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Bus> {
                 Some(Arc::new(SnsPublisher::new(
                     &clients,
                     topic_arn,
-                    config.aws.publish_attempts.unwrap_or(3),
+                    config.aws.publish_attempts,
                 )))
             } else {
                 None

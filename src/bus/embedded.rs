@@ -48,8 +48,12 @@ struct PendingPublish {
 /// The on-disk queue. Cheap to clone; clones share the pool and the writer.
 #[derive(Clone)]
 pub struct EmbeddedQueue {
+    /// Readers (stats, readiness).
     pool: SqlitePool,
-    writer: mpsc::Sender<PendingPublish>,
+    /// The one connection every write goes through: SQLite has one writer at a time, and
+    /// queueing writers here (async, in order) beats SQLite's busy handler, which sleeps.
+    writer: SqlitePool,
+    publishes: mpsc::Sender<PendingPublish>,
     notify: Arc<Notify>,
     max_receive_count: u32,
     path: PathBuf,
@@ -84,27 +88,35 @@ impl EmbeddedQueue {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let open_error =
+            |e: sqlx::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| Error::Config(format!("cannot open queue {}: {e}", path.display())))?;
+            .map_err(open_error)?;
         MIGRATOR
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| Error::Config(format!("cannot migrate queue {}: {e}", path.display())))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
 
         let (tx, rx) = mpsc::channel(16 * 1024);
         let notify = Arc::new(Notify::new());
         tokio::spawn(group_commit_writer(
-            pool.clone(),
+            writer.clone(),
             rx,
             notify.clone(),
             config.group_commit_max.max(1),
         ));
         Ok(Self {
             pool,
-            writer: tx,
+            writer,
+            publishes: tx,
             notify,
             max_receive_count: config.max_receive_count,
             path,
@@ -127,7 +139,7 @@ impl EmbeddedQueue {
         let now = now_ms();
         let token = Uuid::new_v4().simple().to_string();
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
@@ -185,7 +197,7 @@ impl EmbeddedQueue {
             return Ok(report);
         }
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
@@ -228,7 +240,7 @@ impl EmbeddedQueue {
     ) -> Result<()> {
         let visible_at = now_ms().saturating_add(millis(delay));
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
@@ -341,7 +353,7 @@ async fn commit_batch(pool: &SqlitePool, batch: &[PendingPublish]) -> Result<(),
 impl Publisher for EmbeddedQueue {
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         let (done, wait) = oneshot::channel();
-        self.writer
+        self.publishes
             .send(PendingPublish {
                 message: message.clone(),
                 done,
@@ -353,7 +365,7 @@ impl Publisher for EmbeddedQueue {
     }
 
     async fn ready(&self) -> Result<()> {
-        if self.writer.is_closed() {
+        if self.publishes.is_closed() {
             return Err(Error::Unavailable("queue writer stopped".into()));
         }
         Queue::ready(self).await
@@ -453,7 +465,7 @@ impl QueueAdmin for EmbeddedQueue {
         )
         .bind(now_ms())
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(unavailable)?
         .rows_affected();

@@ -59,7 +59,7 @@ pub struct ServeArgs {
     /// Concurrent receive loops (config: worker.concurrency).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Messages per batch (config: worker.batch_size).
+    /// Messages per batch (config: worker.batch_size; default 10 on SQS, 100 embedded).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 }
@@ -158,7 +158,9 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
                 Duration::from_secs(5),
                 shutdown.clone(),
             ));
-            let worker = Worker::new(queue.clone(), store.clone(), config.worker.clone());
+            let mut worker_config = config.worker.clone();
+            worker_config.batch_size = config.effective_batch_size();
+            let worker = Worker::new(queue.clone(), store.clone(), worker_config);
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
         _ => None,

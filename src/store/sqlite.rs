@@ -26,7 +26,10 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Readers (GET, stats).
     pool: SqlitePool,
+    /// The one connection every write goes through (see the embedded queue for why).
+    writer: SqlitePool,
     path: PathBuf,
     query_timeout: Duration,
 }
@@ -47,17 +50,25 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
+        let open_error =
+            |e: sqlx::Error| Error::Config(format!("cannot open {}: {e}", path.display()));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(open_error)?;
         MIGRATOR
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| Error::Migration(format!("{}: {e}", path.display())))?;
         Ok(Self {
             pool,
+            writer,
             path,
             query_timeout,
         })
@@ -98,7 +109,7 @@ impl Store for SqliteStore {
         }
         timed("insert_batch", self.query_timeout, async {
             let stored_at = format_time(Utc::now());
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
             let mut inserted = 0;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::new(
@@ -154,7 +165,7 @@ impl Store for SqliteStore {
         candidate: Uuid,
     ) -> Result<KeyReservation> {
         timed("reserve_key", self.query_timeout, async {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
             let created = sqlx::query(
                 "INSERT INTO idempotency_keys (key, request_hash, transaction_id, published, created_at)
                  VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (key) DO NOTHING",
@@ -188,7 +199,7 @@ impl Store for SqliteStore {
         timed("mark_published", self.query_timeout, async {
             sqlx::query("UPDATE idempotency_keys SET published = 1 WHERE key = ?1")
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             Ok(())
         })
@@ -200,7 +211,7 @@ impl Store for SqliteStore {
             Ok(
                 sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
                     .bind(format_time(cutoff))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected(),
             )
