@@ -74,12 +74,7 @@ pub fn alarms(spec: &SloSpec) -> Result<String> {
         "NotRendered": skipped,
         "MetricAlarms": alarms,
     });
-    let mut text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Render {
-        backend: "cloudwatch",
-        message: e.to_string(),
-    })?;
-    text.push('\n');
-    Ok(text)
+    super::canonical_json(&doc, "cloudwatch")
 }
 
 enum Rendered {

@@ -474,15 +474,7 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
 }
 
 fn pretty(v: &Value) -> Result<String> {
-    serde_json::to_string_pretty(v)
-        .map(|mut s| {
-            s.push('\n');
-            s
-        })
-        .map_err(|e| Error::Render {
-            backend: "dashboard",
-            message: e.to_string(),
-        })
+    super::canonical_json(v, "dashboard")
 }
 
 fn query_variable(name: &str, label: &str, query: &str) -> Value {

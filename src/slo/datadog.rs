@@ -91,13 +91,7 @@ pub fn terraform(spec: &SloSpec) -> Result<String> {
             "datadog_monitor": monitors,
         }
     });
-    Ok(format!(
-        "{}\n",
-        serde_json::to_string_pretty(&doc).map_err(|e| Error::Render {
-            backend: "datadog",
-            message: e.to_string(),
-        })?
-    ))
+    super::canonical_json(&doc, "datadog")
 }
 
 fn snake(camel: &str) -> String {

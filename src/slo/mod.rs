@@ -69,3 +69,32 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Pretty JSON with object keys sorted, plus a final newline. serde_json's map keeps
+/// insertion order only when some crate enables its `preserve_order` feature, which test
+/// builds do and release builds do not: sorting makes every build render the same bytes.
+pub(crate) fn canonical_json(value: &serde_json::Value, backend: &'static str) -> Result<String> {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sorted).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&sorted(value)).map_err(|e| Error::Render {
+        backend,
+        message: e.to_string(),
+    })?;
+    text.push('\n');
+    Ok(text)
+}

@@ -755,6 +755,18 @@ mod tests {
     }
 
     #[test]
+    fn a_serialized_spec_parses_back_the_same() {
+        let spec = SloSpec::builtin().unwrap();
+        let text = serde_saphyr::to_string(&spec).unwrap();
+        let back = SloSpec::parse(&text, "serialized").unwrap();
+        assert_eq!(
+            crate::slo::prometheus::rules_file(&back),
+            crate::slo::prometheus::rules_file(&spec),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_errors_naming_the_field() {
         let e = error_of(&with("target: 0.95", "target: 0.95\n      targte: 0.9"));
         assert!(e.contains("targte"), "{e}");

@@ -5,5 +5,6 @@ mod cloud;
 mod e2e;
 mod mocks;
 mod queue;
+mod slo;
 mod store;
 mod support;
