@@ -325,6 +325,28 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
         );
     }
 
+    // Every Grafana panel query is valid PromQL that this Prometheus answers.
+    let dashboard: Value =
+        serde_json::from_str(&latamctl::slo::dashboards::grafana(&spec).unwrap()).unwrap();
+    let mut answered = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$namespace", ".*")
+                .replace("$system", ".*");
+            if !prom.query(&http, &expr).await.is_empty() {
+                answered += 1;
+            }
+        }
+    }
+    assert!(
+        answered >= 10,
+        "only {answered} panel queries returned data"
+    );
+
     // `latamctl slo` against this Prometheus.
     let (code, out, err) = support::run(
         &[
