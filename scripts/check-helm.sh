@@ -45,6 +45,32 @@ else
   log "promtool not installed: skipping 'promtool check rules' (apt-get install prometheus)"
 fi
 
+# The rendered latamctl.toml must load in the real binary (deny_unknown_fields, types), when one
+# is built: $LATAMCTL_BIN, else the cargo target dir used by scripts/test.sh and .ci/run.
+bin="${LATAMCTL_BIN:-}"
+if [ -z "$bin" ]; then
+  for candidate in "${CARGO_TARGET_DIR:-$HOME/.cache/latamctl-target}/debug/latamctl" target/debug/latamctl; do
+    if [ -x "$candidate" ]; then bin="$candidate"; break; fi
+  done
+fi
+if [ -n "$bin" ]; then
+  log "latamctl config show on every rendered latamctl.toml ($bin)"
+  n=0
+  for toml in "$work"/manifests-toml/*.toml; do
+    if env -i PATH="$PATH" HOME="$HOME" LATAMCTL_DATABASE_URL=postgres://check:check@localhost:5432/check \
+      "$bin" config show --config "$toml" -o json >"$work/config-show.json" 2>"$work/config-show.err"; then
+      n=$((n + 1))
+    else
+      printf 'FAIL: latamctl rejects the latamctl.toml rendered for %s:\n' "$(basename "$toml" .toml)" >&2
+      cat "$work/config-show.err" >&2
+      status=1
+    fi
+  done
+  log "latamctl accepted $n rendered configs"
+else
+  log "no latamctl binary built: skipping the load test of the rendered latamctl.toml (set LATAMCTL_BIN)"
+fi
+
 log "checkov (kubernetes) on the renderings"
 # The gate: the exact scan a reviewer runs. Skips are honoured only when the resource carries a
 # checkov.io/skipN annotation with a reason; the JSON pass below lists them.

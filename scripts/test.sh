@@ -22,79 +22,8 @@ case "${1:-}" in
 esac
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/latamctl-target}"
-WORK=$(mktemp -d /tmp/latamctl-test.XXXXXX)
-PIDS=()
-PG_DATA=""
-PG_CTL=""
-
-cleanup() {
-  local code=$?
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
-    as_pg "$PG_CTL" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$WORK"
-  exit $code
-}
-trap cleanup EXIT INT TERM
-
-# Runs a command as the postgres user when we are root (initdb refuses root).
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-start_moto() {
-  local venv port
-  venv=$(ensure_venv moto 'moto[server]>=5.1,<6')
-  port=$(free_port)
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$WORK/moto.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
-      export LATAMCTL_TEST_MOTO_URL="http://127.0.0.1:$port"
-      log "moto server on $LATAMCTL_TEST_MOTO_URL"
-      return
-    fi
-    sleep 0.2
-  done
-  cat "$WORK/moto.log" >&2
-  die "moto server did not start"
-}
-
-find_pg_bin() {
-  local d
-  for d in /usr/lib/postgresql/*/bin; do
-    [ -x "$d/initdb" ] && { echo "$d"; return; }
-  done
-  return 1
-}
-
-start_postgres() {
-  local bin port
-  if ! bin=$(find_pg_bin); then
-    log "installing PostgreSQL server binaries (apt)"
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
-    else sudo apt-get update -qq && sudo apt-get install -y -qq postgresql >/dev/null; fi
-    bin=$(find_pg_bin) || die "PostgreSQL server binaries not found after install"
-  fi
-  port=$(free_port)
-  PG_DATA="$WORK/pg"
-  PG_CTL="$bin/pg_ctl"
-  mkdir -p "$PG_DATA"
-  if [ "$(id -u)" = 0 ]; then
-    chown postgres "$WORK" "$PG_DATA"
-    chmod 755 "$WORK"
-  fi
-  as_pg "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-  as_pg "$PG_CTL" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DATA -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null || { cat "$PG_DATA/server.log" >&2; die "PostgreSQL did not start"; }
-  export LATAMCTL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-  log "PostgreSQL on $LATAMCTL_TEST_DATABASE_URL"
-}
+. scripts/lib/services.sh
+services_init latamctl-test
 
 # Prometheus from Debian: `prometheus` (the server the end-to-end test starts on a free port)
 # and `promtool`. The package's own service is stopped if its postinst started one.
@@ -144,6 +73,8 @@ run_rust_tests() {
 run_iac_checks() {
   log "Terraform checks"
   scripts/check-terraform.sh
+  log "Helm chart checks"
+  scripts/check-helm.sh
 }
 
 case "$MODE" in

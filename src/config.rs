@@ -89,6 +89,9 @@ pub struct Config {
     pub aws: AwsConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub provision: ProvisionConfig,
+    pub status: StatusConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +159,67 @@ pub struct AwsConfig {
     pub dlq_url: Option<String>,
     /// Attempts per SNS publish (first try included) before answering 503.
     pub publish_attempts: Option<u32>,
+    /// RDS instance identifier that `provision` and `status` check (created by Terraform).
+    pub rds_instance_id: Option<String>,
+    /// EKS cluster name that `provision` and `status` check (created by Terraform).
+    pub eks_cluster: Option<String>,
+    /// SNS topic ARN that CloudWatch alarms notify (e.g. the on-call topic).
+    pub alarm_topic_arn: Option<String>,
+}
+
+/// What `latamctl provision` creates, besides the names derived from `name`/`environment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionConfig {
+    /// How long the main queue keeps a message.
+    #[serde(with = "humantime_serde")]
+    pub queue_retention: Duration,
+    /// How long the dead-letter queue keeps a message (longer than the main queue: a moved
+    /// message keeps its original enqueue time).
+    #[serde(with = "humantime_serde")]
+    pub dlq_retention: Duration,
+    /// Alarm when the oldest message in the queue is older than this.
+    #[serde(with = "humantime_serde")]
+    pub alarm_oldest_message_age: Duration,
+}
+
+/// Thresholds of `latamctl status` (defaults from the seed's alerts and SLOs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Longest wait for each check.
+    #[serde(with = "humantime_serde")]
+    pub check_timeout: Duration,
+    /// Warn when the dead-letter queue holds more messages than this.
+    pub dlq_warn: u64,
+    /// Warn when the oldest queued message is older than this.
+    #[serde(with = "humantime_serde")]
+    pub oldest_message_warn: Duration,
+    /// Fail when the oldest queued message is older than this.
+    #[serde(with = "humantime_serde")]
+    pub oldest_message_fail: Duration,
+    /// Warn when the API's error ratio (4xx+5xx) is above this (seed: 1 %).
+    pub error_rate_warn: f64,
+    /// Warn when the API's p95 latency is above this (seed SLO: 200 ms).
+    #[serde(with = "humantime_serde")]
+    pub p95_warn: Duration,
+    /// Warn when a database round trip takes longer than this (seed SLO: 100 ms).
+    #[serde(with = "humantime_serde")]
+    pub db_latency_warn: Duration,
+}
+
+/// Where `status` finds the pipeline's Kubernetes objects (`KUBECONFIG` or in-cluster).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Check Kubernetes at all (skipped when no kubeconfig is found either way).
+    pub enabled: bool,
+    /// Namespace of the Helm release.
+    pub namespace: String,
+    /// Helm release name: Deployments are `<release>-api` and `<release>-worker`.
+    pub release: String,
+    /// kubeconfig context (default: the current one).
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +228,20 @@ pub struct DatabaseConfig {
     /// PostgreSQL URL (`postgres://user:pass@host:5432/db`). Secret: never printed.
     /// `DATABASE_URL` is accepted too.
     pub url: Option<String>,
+    /// Host, when the connection is given in parts instead of `url` (RDS with a managed secret).
+    pub host: Option<String>,
+    /// Port with `host`.
+    pub port: u16,
+    /// Database name with `host`.
+    pub name: Option<String>,
+    /// User with `host` (default: the secret's `username`).
+    pub user: Option<String>,
+    /// Password with `host`. Secret: never printed; prefer `secret_arn`.
+    pub password: Option<String>,
+    /// Secrets Manager secret holding `{"username", "password"}` (RDS-managed master secret).
+    pub secret_arn: Option<String>,
+    /// TLS with `host`: disable, prefer, require, verify-ca, verify-full.
+    pub ssl_mode: String,
     /// Largest connection pool per process.
     pub max_connections: u32,
     /// Apply migrations when `serve` starts.
@@ -197,6 +275,44 @@ impl Default for Config {
             aws: AwsConfig::default(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            provision: ProvisionConfig::default(),
+            status: StatusConfig::default(),
+            kubernetes: KubernetesConfig::default(),
+        }
+    }
+}
+
+impl Default for ProvisionConfig {
+    fn default() -> Self {
+        Self {
+            queue_retention: Duration::from_secs(4 * 86_400),
+            dlq_retention: Duration::from_secs(14 * 86_400),
+            alarm_oldest_message_age: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self {
+            check_timeout: Duration::from_secs(5),
+            dlq_warn: 0,
+            oldest_message_warn: Duration::from_secs(300),
+            oldest_message_fail: Duration::from_secs(900),
+            error_rate_warn: 0.01,
+            p95_warn: Duration::from_millis(200),
+            db_latency_warn: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: "latam".to_owned(),
+            release: "latamctl".to_owned(),
+            context: None,
         }
     }
 }
@@ -240,6 +356,13 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: None,
+            host: None,
+            port: 5432,
+            name: None,
+            user: None,
+            password: None,
+            secret_arn: None,
+            ssl_mode: "prefer".to_owned(),
             max_connections: 10,
             migrate_on_start: true,
             query_timeout: Duration::from_secs(5),
@@ -494,6 +617,11 @@ impl Config {
         if self.queue.max_receive_count == 0 {
             return Err(invalid("queue.max_receive_count must be at least 1".into()));
         }
+        if self.provision.dlq_retention <= self.provision.queue_retention {
+            return Err(invalid(
+                "provision.dlq_retention must be longer than provision.queue_retention: a message moved to the DLQ keeps its original enqueue time".into(),
+            ));
+        }
         if self.api.body_limit_bytes < 1024 {
             return Err(invalid(
                 "api.body_limit_bytes must be at least 1024 bytes".into(),
@@ -535,6 +663,11 @@ impl Config {
             && !token.is_null()
         {
             *token = Value::String(REDACTED.to_owned());
+        }
+        if let Some(password) = value.pointer_mut("/database/password")
+            && !password.is_null()
+        {
+            *password = Value::String(REDACTED.to_owned());
         }
         if let Some(url) = value.pointer_mut("/database/url")
             && let Some(s) = url.as_str()

@@ -8,10 +8,14 @@
 pub mod api;
 pub mod bus;
 pub mod cli;
+pub mod cloud;
 pub mod config;
+pub mod lambda;
+pub mod loadgen;
 pub mod output;
 pub mod pipeline;
 pub mod slo;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

@@ -46,7 +46,7 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
             Arc::new(SqliteStore::open(&data_dir(config), config.database.query_timeout).await?)
         }
         StoreKind::Postgres => {
-            let store = PostgresStore::connect(&config.database)?;
+            let store = PostgresStore::connect(&config.database, &config.aws).await?;
             if migrate {
                 let applied = store.migrate().await.map_err(|e| {
                     anyhow::anyhow!(

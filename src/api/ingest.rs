@@ -256,14 +256,16 @@ fn resolve_topic(policy: &TopicPolicy, topic_arn: &str) -> Result<String, AppErr
                 format!("{given:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
             ));
         }
-        if let Some(configured) = &policy.topic_arn
-            && configured != given
-        {
-            return Err(AppError::Forbidden(format!(
-                "topic ARN {given:?} is not this service's topic; post to the topic name instead"
-            )));
+        match &policy.topic_arn {
+            // The SNS topic itself: the service's first (default) topic.
+            Some(configured) if configured == given => return Ok(policy.names[0].clone()),
+            Some(_) => {
+                return Err(AppError::Forbidden(format!(
+                    "topic ARN {given:?} is not this service's topic; post to the topic name instead"
+                )));
+            }
+            None => parts[5],
         }
-        parts[5]
     } else {
         given
     };

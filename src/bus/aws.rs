@@ -92,7 +92,7 @@ pub async fn load_sdk_config(aws: &AwsConfig) -> Result<aws_config::SdkConfig> {
 }
 
 /// Maps an SDK error to a bus error by its error code and kind.
-fn classify<E>(operation: &str, err: aws_sdk_sqs::error::SdkError<E>) -> Error
+pub fn classify<E>(operation: &str, err: aws_sdk_sqs::error::SdkError<E>) -> Error
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -261,7 +261,7 @@ impl SqsQueue {
         }
     }
 
-    async fn receive_from(
+    async fn receive_url(
         &self,
         url: &str,
         max: usize,
@@ -312,7 +312,7 @@ impl SqsQueue {
             .collect())
     }
 
-    async fn delete_from(&self, url: &str, deliveries: &[&Delivery]) -> Result<AckReport> {
+    async fn delete_url(&self, url: &str, deliveries: &[&Delivery]) -> Result<AckReport> {
         let mut report = AckReport::default();
         for chunk in deliveries.chunks(SQS_MAX_BATCH) {
             let entries = chunk
@@ -417,12 +417,12 @@ impl Queue for SqsQueue {
         wait: Duration,
         visibility: Duration,
     ) -> Result<Vec<Delivery>> {
-        self.receive_from(&self.queue_url, max, wait, visibility)
+        self.receive_url(&self.queue_url, max, wait, visibility)
             .await
     }
 
     async fn ack(&self, deliveries: &[&Delivery]) -> Result<AckReport> {
-        self.delete_from(&self.queue_url, deliveries).await
+        self.delete_url(&self.queue_url, deliveries).await
     }
 
     async fn release(&self, deliveries: &[&Delivery], delay: Duration) -> Result<()> {
@@ -459,34 +459,32 @@ impl Queue for SqsQueue {
 
 #[async_trait]
 impl QueueAdmin for SqsQueue {
-    /// SQS cannot read without receiving: a peek receives (which counts toward the
-    /// receive count) and then makes the messages visible again at once.
-    async fn take(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>> {
+    async fn receive_from(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>> {
         let url = self.url(queue)?.to_owned();
-        let mut out = Vec::new();
-        while out.len() < max {
-            let batch = self
-                .receive_from(
-                    &url,
-                    (max - out.len()).min(SQS_MAX_BATCH),
-                    Duration::from_secs(1),
-                    Duration::from_secs(30),
-                )
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            let refs: Vec<&Delivery> = batch.iter().collect();
-            if delete {
-                self.delete_from(&url, &refs).await?;
-            }
-            out.extend(batch);
-        }
-        if !delete {
-            let refs: Vec<&Delivery> = out.iter().collect();
-            self.change_visibility(&url, &refs, Duration::ZERO).await?;
-        }
-        Ok(out)
+        self.receive_url(&url, max, Duration::from_secs(1), visibility)
+            .await
+    }
+
+    async fn delete_from(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport> {
+        let url = self.url(queue)?.to_owned();
+        self.delete_url(&url, deliveries).await
+    }
+
+    async fn release_to(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<()> {
+        let url = self.url(queue)?.to_owned();
+        self.change_visibility(&url, deliveries, Duration::ZERO)
+            .await
+    }
+
+    fn describe(&self, queue: QueueName) -> String {
+        self.url(queue)
+            .map(str::to_owned)
+            .unwrap_or_else(|e| e.to_string())
     }
 
     /// Receive from the DLQ, send to the main queue, delete from the DLQ only what was sent:
@@ -497,7 +495,7 @@ impl QueueAdmin for SqsQueue {
         let mut moved = 0u64;
         while (moved as usize) < max {
             let batch = self
-                .receive_from(
+                .receive_url(
                     &dlq,
                     (max - moved as usize).min(SQS_MAX_BATCH),
                     Duration::from_secs(1),
@@ -544,7 +542,7 @@ impl QueueAdmin for SqsQueue {
                 .iter()
                 .filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| batch.get(i)))
                 .collect();
-            let report = self.delete_from(&dlq, &sent_ok).await?;
+            let report = self.delete_url(&dlq, &sent_ok).await?;
             moved += report.acked as u64;
             if sent_ok.len() < batch.len() {
                 return Err(Error::Unavailable(format!(

@@ -116,8 +116,14 @@ impl EmbeddedQueue {
         &self.path
     }
 
-    /// Claims up to `max` visible messages; moves exhausted ones to the DLQ first.
-    async fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>> {
+    /// Claims up to `max` visible messages of `queue`; on the main queue, first moves the
+    /// messages that exhausted their receives to the DLQ.
+    async fn claim(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>> {
         let now = now_ms();
         let token = Uuid::new_v4().simple().to_string();
         let mut tx = self
@@ -125,21 +131,25 @@ impl EmbeddedQueue {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
-        let dead = sqlx::query(
-            "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1
-             WHERE queue = 'main' AND visible_at <= ?1 AND receive_count >= ?2",
-        )
-        .bind(now)
-        .bind(i64::from(self.max_receive_count))
-        .execute(&mut *tx)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
+        let dead = if queue == QueueName::Main {
+            sqlx::query(
+                "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1
+                 WHERE queue = 'main' AND visible_at <= ?1 AND receive_count >= ?2",
+            )
+            .bind(now)
+            .bind(i64::from(self.max_receive_count))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected()
+        } else {
+            0
+        };
         let rows = sqlx::query(
             "UPDATE messages
              SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2
              WHERE seq IN (SELECT seq FROM messages
-                           WHERE queue = 'main' AND visible_at <= ?3
+                           WHERE queue = ?5 AND visible_at <= ?3
                            ORDER BY seq LIMIT ?4)
              RETURNING seq, message_id, body, attributes, sent_at, receive_count",
         )
@@ -147,6 +157,7 @@ impl EmbeddedQueue {
         .bind(&token)
         .bind(now)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .bind(queue_label(queue))
         .fetch_all(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -167,27 +178,79 @@ impl EmbeddedQueue {
         Ok(out)
     }
 
-    async fn select(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>> {
-        let sql = if delete {
-            "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE queue = ?1
-               ORDER BY seq LIMIT ?2)
-             RETURNING seq, message_id, body, attributes, sent_at, receive_count"
-        } else {
-            "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
-             WHERE queue = ?1 ORDER BY seq LIMIT ?2"
-        };
-        let rows = sqlx::query(sql)
-            .bind(queue_label(queue))
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
+    /// Deletes the messages whose receipt is still current.
+    async fn delete(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport> {
+        let mut report = AckReport::default();
+        if deliveries.is_empty() {
+            return Ok(report);
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(unavailable)?;
-        let mut out: Vec<Delivery> = rows
-            .iter()
-            .map(|row| row_to_delivery(row, None))
-            .collect::<Result<_>>()?;
-        out.sort_by_key(|d| d.sent_at);
-        Ok(out)
+        for d in deliveries {
+            let Some((seq, token)) = parse_receipt(&d.receipt) else {
+                report
+                    .failed
+                    .push((d.message_id.clone(), "malformed receipt".into()));
+                continue;
+            };
+            let deleted =
+                sqlx::query("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2 AND queue = ?3")
+                    .bind(seq)
+                    .bind(token)
+                    .bind(queue_label(queue))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+            if deleted == 1 {
+                report.acked += 1;
+            } else {
+                report.failed.push((
+                    d.message_id.clone(),
+                    "receipt expired: the message was received again after its visibility timeout"
+                        .into(),
+                ));
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(report)
+    }
+
+    /// Makes the messages visible again after `delay`.
+    async fn set_visible(
+        &self,
+        queue: QueueName,
+        deliveries: &[&Delivery],
+        delay: Duration,
+    ) -> Result<()> {
+        let visible_at = now_ms().saturating_add(millis(delay));
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(unavailable)?;
+        for d in deliveries {
+            if let Some((seq, token)) = parse_receipt(&d.receipt) {
+                sqlx::query(
+                    "UPDATE messages SET visible_at = ?1 WHERE seq = ?2 AND receipt = ?3 AND queue = ?4",
+                )
+                .bind(visible_at)
+                .bind(seq)
+                .bind(token)
+                .bind(queue_label(queue))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+        tx.commit().await.map_err(unavailable)?;
+        if delay.is_zero() {
+            self.notify.notify_waiters();
+        }
+        Ok(())
     }
 }
 
@@ -310,7 +373,7 @@ impl Queue for EmbeddedQueue {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let got = self.claim(max, visibility).await?;
+            let got = self.claim(QueueName::Main, max, visibility).await?;
             let now = Instant::now();
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
@@ -324,68 +387,11 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn ack(&self, deliveries: &[&Delivery]) -> Result<AckReport> {
-        let mut report = AckReport::default();
-        if deliveries.is_empty() {
-            return Ok(report);
-        }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
-        for d in deliveries {
-            let Some((seq, token)) = parse_receipt(&d.receipt) else {
-                report
-                    .failed
-                    .push((d.message_id.clone(), "malformed receipt".into()));
-                continue;
-            };
-            let deleted = sqlx::query("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2")
-                .bind(seq)
-                .bind(token)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?
-                .rows_affected();
-            if deleted == 1 {
-                report.acked += 1;
-            } else {
-                report.failed.push((
-                    d.message_id.clone(),
-                    "receipt expired: the message was received again after its visibility timeout"
-                        .into(),
-                ));
-            }
-        }
-        tx.commit().await.map_err(unavailable)?;
-        Ok(report)
+        self.delete(QueueName::Main, deliveries).await
     }
 
     async fn release(&self, deliveries: &[&Delivery], delay: Duration) -> Result<()> {
-        let visible_at = now_ms().saturating_add(millis(delay));
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(unavailable)?;
-        for d in deliveries {
-            if let Some((seq, token)) = parse_receipt(&d.receipt) {
-                sqlx::query(
-                    "UPDATE messages SET visible_at = ?1 WHERE seq = ?2 AND receipt = ?3 AND queue = 'main'",
-                )
-                .bind(visible_at)
-                .bind(seq)
-                .bind(token)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            }
-        }
-        tx.commit().await.map_err(unavailable)?;
-        if delay.is_zero() {
-            self.notify.notify_waiters();
-        }
-        Ok(())
+        self.set_visible(QueueName::Main, deliveries, delay).await
     }
 
     async fn ready(&self) -> Result<()> {
@@ -423,8 +429,21 @@ impl Queue for EmbeddedQueue {
 
 #[async_trait]
 impl QueueAdmin for EmbeddedQueue {
-    async fn take(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>> {
-        self.select(queue, max, delete).await
+    async fn receive_from(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>> {
+        self.claim(queue, max, visibility).await
+    }
+
+    async fn delete_from(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport> {
+        self.delete(queue, deliveries).await
+    }
+
+    async fn release_to(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<()> {
+        self.set_visible(queue, deliveries, Duration::ZERO).await
     }
 
     async fn redrive(&self, max: usize) -> Result<u64> {
@@ -440,5 +459,9 @@ impl QueueAdmin for EmbeddedQueue {
         .rows_affected();
         self.notify.notify_waiters();
         Ok(moved)
+    }
+
+    fn describe(&self, queue: QueueName) -> String {
+        format!("{} ({})", self.path.display(), queue_label(queue))
     }
 }

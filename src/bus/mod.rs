@@ -283,12 +283,23 @@ pub trait Queue: Send + Sync + 'static {
 /// Operator actions on a queue or its dead-letter queue (`latamctl drain`).
 #[async_trait]
 pub trait QueueAdmin: Send + Sync + 'static {
-    /// Receives up to `max` messages of `queue` without counting a receive; with `delete`
-    /// they are removed, otherwise they are released back at once.
-    async fn take(&self, queue: QueueName, max: usize, delete: bool) -> Result<Vec<Delivery>>;
-    /// Moves up to `max` messages from the dead-letter queue back to the main queue,
-    /// resetting their receive count. Returns how many moved.
+    /// Receives up to `max` messages of `queue`, hidden from other receivers for
+    /// `visibility`, as a consumer would.
+    async fn receive_from(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Delivery>>;
+    /// Deletes received messages of `queue`.
+    async fn delete_from(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport>;
+    /// Makes received messages of `queue` visible again at once.
+    async fn release_to(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<()>;
+    /// Moves up to `max` messages from the dead-letter queue back to the main queue. Returns
+    /// how many moved.
     async fn redrive(&self, max: usize) -> Result<u64>;
+    /// Where `queue` lives, for messages (`queue.db (dlq)`, a queue URL).
+    fn describe(&self, queue: QueueName) -> String;
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
     let (config, _) = ctx.load(&o)?;
     let report = match config.store {
         StoreKind::Postgres => {
-            let store = PostgresStore::connect(&config.database)?;
+            let store = PostgresStore::connect(&config.database, &config.aws).await?;
             let applied_now = store.migrate().await?;
             MigrateReport {
                 store: config.store,

@@ -2,10 +2,14 @@
 
 mod completions;
 mod config_cmd;
+mod drain;
 mod migrate;
+mod provision;
+mod publish;
 mod render;
 mod serve;
 mod slo;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +70,14 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the pipeline: HTTP API and/or worker (embedded by default, no setup needed).
     Serve(serve::ServeArgs),
+    /// Create or update SNS, SQS + DLQ, subscription, policies and alarms (idempotent; --dry-run plans).
+    Provision(provision::ProvisionArgs),
+    /// Smoke test / load: send N messages on a schedule (constant|linear|incremental|wave), verify end to end.
+    Publish(publish::PublishArgs),
+    /// Peek at, delete or redrive messages of the queue or its dead-letter queue.
+    Drain(drain::DrainArgs),
+    /// Runbook table: every component's health and key figures; exit 0 healthy, 1 degraded, 2 error.
+    Status(status::StatusArgs),
     /// Create or update the database schema (PostgreSQL/Citus or SQLite).
     Migrate(migrate::MigrateArgs),
     /// Show the effective configuration.
@@ -125,6 +137,10 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(&ctx, args).await,
+            Command::Provision(args) => provision::run(&ctx, args).await,
+            Command::Publish(args) => publish::run(&ctx, args).await,
+            Command::Drain(args) => drain::run(&ctx, args).await,
+            Command::Status(args) => status::run(&ctx, args).await,
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Config(args) => config_cmd::run(&ctx, args).await,
             Command::Completions(args) => completions::run(args),

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{Error, KeyReservation, Record, Result, Store, StoreStats, StoredRecord, timed};
-use crate::config::{DatabaseConfig, redact_url};
+use crate::config::{AwsConfig, DatabaseConfig, redact_url};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -37,27 +37,17 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Builds the pool. Connections are opened on first use, so a database that is down at
     /// start is reported by readiness instead of killing the process.
-    pub fn connect(config: &DatabaseConfig) -> Result<Self> {
-        let url = config.url.as_deref().ok_or_else(|| {
-            Error::Config(
-                "store = \"postgres\" needs `database.url`: set LATAMCTL_DATABASE_URL or \
-                 DATABASE_URL (postgres://user:password@host:5432/db), or [database] url in \
-                 latamctl.toml"
-                    .into(),
-            )
-        })?;
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            Error::Config(format!(
-                "database.url {} is not a valid PostgreSQL URL: {e}",
-                redact_url(url)
-            ))
-        })?;
-        let options = options.application_name("latamctl");
+    ///
+    /// The connection is `database.url`, or `database.host`/`name`/`user` with the password
+    /// from `database.password` or the Secrets Manager secret `database.secret_arn` (the
+    /// RDS-managed master secret, `{"username", "password"}`), read once at start.
+    pub async fn connect(config: &DatabaseConfig, aws: &AwsConfig) -> Result<Self> {
+        let options = connect_options(config, aws).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.query_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.application_name("latamctl"));
         Ok(Self {
             pool,
             query_timeout: config.query_timeout,
@@ -87,6 +77,87 @@ impl PostgresStore {
         .fetch_one(&self.pool)
         .await?)
     }
+}
+
+/// The credentials in an RDS-managed secret.
+#[derive(serde::Deserialize)]
+struct SecretCredentials {
+    username: String,
+    password: String,
+}
+
+async fn connect_options(config: &DatabaseConfig, aws: &AwsConfig) -> Result<PgConnectOptions> {
+    if let Some(url) = config.url.as_deref() {
+        return PgConnectOptions::from_str(url).map_err(|e| {
+            Error::Config(format!(
+                "database.url {} is not a valid PostgreSQL URL: {e}",
+                redact_url(url)
+            ))
+        });
+    }
+    let Some(host) = config.host.as_deref() else {
+        return Err(Error::Config(
+            "store = \"postgres\" needs `database.url`: set LATAMCTL_DATABASE_URL or \
+             DATABASE_URL (postgres://user:password@host:5432/db), or [database] url in \
+             latamctl.toml — or database.host with database.secret_arn"
+                .into(),
+        ));
+    };
+    let ssl_mode = PgSslMode::from_str(&config.ssl_mode).map_err(|_| {
+        Error::Config(format!(
+            "database.ssl_mode {:?} is not one of disable, allow, prefer, require, verify-ca, verify-full",
+            config.ssl_mode
+        ))
+    })?;
+    let mut options = PgConnectOptions::new()
+        .host(host)
+        .port(config.port)
+        .ssl_mode(ssl_mode);
+    if let Some(name) = &config.name {
+        options = options.database(name);
+    }
+    let (mut user, mut password) = (config.user.clone(), config.password.clone());
+    if password.is_none()
+        && let Some(arn) = &config.secret_arn
+    {
+        let secret = read_secret(aws, arn).await?;
+        password = Some(secret.password);
+        user = user.or(Some(secret.username));
+    }
+    if let Some(user) = &user {
+        options = options.username(user);
+    }
+    if let Some(password) = &password {
+        options = options.password(password);
+    }
+    Ok(options)
+}
+
+async fn read_secret(aws: &AwsConfig, arn: &str) -> Result<SecretCredentials> {
+    let sdk = crate::bus::aws::load_sdk_config(aws)
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot read database.secret_arn {arn}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = out
+        .secret_string
+        .ok_or_else(|| Error::Config(format!("secret {arn} has no SecretString")))?;
+    serde_json::from_str(&text).map_err(|_| {
+        // Never echo the secret's text.
+        Error::Config(format!(
+            "secret {arn} is not JSON with \"username\" and \"password\" (the RDS-managed format)"
+        ))
+    })
 }
 
 async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>> {

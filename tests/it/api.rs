@@ -140,6 +140,41 @@ async fn post_then_get_round_trip_with_trailing_slash_and_arn() {
 }
 
 #[tokio::test]
+async fn the_configured_topic_arn_maps_to_the_default_topic() {
+    // provision names the SNS topic `<name>-<env>-ingest`; clients may post with its ARN.
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let mut s = settings(None);
+    s.topics.topic_arn = Some("arn:aws:sns:us-east-1:123456789012:latam-dev-ingest".into());
+    let router = app(AppState::new(
+        s,
+        Some(queue.clone() as Arc<dyn Publisher>),
+        Some(queue.clone() as Arc<dyn Queue>),
+        Some(store as Arc<dyn Store>),
+    ));
+    let (status, body, _) = send(
+        &router,
+        post_json(json!({"topic_arn": "arn:aws:sns:us-east-1:123456789012:latam-dev-ingest", "message": "m"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let got = queue
+        .receive(1, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got[0].decode().unwrap().topic, "data-ingestion-topic");
+}
+
+#[tokio::test]
 async fn bad_inputs_get_clear_4xx_json_errors_and_enqueue_nothing() {
     let h = harness(None).await;
     let topic = "data-ingestion-topic";

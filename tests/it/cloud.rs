@@ -285,7 +285,17 @@ async fn serve_on_sns_sqs_and_postgres_stores_every_message_once() {
         ids.push(r.unwrap().expect("POST failed"));
     }
     let missing = wait_stored(&http, &serve.base, &ids, Duration::from_secs(180)).await;
-    assert!(missing.is_empty(), "{} of 500 never stored", missing.len());
+    if !missing.is_empty() {
+        let (main, in_flight) = approx(&moto, &moto.queue_url).await;
+        let (dlq, _) = approx(&moto, &moto.dlq_url).await;
+        let logs = serve.logs();
+        let tail: Vec<&str> = logs.lines().rev().take(30).collect();
+        panic!(
+            "{} of 500 never stored; SQS visible {main}, in flight {in_flight}, DLQ {dlq}\nserve log tail:\n{}",
+            missing.len(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
         .fetch_one(&pool)

@@ -210,3 +210,26 @@ async fn config_show_redacts_secrets_and_lists_env_names() {
     assert_eq!(code, 0);
     assert!(stdout.contains("LATAMCTL_AWS_QUEUE_URL"), "{stdout}");
 }
+
+#[test]
+fn example_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["examples/latamctl.toml", "examples/latamctl.aws.toml"] {
+        let path = root.join(file);
+        let (code, stdout, stderr) = support::run(
+            &[
+                "config",
+                "show",
+                "-o",
+                "json",
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &[],
+            root,
+        );
+        assert_eq!(code, 0, "{file}: {stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["file"], path.to_str().unwrap());
+    }
+}

@@ -3,7 +3,9 @@
 mod api;
 mod cloud;
 mod e2e;
+mod lambda;
 mod mocks;
+mod operator;
 mod queue;
 mod slo;
 mod store;

@@ -124,8 +124,14 @@ pub async fn dead_letter_after_max_receives_and_redrive(bus: &Bus) {
 
     let mut dead = Vec::new();
     for _ in 0..10 {
-        dead = bus.admin.take(QueueName::Dlq, 10, false).await.unwrap();
+        dead = bus
+            .admin
+            .receive_from(QueueName::Dlq, 10, Duration::from_secs(30))
+            .await
+            .unwrap();
         if !dead.is_empty() {
+            let refs: Vec<_> = dead.iter().collect();
+            bus.admin.release_to(QueueName::Dlq, &refs).await.unwrap();
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use latamctl::config::DatabaseConfig;
+use latamctl::config::{AwsConfig, DatabaseConfig};
 use latamctl::store::postgres::PostgresStore;
 use latamctl::store::sqlite::SqliteStore;
 use latamctl::store::{Record, Store};
@@ -141,10 +141,14 @@ pub async fn fresh_database() -> Option<String> {
 
 pub async fn postgres() -> Option<PostgresStore> {
     let url = fresh_database().await?;
-    let store = PostgresStore::connect(&DatabaseConfig {
-        url: Some(url),
-        ..DatabaseConfig::default()
-    })
+    let store = PostgresStore::connect(
+        &DatabaseConfig {
+            url: Some(url),
+            ..DatabaseConfig::default()
+        },
+        &AwsConfig::default(),
+    )
+    .await
     .unwrap();
     let applied = store.migrate().await.unwrap();
     assert_eq!(applied, vec![1, 2]);
@@ -210,11 +214,15 @@ async fn postgres_ready_and_stats() {
 
 #[tokio::test]
 async fn postgres_unreachable_is_an_error_not_a_hang() {
-    let store = PostgresStore::connect(&DatabaseConfig {
-        url: Some("postgres://postgres@127.0.0.1:1/none".into()),
-        query_timeout: Duration::from_secs(2),
-        ..DatabaseConfig::default()
-    })
+    let store = PostgresStore::connect(
+        &DatabaseConfig {
+            url: Some("postgres://postgres@127.0.0.1:1/none".into()),
+            query_timeout: Duration::from_secs(2),
+            ..DatabaseConfig::default()
+        },
+        &AwsConfig::default(),
+    )
+    .await
     .unwrap();
     let started = std::time::Instant::now();
     assert!(store.ready().await.is_err());
@@ -248,4 +256,57 @@ async fn migrate_command_applies_then_reports_up_to_date() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["applied_now"], serde_json::json!([]));
+}
+
+/// The Lambda's connection: host/name in config, credentials from a Secrets Manager secret
+/// (moto), as the Terraform lambda module wires it.
+#[tokio::test]
+async fn postgres_credentials_from_a_secrets_manager_secret() {
+    let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
+        return;
+    };
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let clients = super::cloud::moto_clients(&moto).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&clients.sdk);
+    let arn = secrets
+        .create_secret()
+        .name(format!("db-{}", Uuid::new_v4().simple()))
+        .secret_string(r#"{"username":"postgres","password":"rotated-secret","engine":"postgres"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let database = DatabaseConfig {
+        host: parsed.host_str().map(str::to_owned),
+        port: parsed.port().unwrap(),
+        name: Some(parsed.path().trim_start_matches('/').to_owned()),
+        secret_arn: Some(arn.clone()),
+        ssl_mode: "disable".into(),
+        ..DatabaseConfig::default()
+    };
+    let aws = AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.clone()),
+        ..AwsConfig::default()
+    };
+    // Without the secret's username the connection would use the OS user and be refused.
+    let store = PostgresStore::connect(&database, &aws).await.unwrap();
+    store.migrate().await.unwrap();
+    inserts_are_idempotent(&store).await;
+
+    let missing = DatabaseConfig {
+        secret_arn: Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into()),
+        ..database
+    };
+    let err = PostgresStore::connect(&missing, &aws)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("database.secret_arn"), "{err}");
+    assert!(!err.contains("rotated-secret"));
 }

@@ -1,0 +1,303 @@
+//! `latamctl drain`: peek at, delete, or redrive messages of the queue or its DLQ — on the
+//! embedded queue (`--data-dir`) or on SQS, with the same flags.
+//!
+//! Nothing is lost on failure: with `--out`, messages are written and fsynced before they
+//! are deleted; a redrive deletes from the DLQ only what the main queue accepted.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Context, Exit};
+use crate::bus::{Delivery, QueueAdmin, QueueName};
+use crate::config::{BusKind, Overrides};
+use crate::output;
+use crate::pipeline::{self, Role};
+
+/// How long drained messages stay hidden while being written and deleted.
+const DRAIN_VISIBILITY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// Which queue: the main queue or its dead-letter queue.
+    #[arg(long, value_enum, default_value = "dlq")]
+    pub queue: QueueName,
+    /// Read and put back; delete nothing.
+    #[arg(long, conflicts_with = "redrive")]
+    pub peek: bool,
+    /// Move DLQ messages back to the main queue (only with --queue dlq).
+    #[arg(long)]
+    pub redrive: bool,
+    /// Most messages to handle.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max: usize,
+    /// Append drained messages to this JSON Lines file (fsynced before deleting).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: Option<PathBuf>,
+    /// Data directory of the embedded queue (config: data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Message bus (config: bus).
+    #[arg(long, value_enum)]
+    pub bus: Option<BusKind>,
+    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+/// One drained message as printed and written.
+#[derive(Debug, Serialize)]
+pub struct DrainedMessage {
+    pub message_id: String,
+    pub receive_count: u32,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub transaction_id: Option<String>,
+    pub decode_error: Option<String>,
+    pub body: String,
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl From<&Delivery> for DrainedMessage {
+    fn from(d: &Delivery) -> Self {
+        let decoded = d.decode();
+        Self {
+            message_id: d.message_id.clone(),
+            receive_count: d.receive_count,
+            sent_at: d.sent_at,
+            transaction_id: decoded.as_ref().ok().map(|r| r.transaction_id.to_string()),
+            decode_error: decoded.err().map(|e| e.to_string()),
+            body: d.body.clone(),
+            attributes: d.attributes.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    queue: QueueName,
+    source: String,
+    mode: &'static str,
+    drained: usize,
+    redriven: u64,
+    failed: usize,
+    out: Option<String>,
+    messages: Vec<DrainedMessage>,
+}
+
+pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
+    if args.redrive && args.queue != QueueName::Dlq {
+        anyhow::bail!("--redrive moves messages from the DLQ: use it with --queue dlq");
+    }
+    if args.max == 0 {
+        anyhow::bail!("--max must be at least 1");
+    }
+    let mut o = Overrides::default();
+    o.set_opt(
+        "data_dir",
+        args.data_dir.as_ref().map(|p| p.display().to_string()),
+    )
+    .set_opt(
+        "bus",
+        args.bus
+            .map(|b| serde_json::to_value(b).unwrap_or_default()),
+    )
+    .set_opt("aws.endpoint_url", args.aws_endpoint_url.clone());
+    let (config, _) = ctx.load(&o)?;
+    if config.bus == BusKind::Embedded {
+        let file = pipeline::data_dir(&config).join(crate::bus::embedded::QUEUE_FILE);
+        if !file.exists() {
+            anyhow::bail!(
+                "no embedded queue at {}: point --data-dir at the directory `latamctl serve` uses",
+                file.display()
+            );
+        }
+    }
+    let bus = pipeline::open_bus(&config, Role::Worker).await?;
+    let admin = bus
+        .admin
+        .ok_or_else(|| anyhow::anyhow!("this bus has no queue to drain"))?;
+    let source = admin.describe(args.queue);
+
+    let bar = indicatif::ProgressBar::new(args.max as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+
+    let mut summary = Summary {
+        queue: args.queue,
+        source,
+        mode: if args.redrive {
+            "redrive"
+        } else if args.peek {
+            "peek"
+        } else {
+            "delete"
+        },
+        drained: 0,
+        redriven: 0,
+        failed: 0,
+        out: args.out.as_ref().map(|p| p.display().to_string()),
+        messages: Vec::new(),
+    };
+
+    if args.redrive {
+        bar.set_message("redriving DLQ → main");
+        summary.redriven = redrive(admin.as_ref(), args.max, &bar).await?;
+    } else {
+        bar.set_message(if args.peek { "peeking" } else { "draining" });
+        drain(admin, &args, &bar, &mut summary).await?;
+    }
+    bar.finish_and_clear();
+
+    let failed = summary.failed;
+    output::print(ctx.global.output, &summary, || table(&summary))?;
+    eprintln!(
+        "{}: {} drained, {} redriven, {} failed{}",
+        summary.mode,
+        summary.drained,
+        summary.redriven,
+        summary.failed,
+        summary
+            .out
+            .as_deref()
+            .map(|p| format!("; written to {p}"))
+            .unwrap_or_default()
+    );
+    Ok(if failed > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    })
+}
+
+async fn redrive(
+    admin: &dyn QueueAdmin,
+    max: usize,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<u64> {
+    let mut moved = 0u64;
+    while (moved as usize) < max {
+        let n = admin.redrive((max - moved as usize).min(10)).await?;
+        if n == 0 {
+            break;
+        }
+        moved += n;
+        bar.set_position(moved);
+    }
+    Ok(moved)
+}
+
+async fn drain(
+    admin: Arc<dyn QueueAdmin>,
+    args: &DrainArgs,
+    bar: &indicatif::ProgressBar,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let mut out = match &args.out {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut seen = HashSet::new();
+    // Peeked messages stay hidden until the end, so the loop does not read them twice.
+    let mut held: Vec<Delivery> = Vec::new();
+    while summary.drained < args.max {
+        let want = (args.max - summary.drained).min(10);
+        let batch = admin
+            .receive_from(args.queue, want, DRAIN_VISIBILITY)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        let fresh: Vec<Delivery> = batch
+            .into_iter()
+            .filter(|d| seen.insert(d.message_id.clone()))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        let records: Vec<DrainedMessage> = fresh.iter().map(DrainedMessage::from).collect();
+        if let Some(file) = out.as_mut() {
+            for r in &records {
+                serde_json::to_writer(&mut *file, r)?;
+                file.write_all(b"\n")?;
+            }
+            file.flush()?;
+            file.sync_all()?;
+        }
+        summary.drained += fresh.len();
+        bar.set_position(summary.drained as u64);
+        if args.peek {
+            held.extend(fresh);
+        } else {
+            let refs: Vec<&Delivery> = fresh.iter().collect();
+            let report = admin.delete_from(args.queue, &refs).await?;
+            for (id, reason) in &report.failed {
+                tracing::warn!(message = "Failed to delete a drained message; it stays in the queue.", message_id = %id, %reason);
+            }
+            summary.failed += report.failed.len();
+        }
+        if out.is_none() {
+            summary.messages.extend(records);
+        }
+    }
+    if !held.is_empty() {
+        let refs: Vec<&Delivery> = held.iter().collect();
+        admin.release_to(args.queue, &refs).await?;
+    }
+    Ok(())
+}
+
+fn table(summary: &Summary) -> String {
+    let mut b = tabled::builder::Builder::default();
+    b.push_record([
+        "MESSAGE ID",
+        "RECEIVES",
+        "SENT AT",
+        "TRANSACTION ID",
+        "BODY",
+    ]);
+    for m in &summary.messages {
+        let mut body: String = m.body.chars().take(48).collect();
+        if m.body.chars().count() > 48 {
+            body.push('…');
+        }
+        b.push_record([
+            m.message_id.clone(),
+            m.receive_count.to_string(),
+            m.sent_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            m.transaction_id
+                .clone()
+                .or_else(|| m.decode_error.as_ref().map(|e| format!("undecodable: {e}")))
+                .unwrap_or_default(),
+            body,
+        ]);
+    }
+    let mut t = b.build();
+    t.with(tabled::settings::Style::sharp());
+    let mut text = format!("{} ({})\n", summary.source, summary.mode);
+    if summary.messages.is_empty() {
+        text.push_str(match (summary.mode, &summary.out) {
+            ("redrive", _) => "",
+            (_, Some(_)) => "messages written to the --out file\n",
+            _ => "no messages\n",
+        });
+    } else {
+        text.push_str(&t.to_string());
+    }
+    text
+}

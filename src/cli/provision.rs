@@ -1,0 +1,246 @@
+//! `latamctl provision`: create/update the pipeline's AWS resources (idempotent), plan them
+//! with `--dry-run`, or delete them with `--destroy`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Context, Exit};
+use crate::cloud::CloudClients;
+use crate::cloud::provision::{self, Plan};
+use crate::config::Overrides;
+use crate::output::{self, OutputFormat};
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Print the plan and change nothing; exit 1 when something would change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the created ARNs/URLs into this config file's [aws] table (other keys kept).
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Delete what provision created (asks for confirmation unless --yes).
+    #[arg(long)]
+    pub destroy: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// AWS region (config: aws.region).
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    dry_run: bool,
+    destroy: bool,
+}
+
+pub async fn run(ctx: &Context, args: ProvisionArgs) -> anyhow::Result<Exit> {
+    let mut o = Overrides::default();
+    o.set_opt("aws.endpoint_url", args.aws_endpoint_url.clone())
+        .set_opt("aws.region", args.aws_region.clone());
+    let (config, _) = ctx.load(&o)?;
+    let clients = CloudClients::from_config(&config).await?;
+
+    if args.destroy && !args.dry_run && !args.yes {
+        confirm_destroy(&config)?;
+    }
+    let spinner = spinner(if args.dry_run {
+        "reading AWS resources"
+    } else if args.destroy {
+        "deleting AWS resources"
+    } else {
+        "provisioning AWS resources"
+    });
+    let plan = if args.destroy {
+        provision::destroy(&clients, &config, !args.dry_run).await
+    } else {
+        provision::provision(&clients, &config, !args.dry_run).await
+    };
+    spinner.finish_and_clear();
+    let plan = plan?;
+
+    if let (Some(path), false, false) = (&args.write_config, args.dry_run, args.destroy) {
+        provision::write_config(path, &plan.outputs, config.aws.endpoint_url.as_deref())?;
+        eprintln!(
+            "wrote [aws] topic_arn, queue_url, dlq_url to {}",
+            path.display()
+        );
+    }
+
+    let report = Report {
+        plan: &plan,
+        dry_run: args.dry_run,
+        destroy: args.destroy,
+    };
+    output::print(ctx.global.output, &report, || table(&plan))?;
+    if ctx.global.output == OutputFormat::Table {
+        eprintln!("{}", summary(&plan, args.dry_run));
+    }
+    Ok(
+        if plan.has_missing() || (args.dry_run && plan.has_changes()) {
+            Exit::Failure
+        } else {
+            Exit::Success
+        },
+    )
+}
+
+fn confirm_destroy(config: &crate::config::Config) -> anyhow::Result<()> {
+    let names = crate::cloud::Names::from_config(config);
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "--destroy deletes {}, {} and {} with their messages: confirm with --yes (stdin is not a terminal)",
+            names.topic,
+            names.queue,
+            names.dlq
+        );
+    }
+    eprint!(
+        "Delete SNS topic {}, SQS queues {} and {} (with their messages) and the alarms? Type 'yes': ",
+        names.topic, names.queue, names.dlq
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("not confirmed; nothing deleted");
+    }
+    Ok(())
+}
+
+fn spinner(message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn table(plan: &Plan) -> String {
+    let mut b = tabled::builder::Builder::default();
+    b.push_record(["RESOURCE", "NAME", "ACTION", "DETAIL"]);
+    for c in &plan.changes {
+        b.push_record([
+            c.resource.to_owned(),
+            c.name.clone(),
+            serde_json::to_value(c.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            c.detail.clone(),
+        ]);
+    }
+    let mut t = b.build();
+    t.with(tabled::settings::Style::sharp());
+    let mut out = t.to_string();
+    let o = &plan.outputs;
+    if o.topic_arn.is_some() || o.queue_url.is_some() {
+        out.push_str("\n\n");
+        out.push_str(&output::key_value_table([
+            ("region", o.region.clone()),
+            ("topic_arn", o.topic_arn.clone().unwrap_or_default()),
+            ("queue_url", o.queue_url.clone().unwrap_or_default()),
+            ("dlq_url", o.dlq_url.clone().unwrap_or_default()),
+        ]));
+    }
+    out
+}
+
+fn summary(plan: &Plan, dry_run: bool) -> String {
+    let count = |a| plan.changes.iter().filter(|c| c.action == a).count();
+    use provision::Action::*;
+    let verb = if dry_run { "would be " } else { "" };
+    format!(
+        "{} {verb}created, {} {verb}updated, {} {verb}deleted, {} unchanged{}",
+        count(Create),
+        count(Update),
+        count(Delete),
+        count(Unchanged),
+        if plan.has_missing() {
+            "; a checked resource is missing (exit 1)"
+        } else {
+            ""
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::provision::{Action, Change, Outputs};
+
+    fn plan(applied: bool) -> Plan {
+        let change = |resource, name: &str, action, detail: &str| Change {
+            resource,
+            name: name.to_owned(),
+            action,
+            detail: detail.to_owned(),
+        };
+        Plan {
+            applied,
+            changes: vec![
+                change(
+                    "sns topic",
+                    "latam-dev-ingest",
+                    Action::Unchanged,
+                    "arn:aws:sns:us-east-1:123456789012:latam-dev-ingest",
+                ),
+                change(
+                    "sqs dlq",
+                    "latam-dev-ingest-dlq",
+                    Action::Create,
+                    "dead-letter queue; (known after apply)",
+                ),
+                change(
+                    "sqs queue",
+                    "latam-dev-ingest",
+                    Action::Update,
+                    "RedrivePolicy: https://sqs.us-east-1.amazonaws.com/123456789012/latam-dev-ingest",
+                ),
+                change(
+                    "rds instance",
+                    "latam-dev-db",
+                    Action::Missing,
+                    "not found: apply terraform/ first",
+                ),
+            ],
+            outputs: Outputs {
+                region: "us-east-1".into(),
+                topic_arn: Some("arn:aws:sns:us-east-1:123456789012:latam-dev-ingest".into()),
+                queue_url: Some(
+                    "https://sqs.us-east-1.amazonaws.com/123456789012/latam-dev-ingest".into(),
+                ),
+                dlq_url: None,
+            },
+        }
+    }
+
+    #[test]
+    fn plan_table_snapshot() {
+        let p = plan(false);
+        insta::assert_snapshot!(table(&p));
+        assert_eq!(
+            summary(&p, true),
+            "1 would be created, 1 would be updated, 0 would be deleted, 1 unchanged; a checked resource is missing (exit 1)"
+        );
+    }
+
+    #[test]
+    fn plan_json_snapshot() {
+        let p = plan(true);
+        insta::assert_json_snapshot!(Report {
+            plan: &p,
+            dry_run: false,
+            destroy: false
+        });
+    }
+}

@@ -1,0 +1,502 @@
+//! `latamctl publish`: smoke tests and load. Sends N messages through the API (or straight to
+//! SNS) on a fixed arrival schedule, optionally verifies each is stored, and checks k6-style
+//! thresholds (defaults from the seed's SLOs): exit 1 when one is violated.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Context, Exit};
+use crate::bus::{OutboundMessage, Publisher};
+use crate::config::Overrides;
+use crate::loadgen::{Pattern, Percentiles, Shape};
+use crate::output;
+use crate::store::StoredRecord;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// POST /ingresar-datos on the API.
+    Api,
+    /// SNS Publish to aws.topic_arn (bypasses the API).
+    Sns,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Base URL of the API (default: http://<api.listen>).
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// Send through the API or straight to SNS.
+    #[arg(long, value_enum, default_value = "api")]
+    pub via: Via,
+    /// Number of messages (default 100 when --duration is not given).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+    /// Run length instead of a count (e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "count")]
+    pub duration: Option<Duration>,
+    /// Peak arrival rate, messages per second.
+    #[arg(long, default_value_t = 50.0, value_name = "R")]
+    pub rate: f64,
+    /// Load shape.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub pattern: Pattern,
+    /// Steps of the incremental pattern.
+    #[arg(long, default_value_t = 5)]
+    pub steps: u32,
+    /// Period of the wave pattern.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub period: Duration,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Message text for every message (default: generated).
+    #[arg(long, value_name = "TEXT", conflicts_with = "file")]
+    pub message: Option<String>,
+    /// JSON Lines file of request bodies ({"message": ..., "topic_arn"?: ..., "attributes"?: {...}}), cycled.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub file: Option<PathBuf>,
+    /// Topic name to post to (default: the first of `topics`).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Bearer token for the API (config: api.token).
+    #[arg(long, value_name = "TOKEN")]
+    pub api_token: Option<String>,
+    /// After sending, poll GET /data/{id} until every acknowledged message is stored.
+    #[arg(long)]
+    pub verify: bool,
+    /// Longest wait for --verify.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub verify_timeout: Duration,
+    /// Threshold: fail (exit 1) when the error ratio is above this (seed alert: 1 %).
+    #[arg(long, default_value_t = 0.01, value_name = "RATIO")]
+    pub max_error_rate: f64,
+    /// Threshold: fail (exit 1) when the p95 request latency is above this (seed SLO: 200 ms).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_p95: Duration,
+    /// AWS endpoint override (with --via sns).
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Body {
+    #[serde(default)]
+    topic_arn: Option<String>,
+    message: String,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+/// The outcome of one send.
+struct Sent {
+    id: Option<Uuid>,
+    error: Option<String>,
+    latency: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub target: String,
+    pub shape: Shape,
+    pub planned: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub error_rate: f64,
+    pub elapsed_seconds: f64,
+    pub achieved_rate: f64,
+    pub request_latency: Percentiles,
+    pub verified: Option<Verified>,
+    pub thresholds: Vec<Threshold>,
+    pub passed: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verified {
+    pub stored: u64,
+    pub missing: u64,
+    /// stored_at − received_at of each record: the pipeline's own latency.
+    pub end_to_end_latency: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Threshold {
+    pub name: String,
+    pub limit: String,
+    pub actual: String,
+    pub ok: bool,
+}
+
+pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
+    let mut o = Overrides::default();
+    o.set_opt("api.token", args.api_token.clone())
+        .set_opt("aws.endpoint_url", args.aws_endpoint_url.clone());
+    let (config, _) = ctx.load(&o)?;
+    let shape = Shape {
+        pattern: args.pattern,
+        rate: args.rate,
+        count: args.count,
+        duration: args.duration,
+        steps: args.steps,
+        period: args.period,
+    };
+    let schedule = shape.schedule()?;
+    let planned = schedule.len() as u64;
+    let api = args
+        .api
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.api.listen))
+        .trim_end_matches('/')
+        .to_owned();
+    if args.verify && args.via == Via::Sns && args.api.is_none() {
+        tracing::info!(message = "Verifying through the API.", api = %api);
+    }
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| config.topics[0].clone());
+    let bodies = load_bodies(&args, &topic)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(args.concurrency.max(1))
+        .build()?;
+    let token = config.api.token.clone();
+    let sns: Option<Arc<dyn Publisher>> = match args.via {
+        Via::Api => None,
+        Via::Sns => {
+            let clients = crate::bus::aws::AwsClients::from_config(&config.aws).await?;
+            let arn = config.require(&config.aws.topic_arn, "aws.topic_arn", "--via sns")?;
+            Some(Arc::new(crate::bus::aws::SnsPublisher::new(
+                &clients, arn, 3,
+            )))
+        }
+    };
+    let target = match args.via {
+        Via::Api => format!("{api}/ingresar-datos"),
+        Via::Sns => format!(
+            "SNS {}",
+            config.aws.topic_arn.as_deref().unwrap_or_default()
+        ),
+    };
+    eprintln!(
+        "publishing {planned} messages to {target}: {:?} pattern, peak {} msg/s, over {:.1}s",
+        args.pattern,
+        args.rate,
+        shape.plan()?.0.as_secs_f64()
+    );
+
+    let bar = progress(planned, "sending");
+    let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = tokio::time::Instant::now();
+    for (i, offset) in schedule.iter().enumerate() {
+        let due = start + *offset;
+        tokio::time::sleep_until(due).await;
+        let permit = sem.clone().acquire_owned().await?;
+        let body = bodies[i % bodies.len()].clone();
+        let (http, url, token, sns, bar) = (
+            http.clone(),
+            format!("{api}/ingresar-datos"),
+            token.clone(),
+            sns.clone(),
+            bar.clone(),
+        );
+        let topic = topic.clone();
+        tasks.spawn(async move {
+            let outcome = match sns {
+                Some(p) => send_sns(p.as_ref(), &body, &topic).await,
+                None => send_api(&http, &url, token.as_deref(), &body).await,
+            };
+            drop(permit);
+            bar.inc(1);
+            // From the scheduled time: waiting for a free slot counts as latency.
+            Sent {
+                id: outcome.as_ref().ok().copied(),
+                error: outcome.err(),
+                latency: due.elapsed(),
+            }
+        });
+    }
+    let mut sent = Vec::with_capacity(planned as usize);
+    while let Some(r) = tasks.join_next().await {
+        sent.push(r?);
+    }
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+
+    let ids: Vec<Uuid> = sent.iter().filter_map(|s| s.id).collect();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for e in sent.iter().filter_map(|s| s.error.clone()) {
+        *errors.entry(e).or_default() += 1;
+    }
+    let mut latencies: Vec<Duration> = sent.iter().map(|s| s.latency).collect();
+    let request_latency = Percentiles::of(&mut latencies);
+    let error_rate = if sent.is_empty() {
+        0.0
+    } else {
+        (sent.len() - ids.len()) as f64 / sent.len() as f64
+    };
+
+    let verified = if args.verify {
+        Some(verify(&http, &api, token.as_deref(), &ids, args.verify_timeout).await)
+    } else {
+        None
+    };
+
+    let mut thresholds = vec![
+        Threshold {
+            name: "error_rate".into(),
+            limit: format!("<= {:.2}%", args.max_error_rate * 100.0),
+            actual: format!("{:.2}%", error_rate * 100.0),
+            ok: error_rate <= args.max_error_rate,
+        },
+        Threshold {
+            name: "request_p95".into(),
+            limit: format!("<= {}", humantime::format_duration(args.max_p95)),
+            actual: format!("{:.1}ms", request_latency.p95_ms),
+            ok: request_latency.p95_ms <= args.max_p95.as_secs_f64() * 1000.0,
+        },
+    ];
+    if let Some(v) = &verified {
+        thresholds.push(Threshold {
+            name: "stored".into(),
+            limit: format!("{} of {}", ids.len(), ids.len()),
+            actual: format!("{} of {}", v.stored, ids.len()),
+            ok: v.missing == 0,
+        });
+    }
+    let passed = thresholds.iter().all(|t| t.ok);
+    let report = Report {
+        target,
+        shape,
+        planned,
+        sent: sent.len() as u64,
+        acked: ids.len() as u64,
+        errors,
+        error_rate,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        achieved_rate: sent.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        request_latency,
+        verified,
+        thresholds,
+        passed,
+    };
+    output::print(ctx.global.output, &report, || table(&report))?;
+    Ok(if passed { Exit::Success } else { Exit::Failure })
+}
+
+fn load_bodies(args: &PublishArgs, topic: &str) -> anyhow::Result<Vec<Body>> {
+    if let Some(path) = &args.file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let bodies = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(n, l)| {
+                serde_json::from_str::<Body>(l).with_context(|| {
+                    format!(
+                        "{}:{}: not a request body ({{\"message\": \"...\"}})",
+                        path.display(),
+                        n + 1
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if bodies.is_empty() {
+            anyhow::bail!("{} holds no messages", path.display());
+        }
+        return Ok(bodies);
+    }
+    let run = Uuid::now_v7().simple().to_string();
+    let text = args
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("latamctl publish run {}", &run[..12]));
+    Ok(vec![Body {
+        topic_arn: Some(topic.to_owned()),
+        message: text,
+        attributes: BTreeMap::from([("source".to_owned(), "latamctl-publish".to_owned())]),
+    }])
+}
+
+async fn send_api(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Body,
+) -> Result<Uuid, String> {
+    let mut req = http.post(url).json(&serde_json::json!({
+        "topic_arn": body.topic_arn,
+        "message": body.message,
+        "attributes": body.attributes,
+    }));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            "timeout".to_owned()
+        } else if e.is_connect() {
+            "connect".to_owned()
+        } else {
+            "transport".to_owned()
+        }
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        let code = resp
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(format!("{} {code}", status.as_u16()).trim().to_owned());
+    }
+    let accepted: crate::api::Accepted =
+        resp.json().await.map_err(|_| "bad_response".to_owned())?;
+    Ok(accepted.transaction_id)
+}
+
+async fn send_sns(p: &dyn Publisher, body: &Body, topic: &str) -> Result<Uuid, String> {
+    let message = OutboundMessage {
+        transaction_id: Uuid::now_v7(),
+        topic: body.topic_arn.clone().unwrap_or_else(|| topic.to_owned()),
+        message: body.message.clone(),
+        attributes: body.attributes.clone(),
+        received_at: chrono::Utc::now(),
+    };
+    p.publish(&message)
+        .await
+        .map(|()| message.transaction_id)
+        .map_err(|e| format!("sns {}", e.kind()))
+}
+
+async fn verify(
+    http: &reqwest::Client,
+    api: &str,
+    token: Option<&str>,
+    ids: &[Uuid],
+    timeout: Duration,
+) -> Verified {
+    let bar = progress(ids.len() as u64, "verifying");
+    let deadline = Instant::now() + timeout;
+    let mut missing: Vec<Uuid> = ids.to_vec();
+    let mut e2e = Vec::with_capacity(ids.len());
+    while !missing.is_empty() {
+        let mut still = Vec::new();
+        for chunk in missing.chunks(32) {
+            let checks = chunk.iter().map(|id| {
+                let mut req = http.get(format!("{api}/data/{id}"));
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                async move {
+                    match req.send().await {
+                        Ok(r) if r.status() == 200 => (*id, r.json::<StoredRecord>().await.ok()),
+                        _ => (*id, None),
+                    }
+                }
+            });
+            for (id, record) in futures::future::join_all(checks).await {
+                match record {
+                    Some(r) => {
+                        e2e.push((r.stored_at - r.received_at).to_std().unwrap_or_default());
+                        bar.inc(1);
+                    }
+                    None => still.push(id),
+                }
+            }
+        }
+        missing = still;
+        if missing.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bar.finish_and_clear();
+    Verified {
+        stored: (ids.len() - missing.len()) as u64,
+        missing: missing.len() as u64,
+        end_to_end_latency: Percentiles::of(&mut e2e),
+    }
+}
+
+fn progress(len: u64, message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
+fn ms(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.1}ms  p95 {:.1}ms  p99 {:.1}ms  max {:.1}ms",
+        p.p50_ms, p.p95_ms, p.p99_ms, p.max_ms
+    )
+}
+
+fn table(r: &Report) -> String {
+    let mut rows = vec![
+        ("target".to_owned(), r.target.clone()),
+        (
+            "sent / acked".to_owned(),
+            format!("{} / {} (planned {})", r.sent, r.acked, r.planned),
+        ),
+        (
+            "errors".to_owned(),
+            if r.errors.is_empty() {
+                "none".to_owned()
+            } else {
+                r.errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
+        (
+            "rate".to_owned(),
+            format!(
+                "{:.1} msg/s over {:.1}s",
+                r.achieved_rate, r.elapsed_seconds
+            ),
+        ),
+        ("request latency".to_owned(), ms(&r.request_latency)),
+    ];
+    if let Some(v) = &r.verified {
+        rows.push((
+            "stored".to_owned(),
+            format!("{} (missing {})", v.stored, v.missing),
+        ));
+        rows.push(("end-to-end latency".to_owned(), ms(&v.end_to_end_latency)));
+    }
+    for t in &r.thresholds {
+        rows.push((
+            format!("threshold {}", t.name),
+            format!(
+                "{} {} (limit {})",
+                if t.ok { "ok" } else { "FAILED" },
+                t.actual,
+                t.limit
+            ),
+        ));
+    }
+    rows.push((
+        "result".to_owned(),
+        if r.passed { "passed" } else { "FAILED" }.to_owned(),
+    ));
+    output::key_value_table(rows)
+}

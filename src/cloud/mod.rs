@@ -1,0 +1,60 @@
+//! The AWS side of operations: resource names, provisioning, and checks for `status`.
+
+pub mod provision;
+
+use crate::bus::aws::{AwsClients, load_sdk_config};
+use crate::config::Config;
+
+/// Names of the resources `provision` manages, derived from `name` and `environment` (the
+/// same names the Terraform modules use).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Names {
+    pub topic: String,
+    pub queue: String,
+    pub dlq: String,
+    pub alarm_oldest_age: String,
+    pub alarm_dlq_depth: String,
+}
+
+impl Names {
+    pub fn from_config(config: &Config) -> Self {
+        let prefix = format!("{}-{}-ingest", config.name, config.environment);
+        Self {
+            topic: prefix.clone(),
+            queue: prefix.clone(),
+            dlq: format!("{prefix}-dlq"),
+            alarm_oldest_age: format!("{prefix}-oldest-message-age"),
+            alarm_dlq_depth: format!("{prefix}-dlq-depth"),
+        }
+    }
+}
+
+/// Every AWS client the operator commands use.
+#[derive(Clone)]
+pub struct CloudClients {
+    pub bus: AwsClients,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub eks: aws_sdk_eks::Client,
+}
+
+impl CloudClients {
+    pub async fn from_config(config: &Config) -> crate::bus::Result<Self> {
+        let bus = AwsClients::from_config(&config.aws).await?;
+        let sdk = load_sdk_config(&config.aws).await?;
+        Ok(Self {
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            rds: aws_sdk_rds::Client::new(&sdk),
+            eks: aws_sdk_eks::Client::new(&sdk),
+            bus,
+        })
+    }
+
+    pub fn region(&self) -> String {
+        self.bus
+            .sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,818 @@
+//! `latamctl status`: every component's health and key figures, for runbooks.
+//!
+//! Checks run concurrently, each under its own timeout; a check that cannot answer is a
+//! `fail` with a hint, never a hang. Thresholds come from `[status]` in the config, with the
+//! seed's numbers as defaults.
+
+pub mod kubernetes;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::bus::{Queue, QueueStats};
+use crate::cloud::CloudClients;
+use crate::config::{BusKind, Config};
+use crate::store::Store;
+
+/// Health of one component; ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Skipped,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub component: String,
+    pub state: State,
+    /// Key figures, e.g. `visible: 3`.
+    pub figures: BTreeMap<String, String>,
+    /// What to do when not ok.
+    pub hint: String,
+}
+
+impl Check {
+    pub fn new(component: impl Into<String>, state: State) -> Self {
+        Self {
+            component: component.into(),
+            state,
+            figures: BTreeMap::new(),
+            hint: String::new(),
+        }
+    }
+
+    pub fn figure(mut self, key: &str, value: impl ToString) -> Self {
+        self.figures.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    /// Raises the state to `state` (never lowers it) with a hint.
+    pub fn worsen(&mut self, state: State, hint: impl Into<String>) {
+        if state > self.state {
+            self.state = state;
+        }
+        let hint = hint.into();
+        if !hint.is_empty() {
+            if !self.hint.is_empty() {
+                self.hint.push_str("; ");
+            }
+            self.hint.push_str(&hint);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub overall: State,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn new(checks: Vec<Check>) -> Self {
+        let overall = checks
+            .iter()
+            .map(|c| c.state)
+            .filter(|s| *s != State::Skipped)
+            .max()
+            .unwrap_or(State::Ok);
+        Self { overall, checks }
+    }
+}
+
+/// What `status` checks besides the config: the API URL, and a Kubernetes client.
+pub struct Targets {
+    pub api: Option<String>,
+    pub api_token: Option<String>,
+    pub cloud: Option<CloudClients>,
+    pub queue: Option<Arc<dyn Queue>>,
+    pub store: Option<Arc<dyn Store>>,
+    pub kube: Option<kube::Client>,
+}
+
+/// Runs every applicable check concurrently.
+pub async fn run(config: &Config, targets: &Targets) -> Report {
+    let t = config.status.check_timeout;
+    let mut futures: Vec<std::pin::Pin<Box<dyn Future<Output = Vec<Check>> + Send + '_>>> =
+        Vec::new();
+    match &targets.api {
+        Some(api) => futures.push(Box::pin(one(
+            "api",
+            t,
+            check_api(config, api, targets.api_token.as_deref()),
+        ))),
+        None => futures.push(Box::pin(async {
+            vec![Check::new("api", State::Skipped).hint("give --api URL to check the API")]
+        })),
+    }
+    if let Some(queue) = &targets.queue {
+        futures.push(Box::pin(many(
+            "queue",
+            t,
+            check_queue(config, queue.clone(), targets.cloud.as_ref()),
+        )));
+    }
+    if config.bus == BusKind::Aws {
+        match &targets.cloud {
+            Some(cloud) => futures.push(Box::pin(one("sns topic", t, check_topic(config, cloud)))),
+            None => futures.push(Box::pin(async {
+                vec![Check::new("sns topic", State::Fail).hint("AWS is not configured")]
+            })),
+        }
+    }
+    match &targets.store {
+        Some(store) => futures.push(Box::pin(one(
+            "database",
+            t,
+            check_store(config, store.clone()),
+        ))),
+        None => futures.push(Box::pin(async {
+            vec![Check::new("database", State::Skipped).hint("no store configured")]
+        })),
+    }
+    if let (Some(cloud), Some(id)) = (&targets.cloud, &config.aws.rds_instance_id) {
+        futures.push(Box::pin(one("rds", t, check_rds(cloud, id))));
+    }
+    if let (Some(cloud), Some(name)) = (&targets.cloud, &config.aws.eks_cluster) {
+        futures.push(Box::pin(one("eks", t, check_eks(cloud, name))));
+    }
+    match &targets.kube {
+        Some(client) => futures.push(Box::pin(many(
+            "kubernetes",
+            t,
+            kubernetes::check(
+                client.clone(),
+                config.kubernetes.namespace.clone(),
+                config.kubernetes.release.clone(),
+            ),
+        ))),
+        None => futures.push(Box::pin(async {
+            vec![
+                Check::new("kubernetes", State::Skipped)
+                    .hint("no kubeconfig (KUBECONFIG) or in-cluster config"),
+            ]
+        })),
+    }
+    let checks = futures::future::join_all(futures)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    Report::new(checks)
+}
+
+async fn one(
+    component: &'static str,
+    timeout: Duration,
+    check: impl Future<Output = Check>,
+) -> Vec<Check> {
+    many(component, timeout, async { vec![check.await] }).await
+}
+
+async fn many(
+    component: &'static str,
+    timeout: Duration,
+    check: impl Future<Output = Vec<Check>>,
+) -> Vec<Check> {
+    match tokio::time::timeout(timeout, check).await {
+        Ok(checks) => checks,
+        Err(_) => vec![Check::new(component, State::Fail).hint(format!(
+            "no answer within {}: is it reachable? (status.check_timeout)",
+            humantime::format_duration(timeout)
+        ))],
+    }
+}
+
+async fn check_api(config: &Config, api: &str, token: Option<&str>) -> Check {
+    let http = match reqwest::Client::builder()
+        .timeout(config.status.check_timeout)
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => return Check::new("api", State::Fail).hint(e.to_string()),
+    };
+    let started = Instant::now();
+    let ready = http.get(format!("{api}/readyz")).send().await;
+    let mut check = match ready {
+        Err(e) => {
+            return Check::new("api", State::Fail)
+                .figure("url", api)
+                .hint(format!(
+                    "unreachable ({e}): is `latamctl serve` running there?"
+                ));
+        }
+        Ok(r) => {
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            let mut c = Check::new(
+                "api",
+                if status.is_success() {
+                    State::Ok
+                } else {
+                    State::Fail
+                },
+            )
+            .figure("url", api)
+            .figure("readyz", status.as_u16())
+            .figure(
+                "readyz_ms",
+                format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+            );
+            if !status.is_success() {
+                let failing: Vec<String> = body["checks"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(_, v)| v.as_str() != Some("ok"))
+                            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                c = c.hint(format!("not ready: {}", failing.join("; ")));
+            }
+            c
+        }
+    };
+    let mut req = http.get(format!("{api}/metrics"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Ok(response) = req.send().await.and_then(|r| r.error_for_status())
+        && let Ok(text) = response.text().await
+    {
+        let figures = crate::status::http_figures(&text);
+        check = check.figure("requests", figures.requests).figure(
+            "error_rate",
+            format!("{:.2}%", figures.error_rate() * 100.0),
+        );
+        if let Some(p95) = figures.p95_seconds {
+            check = check.figure("p95_ms", format!("{:.1}", p95 * 1000.0));
+            if p95 > config.status.p95_warn.as_secs_f64() {
+                check.worsen(
+                    State::Warn,
+                    format!(
+                        "p95 latency above {} (seed SLO)",
+                        humantime::format_duration(config.status.p95_warn)
+                    ),
+                );
+            }
+        }
+        if figures.requests > 0 && figures.error_rate() > config.status.error_rate_warn {
+            check.worsen(
+                State::Warn,
+                format!(
+                    "error rate above {:.1}% (seed alert): see the logs for 4xx/5xx causes",
+                    config.status.error_rate_warn * 100.0
+                ),
+            );
+        }
+    }
+    check
+}
+
+/// Request figures from an API's `/metrics` since it started (probes excluded).
+#[derive(Debug, Default, PartialEq)]
+pub struct HttpFigures {
+    pub requests: u64,
+    pub errors: u64,
+    /// p95 from the latency histogram (upper bucket edge), when there were requests.
+    pub p95_seconds: Option<f64>,
+}
+
+impl HttpFigures {
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}
+
+const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+const DATA_ROUTE: &str = "/data/{transaction_id}";
+
+/// Reads `http_requests_total` and `http_request_duration_seconds_bucket` out of the
+/// Prometheus text format.
+pub fn http_figures(text: &str) -> HttpFigures {
+    let mut figures = HttpFigures::default();
+    let mut buckets: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, parse_labels(rest.trim_end_matches('}'))),
+            None => (series, BTreeMap::new()),
+        };
+        let probe = labels
+            .get("route")
+            .is_some_and(|r| PROBE_ROUTES.contains(&r.as_str()));
+        if probe {
+            continue;
+        }
+        match name {
+            "http_requests_total" => {
+                figures.requests += value as u64;
+                let status = labels.get("status").map(String::as_str).unwrap_or("");
+                // 404 on GET /data/{id} means "not stored yet", the answer clients poll for.
+                let polling =
+                    status == "404" && labels.get("route").map(String::as_str) == Some(DATA_ROUTE);
+                if (status.starts_with('4') || status.starts_with('5')) && !polling {
+                    figures.errors += value as u64;
+                }
+            }
+            "http_request_duration_seconds_bucket" => {
+                if let Some(le) = labels.get("le") {
+                    *buckets.entry(le.clone()).or_default() += value;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut edges: Vec<(f64, f64)> = buckets
+        .into_iter()
+        .filter_map(|(le, count)| {
+            let edge = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((edge, count))
+        })
+        .collect();
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(&(_, total)) = edges.last()
+        && total > 0.0
+    {
+        figures.p95_seconds = edges
+            .iter()
+            .find(|(_, count)| *count >= 0.95 * total)
+            .map(|(edge, _)| *edge);
+    }
+    figures
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = s;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, n)) = chars.next() {
+                        value.push(match n {
+                            'n' => '\n',
+                            other => other,
+                        });
+                    }
+                }
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.insert(key.trim().trim_start_matches(',').trim().to_owned(), value);
+        rest = &after[end..];
+    }
+    out
+}
+
+async fn check_queue(
+    config: &Config,
+    queue: Arc<dyn Queue>,
+    cloud: Option<&CloudClients>,
+) -> Vec<Check> {
+    let stats = match queue.stats().await {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![
+                Check::new("queue", State::Fail)
+                    .hint(format!("{e}: check aws.queue_url / the data directory")),
+            ];
+        }
+    };
+    let oldest = match (stats.oldest_age_seconds, cloud) {
+        (Some(age), _) => Some(age),
+        (None, Some(cloud)) => oldest_age_from_cloudwatch(config, cloud).await,
+        (None, None) => None,
+    };
+    queue_checks(
+        config,
+        &QueueStats {
+            oldest_age_seconds: oldest,
+            ..stats
+        },
+    )
+}
+
+/// The queue and DLQ checks from their figures.
+pub fn queue_checks(config: &Config, stats: &QueueStats) -> Vec<Check> {
+    let s = &config.status;
+    let mut queue = Check::new("queue", State::Ok)
+        .figure("visible", stats.visible)
+        .figure("in_flight", stats.in_flight)
+        .figure(
+            "oldest_age_s",
+            stats
+                .oldest_age_seconds
+                .map(|a| format!("{a:.0}"))
+                .unwrap_or_else(|| "n/a".into()),
+        );
+    if let Some(age) = stats.oldest_age_seconds {
+        if age > s.oldest_message_fail.as_secs_f64() {
+            queue.worsen(
+                State::Fail,
+                "oldest message older than status.oldest_message_fail: is the worker running? scale it up",
+            );
+        } else if age > s.oldest_message_warn.as_secs_f64() {
+            queue.worsen(
+                State::Warn,
+                "oldest message older than status.oldest_message_warn: the worker is falling behind",
+            );
+        }
+    }
+    let mut dlq = Check::new("dlq", State::Ok).figure("depth", stats.dead_letter);
+    if stats.dead_letter > s.dlq_warn {
+        dlq.worsen(
+            State::Warn,
+            "messages in the dead-letter queue: inspect with `latamctl drain --queue dlq --peek`, \
+             fix the cause, then `latamctl drain --queue dlq --redrive`",
+        );
+    }
+    vec![queue, dlq]
+}
+
+async fn oldest_age_from_cloudwatch(config: &Config, cloud: &CloudClients) -> Option<f64> {
+    let queue_name = config
+        .aws
+        .queue_url
+        .as_deref()?
+        .rsplit('/')
+        .next()?
+        .to_owned();
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+    let start = aws_smithy_types::DateTime::from_secs(now.secs() - 600);
+    let out = cloud
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace("AWS/SQS")
+        .metric_name("ApproximateAgeOfOldestMessage")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("QueueName")
+                .value(queue_name)
+                .build(),
+        )
+        .start_time(start)
+        .end_time(now)
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+        .send()
+        .await
+        .ok()?;
+    out.datapoints()
+        .iter()
+        .max_by_key(|d| d.timestamp.map(|t| t.secs()))
+        .and_then(|d| d.maximum)
+}
+
+async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
+    let Some(arn) = config.aws.topic_arn.as_deref() else {
+        return Check::new("sns topic", State::Fail).hint(
+            "aws.topic_arn is not set: run `latamctl provision --write-config latamctl.toml`",
+        );
+    };
+    let sns = &cloud.bus.sns;
+    let attrs = match sns.get_topic_attributes().topic_arn(arn).send().await {
+        Ok(o) => o.attributes.unwrap_or_default(),
+        Err(e) => {
+            return Check::new("sns topic", State::Fail)
+                .figure("arn", arn)
+                .hint(crate::bus::aws::classify("sns:GetTopicAttributes", e).to_string());
+        }
+    };
+    let get = |k: &str| attrs.get(k).cloned().unwrap_or_else(|| "0".into());
+    let mut check = Check::new("sns topic", State::Ok)
+        .figure("arn", arn)
+        .figure("subscriptions_confirmed", get("SubscriptionsConfirmed"))
+        .figure("subscriptions_pending", get("SubscriptionsPending"));
+    if let Some(queue_url) = &config.aws.queue_url {
+        let queue_arn = cloud
+            .bus
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.attributes)
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn));
+        let subscribed = match &queue_arn {
+            Some(q) => sns
+                .list_subscriptions_by_topic()
+                .topic_arn(arn)
+                .send()
+                .await
+                .map(|o| {
+                    o.subscriptions()
+                        .iter()
+                        .any(|s| s.endpoint.as_deref() == Some(q.as_str()))
+                })
+                .unwrap_or(false),
+            None => false,
+        };
+        check = check.figure("queue_subscribed", subscribed);
+        if !subscribed {
+            check.worsen(
+                State::Fail,
+                "the queue is not subscribed to the topic: messages go nowhere; run `latamctl provision`",
+            );
+        }
+    }
+    check
+}
+
+async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
+    let started = Instant::now();
+    if let Err(e) = store.ready().await {
+        return Check::new("database", State::Fail)
+            .figure("kind", store.kind())
+            .hint(format!(
+                "{e}: check database.url and that the database is up"
+            ));
+    }
+    let latency = started.elapsed();
+    let mut check = Check::new("database", State::Ok)
+        .figure("kind", store.kind())
+        .figure(
+            "latency_ms",
+            format!("{:.1}", latency.as_secs_f64() * 1000.0),
+        );
+    match store.stats().await {
+        Ok(stats) => {
+            check = check.figure("records", stats.records).figure(
+                "newest_age_s",
+                stats
+                    .newest_stored_at
+                    .map(|t| format!("{:.0}", (chrono::Utc::now() - t).as_seconds_f64()))
+                    .unwrap_or_else(|| "n/a".into()),
+            );
+        }
+        Err(e) => check.worsen(State::Warn, format!("cannot read figures: {e}")),
+    }
+    if latency > config.status.db_latency_warn {
+        check.worsen(
+            State::Warn,
+            format!(
+                "round trip above {} (seed DB SLO)",
+                humantime::format_duration(config.status.db_latency_warn)
+            ),
+        );
+    }
+    check
+}
+
+async fn check_rds(cloud: &CloudClients, id: &str) -> Check {
+    match cloud
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => match out.db_instances.unwrap_or_default().into_iter().next() {
+            Some(db) => {
+                let status = db.db_instance_status.unwrap_or_default();
+                let mut c = Check::new("rds", State::Ok)
+                    .figure("instance", id)
+                    .figure("status", &status)
+                    .figure("engine", db.engine.unwrap_or_default())
+                    .figure("multi_az", db.multi_az.unwrap_or(false));
+                match status.as_str() {
+                    "available" => {}
+                    "backing-up" | "modifying" | "upgrading" | "maintenance" => {
+                        c.worsen(State::Warn, "RDS is busy; expect higher latency")
+                    }
+                    _ => c.worsen(State::Fail, "RDS instance is not available"),
+                }
+                c
+            }
+            None => Check::new("rds", State::Fail)
+                .figure("instance", id)
+                .hint("not found: check aws.rds_instance_id or apply terraform/"),
+        },
+        Err(e) => Check::new("rds", State::Fail)
+            .figure("instance", id)
+            .hint(crate::bus::aws::classify("rds:DescribeDBInstances", e).to_string()),
+    }
+}
+
+async fn check_eks(cloud: &CloudClients, name: &str) -> Check {
+    match cloud.eks.describe_cluster().name(name).send().await {
+        Ok(out) => {
+            let cluster = out.cluster;
+            let status = cluster
+                .as_ref()
+                .and_then(|c| c.status.as_ref())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default();
+            let mut c = Check::new("eks", State::Ok)
+                .figure("cluster", name)
+                .figure("status", &status)
+                .figure(
+                    "version",
+                    cluster.and_then(|c| c.version).unwrap_or_default(),
+                );
+            if status != "ACTIVE" {
+                c.worsen(State::Fail, "EKS cluster is not ACTIVE");
+            }
+            c
+        }
+        Err(e) => Check::new("eks", State::Fail)
+            .figure("cluster", name)
+            .hint(crate::bus::aws::classify("eks:DescribeCluster", e).to_string()),
+    }
+}
+
+/// The report as a table.
+pub fn table(report: &Report) -> String {
+    let mut b = tabled::builder::Builder::default();
+    b.push_record(["COMPONENT", "STATE", "FIGURES", "HINT"]);
+    for c in &report.checks {
+        let figures = c
+            .figures
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let state = serde_json::to_value(c.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        b.push_record([c.component.clone(), state, figures, c.hint.clone()]);
+    }
+    let mut t = b.build();
+    t.with(tabled::settings::Style::sharp()).with(
+        tabled::settings::Modify::new(tabled::settings::object::Columns::new(2..4))
+            .with(tabled::settings::Width::wrap(60).keep_words(true)),
+    );
+    let overall = serde_json::to_value(report.overall)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("{t}\noverall: {overall}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = r#"# TYPE http_requests_total counter
+http_requests_total{route="/ingresar-datos",method="POST",status="200"} 90
+http_requests_total{route="/ingresar-datos",method="POST",status="400"} 8
+http_requests_total{route="/data/{transaction_id}",method="GET",status="503"} 2
+http_requests_total{route="/data/{transaction_id}",method="GET",status="404"} 20
+http_requests_total{route="/readyz",method="GET",status="503"} 50
+http_request_duration_seconds_bucket{route="/ingresar-datos",method="POST",le="0.1"} 80
+http_request_duration_seconds_bucket{route="/ingresar-datos",method="POST",le="0.2"} 94
+http_request_duration_seconds_bucket{route="/ingresar-datos",method="POST",le="0.4"} 98
+http_request_duration_seconds_bucket{route="/ingresar-datos",method="POST",le="+Inf"} 98
+http_request_duration_seconds_bucket{route="/data/{transaction_id}",method="GET",le="0.1"} 2
+http_request_duration_seconds_bucket{route="/data/{transaction_id}",method="GET",le="0.2"} 2
+http_request_duration_seconds_bucket{route="/data/{transaction_id}",method="GET",le="0.4"} 2
+http_request_duration_seconds_bucket{route="/data/{transaction_id}",method="GET",le="+Inf"} 2
+http_request_duration_seconds_bucket{route="/readyz",method="GET",le="0.1"} 0
+http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
+"#;
+
+    #[test]
+    fn http_figures_exclude_probes() {
+        let f = http_figures(METRICS);
+        assert_eq!(f.requests, 120);
+        assert_eq!(f.errors, 10, "polling 404s are not errors");
+        assert!((f.error_rate() - 10.0 / 120.0).abs() < 1e-9);
+        // 96 of 100 under 0.2 s → p95 in the 0.2 bucket.
+        assert_eq!(f.p95_seconds, Some(0.2));
+    }
+
+    #[test]
+    fn labels_with_escapes_parse() {
+        let l = parse_labels(r#"a="x\"y",b="1,2""#);
+        assert_eq!(l["a"], "x\"y");
+        assert_eq!(l["b"], "1,2");
+    }
+
+    #[test]
+    fn queue_thresholds_warn_and_fail() {
+        let config = Config::default();
+        let ok = queue_checks(
+            &config,
+            &QueueStats {
+                visible: 1,
+                oldest_age_seconds: Some(10.0),
+                ..QueueStats::default()
+            },
+        );
+        assert!(ok.iter().all(|c| c.state == State::Ok));
+        let slow = queue_checks(
+            &config,
+            &QueueStats {
+                oldest_age_seconds: Some(400.0),
+                dead_letter: 2,
+                ..QueueStats::default()
+            },
+        );
+        assert_eq!(slow[0].state, State::Warn);
+        assert_eq!(slow[1].state, State::Warn);
+        assert!(slow[1].hint.contains("--redrive"));
+        let stuck = queue_checks(
+            &config,
+            &QueueStats {
+                oldest_age_seconds: Some(1000.0),
+                ..QueueStats::default()
+            },
+        );
+        assert_eq!(stuck[0].state, State::Fail);
+    }
+
+    fn sample_report() -> Report {
+        let config = Config::default();
+        let mut checks = vec![
+            Check::new("api", State::Ok)
+                .figure("url", "http://127.0.0.1:8080")
+                .figure("readyz", 200)
+                .figure("requests", 1200)
+                .figure("error_rate", "0.25%")
+                .figure("p95_ms", "25.0"),
+        ];
+        checks.extend(queue_checks(
+            &config,
+            &QueueStats {
+                visible: 12,
+                in_flight: 3,
+                oldest_age_seconds: Some(42.0),
+                dead_letter: 1,
+            },
+        ));
+        checks.push(
+            Check::new("database", State::Ok)
+                .figure("kind", "postgres")
+                .figure("latency_ms", "1.2")
+                .figure("records", 1_000_000),
+        );
+        checks.push(
+            Check::new("kubernetes", State::Skipped)
+                .hint("no kubeconfig (KUBECONFIG) or in-cluster config"),
+        );
+        Report::new(checks)
+    }
+
+    #[test]
+    fn table_snapshot() {
+        insta::assert_snapshot!(table(&sample_report()));
+    }
+
+    #[test]
+    fn json_snapshot() {
+        insta::assert_json_snapshot!(sample_report());
+    }
+
+    #[test]
+    fn overall_is_the_worst_state_ignoring_skipped() {
+        let r = Report::new(vec![
+            Check::new("a", State::Ok),
+            Check::new("b", State::Skipped),
+        ]);
+        assert_eq!(r.overall, State::Ok);
+        let r = Report::new(vec![
+            Check::new("a", State::Warn),
+            Check::new("b", State::Ok),
+        ]);
+        assert_eq!(r.overall, State::Warn);
+    }
+}

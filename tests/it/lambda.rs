@@ -1,0 +1,152 @@
+//! The Lambda handler with recorded SQS events: all good, some poison, database down.
+
+use std::time::Duration;
+
+use latamctl::config::{AwsConfig, DatabaseConfig};
+use latamctl::lambda::{BatchItemFailure, SqsEvent, handle};
+use latamctl::store::Store;
+use latamctl::store::postgres::PostgresStore;
+use latamctl::store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// An SQS event record as Lambda delivers it for a raw SNS→SQS subscription.
+fn record(message_id: &str, body: &str, transaction_id: Option<Uuid>) -> Value {
+    let mut attrs = json!({});
+    if let Some(id) = transaction_id {
+        attrs = json!({
+            "latamctl.transaction_id": {"stringValue": id.to_string(), "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+            "latamctl.topic": {"stringValue": "data-ingestion-topic", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+            "latamctl.received_at": {"stringValue": "2026-11-27T10:00:00.000000Z", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+            "source": {"stringValue": "lambda-test", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
+        });
+    }
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("AQEB{message_id}"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795800000000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1795800000100"
+        },
+        "messageAttributes": attrs,
+        "md5OfBody": "7b270e59b47ff90a553787216d55d91d",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:latam-prod-ingest",
+        "awsRegion": "us-east-1"
+    })
+}
+
+fn event(records: Vec<Value>) -> SqsEvent {
+    serde_json::from_value(json!({ "Records": records })).expect("a valid SQS event")
+}
+
+fn failures(ids: &[&str]) -> Vec<BatchItemFailure> {
+    ids.iter()
+        .map(|id| BatchItemFailure {
+            item_identifier: (*id).to_owned(),
+        })
+        .collect()
+}
+
+async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+    let dir = super::support::tempdir();
+    (
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+        dir,
+    )
+}
+
+#[tokio::test]
+async fn all_good_messages_are_stored_and_none_fail() {
+    let (store, _dir) = sqlite().await;
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let ev = event(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| record(&format!("m{i}"), "hola", Some(*id)))
+            .collect(),
+    );
+    let response = handle(&store, ev).await;
+    assert!(response.batch_item_failures.is_empty());
+    for id in &ids {
+        let r = store.get(*id).await.unwrap().expect("stored");
+        assert_eq!(r.message, "hola");
+        assert_eq!(r.attributes["source"], "lambda-test");
+    }
+    // A redelivered batch stores nothing twice.
+    let ev = event(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| record(&format!("m{i}"), "hola", Some(*id)))
+            .collect(),
+    );
+    assert!(handle(&store, ev).await.batch_item_failures.is_empty());
+    assert_eq!(store.count().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn only_poison_messages_are_reported_as_failures() {
+    let (store, _dir) = sqlite().await;
+    let good = Uuid::now_v7();
+    let ev = event(vec![
+        record("good", "hola", Some(good)),
+        record("poison-1", "not a latamctl message", None),
+        record("poison-2", "{\"Type\":\"Notification\"}", None),
+    ]);
+    let response = handle(&store, ev).await;
+    assert_eq!(
+        response.batch_item_failures,
+        failures(&["poison-1", "poison-2"])
+    );
+    assert!(store.get(good).await.unwrap().is_some());
+    let text = serde_json::to_value(&response).unwrap();
+    assert_eq!(text["batchItemFailures"][0]["itemIdentifier"], "poison-1");
+}
+
+#[tokio::test]
+async fn sns_enveloped_bodies_are_understood() {
+    let (store, _dir) = sqlite().await;
+    let id = Uuid::now_v7();
+    let body = json!({
+        "Type": "Notification", "MessageId": "x", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+        "Message": "enveloped",
+        "MessageAttributes": {
+            "latamctl.transaction_id": {"Type": "String", "Value": id.to_string()},
+            "latamctl.topic": {"Type": "String", "Value": "data-ingestion-topic"},
+            "latamctl.received_at": {"Type": "String", "Value": "2026-11-27T10:00:00Z"},
+        }
+    })
+    .to_string();
+    let response = handle(&store, event(vec![record("env", &body, None)])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(store.get(id).await.unwrap().unwrap().message, "enveloped");
+}
+
+#[tokio::test]
+async fn database_down_fails_every_message() {
+    let store = PostgresStore::connect(
+        &DatabaseConfig {
+            url: Some("postgres://postgres@127.0.0.1:1/none".into()),
+            query_timeout: Duration::from_secs(2),
+            ..DatabaseConfig::default()
+        },
+        &AwsConfig::default(),
+    )
+    .await
+    .unwrap();
+    let ev = event(vec![
+        record("a", "x", Some(Uuid::now_v7())),
+        record("b", "y", Some(Uuid::now_v7())),
+        record("poison", "z", None),
+    ]);
+    let response = handle(&store, ev).await;
+    assert_eq!(
+        response.batch_item_failures,
+        failures(&["a", "b", "poison"])
+    );
+}

@@ -1,0 +1,371 @@
+//! The operator's day, against moto and a real PostgreSQL: provision → serve → publish
+//! --verify → status → poison → drain/redrive → destroy. Plus drain on the embedded queue.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::cloud::aws_env;
+use super::store::fresh_database;
+use super::support::{self, Serve};
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+fn actions(plan: &Value) -> Vec<String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_serve_publish_status_drain_destroy() {
+    let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
+        return;
+    };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    let dir = support::tempdir();
+    // Unique resource names on the shared moto.
+    let name = format!("op{}", &Uuid::new_v4().simple().to_string()[..8]);
+    std::fs::write(
+        dir.path().join("latamctl.toml"),
+        format!(
+            "name = \"{name}\"\nenvironment = \"test\"\nbus = \"aws\"\nstore = \"postgres\"\n\n[worker]\nwait_time = \"1s\"\nretry_base_delay = \"0s\"\nretry_max_delay = \"0s\"\n\n# moto answers in tens of milliseconds: not the production latency target.\n[status]\np95_warn = \"5s\"\n"
+        ),
+    )
+    .unwrap();
+    let mut env: Vec<(&str, String)> = aws_env(&moto)
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ENDPOINT_URL")
+        .collect();
+    env.push(("DATABASE_URL", db.clone()));
+    env.push(("KUBECONFIG", "/nonexistent".into()));
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = |args: &[&str]| support::run(args, &envs, dir.path());
+
+    // Plan on an empty account: everything to create, exit 1.
+    let (code, out, err) = run(&[
+        "provision",
+        "--dry-run",
+        "--aws-endpoint-url",
+        &moto,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let plan = json(&out);
+    assert!(actions(&plan).iter().all(|a| a == "create"), "{plan}");
+
+    // Apply, writing the ARNs/URLs into the config serve reads.
+    let (code, out, err) = run(&[
+        "provision",
+        "--aws-endpoint-url",
+        &moto,
+        "--write-config",
+        "latamctl.toml",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let applied = json(&out);
+    assert!(
+        applied["outputs"]["topic_arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{name}-test-ingest"))
+    );
+    let config = std::fs::read_to_string(dir.path().join("latamctl.toml")).unwrap();
+    assert!(
+        config.contains("queue_url") && config.contains("name = \""),
+        "{config}"
+    );
+
+    // Second run: all unchanged; dry-run exit 0.
+    let (code, out, err) = run(&["provision", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        actions(&json(&out)).iter().all(|a| a == "unchanged"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["provision", "--dry-run"]);
+    assert_eq!(code, 0, "second dry-run must find nothing to do: {err}");
+
+    // serve --bus aws on what provision created.
+    let serve = Serve::start(&["--bus", "aws"], &envs, dir.path());
+    let (code, out, err) = run(&[
+        "publish",
+        "--api",
+        &serve.base,
+        "--count",
+        "200",
+        "--rate",
+        "100",
+        "--verify",
+        "--verify-timeout",
+        "90s",
+        "--max-p95",
+        "2s",
+        "-o",
+        "json",
+    ]);
+    let report = json(&out);
+    assert_eq!(code, 0, "{err}\n{report}");
+    assert_eq!(report["acked"], 200);
+    assert_eq!(report["verified"]["stored"], 200);
+    assert_eq!(report["passed"], true);
+
+    let (code, out, err) = run(&["status", "--api", &serve.base, "-o", "json"]);
+    let status = json(&out);
+    assert_eq!(code, 0, "{err}\n{status}");
+    assert_eq!(status["overall"], "ok", "{status}");
+    let components: Vec<&str> = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["component"].as_str().unwrap())
+        .collect();
+    for c in ["api", "queue", "dlq", "sns topic", "database"] {
+        assert!(components.contains(&c), "status lacks {c}: {components:?}");
+    }
+    let db_check = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "database")
+        .unwrap();
+    assert_eq!(db_check["figures"]["records"], "200");
+
+    // A poison message: status warns on the DLQ once it gets there.
+    let clients = super::cloud::moto_clients(&moto).await;
+    let queue_url = applied["outputs"]["queue_url"].as_str().unwrap();
+    clients
+        .sqs
+        .send_message()
+        .queue_url(queue_url)
+        .message_body("poison: not a latamctl message")
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let dlq_warned = loop {
+        let (code, out, _) = run(&["status", "--api", &serve.base, "-o", "json"]);
+        let s = json(&out);
+        let dlq = s["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["component"] == "dlq")
+            .unwrap()
+            .clone();
+        if dlq["state"] == "warn" {
+            assert_eq!(code, 1, "a warning must exit 1");
+            break dlq;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poison message never reached the DLQ: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(dlq_warned["figures"]["depth"], "1");
+    assert!(dlq_warned["hint"].as_str().unwrap().contains("drain"));
+
+    // Stop the worker so the redriven poison stays in the main queue for us to see.
+    assert_eq!(serve.terminate(), Some(0));
+    let (code, out, err) = run(&["drain", "--queue", "dlq", "--peek", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let peek = json(&out);
+    assert_eq!(peek["drained"], 1);
+    assert!(peek["messages"][0]["decode_error"].is_string());
+    assert!(
+        peek["messages"][0]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("poison")
+    );
+    let (code, out, err) = run(&["drain", "--queue", "dlq", "--redrive", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["redriven"], 1);
+    let (code, out, _) = run(&["drain", "--queue", "dlq", "--peek", "-o", "json"]);
+    assert_eq!((code, json(&out)["drained"].clone()), (0, Value::from(0)));
+    let out_file = dir.path().join("drained.jsonl");
+    let (code, out, err) = run(&[
+        "drain",
+        "--queue",
+        "main",
+        "--out",
+        out_file.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["drained"], 1);
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    assert_eq!(written.lines().count(), 1);
+    assert!(written.contains("poison"));
+
+    // Destroy: everything deleted, then everything absent.
+    let (code, out, err) = run(&["provision", "--destroy", "--yes", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(actions(&json(&out)).iter().all(|a| a == "delete"), "{out}");
+    let (code, out, err) = run(&["provision", "--destroy", "--yes", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(actions(&json(&out)).iter().all(|a| a == "absent"), "{out}");
+}
+
+#[tokio::test]
+async fn destroy_without_yes_refuses_when_not_interactive() {
+    let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
+        return;
+    };
+    let dir = support::tempdir();
+    let env = aws_env(&moto);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, _, err) = support::run(&["provision", "--destroy"], &envs, dir.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--yes"), "{err}");
+}
+
+#[tokio::test]
+async fn drain_on_the_embedded_queue_peeks_writes_deletes_and_redrives() {
+    use latamctl::bus::embedded::EmbeddedQueue;
+    use latamctl::bus::{Publisher, Queue, QueueAdmin, QueueName};
+    use latamctl::config::QueueConfig;
+
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let q = EmbeddedQueue::open(
+        &data,
+        &QueueConfig {
+            max_receive_count: 1,
+            ..QueueConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..3 {
+        q.publish(&super::queue::message(&format!("dead {i}")))
+            .await
+            .unwrap();
+    }
+    // One receive without ack, then the next receive moves all three to the DLQ.
+    let got = q
+        .receive(10, Duration::ZERO, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        q.receive(10, Duration::ZERO, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(q.stats().await.unwrap().dead_letter, 3);
+    drop(q);
+
+    let d = data.to_str().unwrap();
+    let run = |args: &[&str]| support::run(args, &[], dir.path());
+    let (code, out, err) = run(&[
+        "drain",
+        "--queue",
+        "dlq",
+        "--peek",
+        "--data-dir",
+        d,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["drained"], 3);
+    let (code, out, _) = run(&["drain", "--queue", "dlq", "--peek", "--data-dir", d]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("dead 0") && out.contains("TRANSACTION ID"),
+        "{out}"
+    );
+
+    // Delete one into a file, redrive the other two.
+    let file = dir.path().join("out.jsonl");
+    let (code, out, err) = run(&[
+        "drain",
+        "--queue",
+        "dlq",
+        "--max",
+        "1",
+        "--out",
+        file.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["drained"], 1);
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&file).unwrap().trim()).unwrap();
+    assert!(line["transaction_id"].is_string());
+    let (code, out, err) = run(&[
+        "drain",
+        "--queue",
+        "dlq",
+        "--redrive",
+        "--data-dir",
+        d,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["redriven"], 2);
+
+    let q = EmbeddedQueue::open(&data, &QueueConfig::default())
+        .await
+        .unwrap();
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.dead_letter), (2, 0));
+    let back = q
+        .receive_from(QueueName::Main, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0].receive_count, 1, "redrive resets the receive count");
+
+    // Bad usage: a clear error and exit 2.
+    let (code, _, err) = run(&["drain", "--queue", "main", "--redrive", "--data-dir", d]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--queue dlq"), "{err}");
+    let (code, _, err) = run(&["drain", "--data-dir", "/nonexistent/dir"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--data-dir"), "{err}");
+}
+
+#[tokio::test]
+async fn publish_thresholds_fail_with_exit_1_when_the_api_is_down() {
+    let dir = support::tempdir();
+    let (code, out, err) = support::run(
+        &[
+            "publish",
+            "--api",
+            "http://127.0.0.1:1",
+            "--count",
+            "5",
+            "--rate",
+            "100",
+            "-o",
+            "json",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    let report = json(&out);
+    assert_eq!(report["acked"], 0);
+    assert_eq!(report["errors"]["connect"], 5);
+    assert_eq!(report["passed"], false);
+}
