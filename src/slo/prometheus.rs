@@ -81,7 +81,7 @@ fn groups(spec: &SloSpec) -> Node {
                 .with("record", Node::str(AVAILABILITY_RECORD))
                 .with(
                     "expr",
-                    Node::text(promql::availability_probe(matchers, &s.scope)),
+                    Node::block(promql::availability_probe(matchers, &s.scope)),
                 ),
         );
     }
@@ -161,7 +161,7 @@ fn recordings(spec: &SloSpec, windows: &[Duration]) -> Vec<Node> {
                 rules.push(
                     Node::map()
                         .with("record", Node::str(promql::sli_error_record(*w)))
-                        .with("expr", Node::text(expr))
+                        .with("expr", Node::block(expr))
                         .with(
                             "labels",
                             Node::map().with("slo", Node::str(slo.name.clone())),
@@ -220,7 +220,7 @@ fn burn_rate_alert(spec: &SloSpec, slo: &Slo, policy: &BurnRatePolicy) -> Node {
         .collect();
     let mut alert = Node::map()
         .with("alert", Node::str(BURN_ALERT))
-        .with("expr", Node::text(pairs.join("\nor\n")));
+        .with("expr", Node::block(pairs.join("\nor\n")));
     if !policy.for_.is_zero() {
         alert = alert.with("for", Node::str(promql::duration(policy.for_)));
     }
@@ -267,7 +267,7 @@ fn threshold_alert(spec: &SloSpec, a: &ThresholdAlert) -> Node {
     let expr = format!("{value}\n> {}", trim_float(a.threshold));
     let mut alert = Node::map()
         .with("alert", Node::str(a.name.clone()))
-        .with("expr", Node::text(expr));
+        .with("expr", Node::block(expr));
     if !a.for_.is_zero() {
         alert = alert.with("for", Node::str(promql::duration(a.for_)));
     }
@@ -319,6 +319,27 @@ mod tests {
     fn rules_file_matches_snapshot() {
         let spec = SloSpec::builtin().unwrap();
         insta::assert_snapshot!("rules_file", rules_file(&spec));
+    }
+
+    /// The Helm chart scopes the rules to a release by rewriting the text `system!=""` to
+    /// `system="<system>"`: every selector must carry it verbatim, never escaped.
+    #[test]
+    fn the_chart_rewrite_scopes_every_selector() {
+        let spec = SloSpec::builtin().unwrap();
+        let text = rules_file(&spec);
+        assert!(
+            !text.contains(r#"system!=\"\""#),
+            "an escaped scope matcher"
+        );
+        let scoped = text.replace(r#"system!="""#, r#"system="orders""#);
+        let doc: serde_json::Value = serde_saphyr::from_str(&scoped).unwrap();
+        for group in doc["groups"].as_array().unwrap() {
+            for rule in group["rules"].as_array().unwrap() {
+                let expr = rule["expr"].as_str().unwrap();
+                assert!(!expr.contains("system!="), "{expr}");
+                assert!(expr.contains(r#"system="orders""#), "unscoped: {expr}");
+            }
+        }
     }
 
     #[test]

@@ -34,14 +34,10 @@ impl Node {
         Node::Str(s.into())
     }
 
-    /// A block when `s` spans lines, else a plain string.
-    pub fn text(s: impl Into<String>) -> Self {
-        let s = s.into();
-        if s.contains('\n') {
-            Node::Block(s)
-        } else {
-            Node::Str(s)
-        }
+    /// A literal block, even for one line: PromQL is written verbatim, never escaped, so
+    /// tools that edit the text (the Helm chart rewrites `system!=""`) see it as written.
+    pub fn block(s: impl Into<String>) -> Self {
+        Node::Block(s.into())
     }
 
     fn is_scalar(&self) -> bool {
@@ -183,7 +179,7 @@ mod tests {
                     Node::Seq(vec![
                         Node::map()
                             .with("record", Node::str("a:b:c"))
-                            .with("expr", Node::text("sum(x)\n/\nsum(y)"))
+                            .with("expr", Node::block("sum(x)\n/\nsum(y)"))
                             .with(
                                 "labels",
                                 Node::map().with("slo", Node::str("true")),
