@@ -3,6 +3,9 @@
 # need, runs them, and stops what it started:
 #   - moto server (AWS SNS/SQS/CloudWatch/RDS/EKS APIs) in a Python venv, on a free port;
 #   - a private PostgreSQL cluster (initdb in a temp dir, free port, fsync off);
+#   - Prometheus and promtool (Debian package): `promtool check rules` and `promtool test
+#     rules tests/promtool/*.yml` on the rendered rules; the Rust end-to-end test starts its own
+#     Prometheus server on a free port;
 #   - the Rust tests (cargo nextest), with LATAMCTL_TEST_* pointing at the services;
 #   - the infrastructure checks (Terraform, Helm charts).
 #
@@ -22,7 +25,43 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/latamctl-target}"
 . scripts/lib/services.sh
 services_init latamctl-test
 
+# Prometheus from Debian: `prometheus` (the server the end-to-end test starts on a free port)
+# and `promtool`. The package's own service is stopped if its postinst started one.
+ensure_prometheus() {
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    log "installing Prometheus (apt)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq prometheus >/dev/null 2>&1 \
+      || { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; } \
+      || die "could not install prometheus with apt-get"
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+      $sudo systemctl stop prometheus || true
+    elif [ -x /etc/init.d/prometheus ] && /etc/init.d/prometheus status >/dev/null 2>&1; then
+      $sudo /etc/init.d/prometheus stop >/dev/null || true
+    fi
+  fi
+  LATAMCTL_TEST_PROMETHEUS_BIN=$(command -v prometheus) || die "prometheus not found after install"
+  LATAMCTL_TEST_PROMTOOL_BIN=$(command -v promtool) || die "promtool not found after install"
+  export LATAMCTL_TEST_PROMETHEUS_BIN LATAMCTL_TEST_PROMTOOL_BIN
+  log "$("$LATAMCTL_TEST_PROMETHEUS_BIN" --version 2>&1 | head -1)"
+}
+
+# The committed rendered rules must load, and every seed alert must fire exactly at its
+# threshold (tests/promtool). The Rust test slo::rendered_artifacts_are_current proves that
+# the committed file is what the binary renders.
+run_promtool_checks() {
+  log "promtool check rules examples/alerts/prometheus-rules.yaml"
+  "$LATAMCTL_TEST_PROMTOOL_BIN" check rules examples/alerts/prometheus-rules.yaml >/dev/null \
+    || die "promtool check rules failed"
+  log "promtool test rules tests/promtool/*.yml"
+  (cd tests/promtool && "$LATAMCTL_TEST_PROMTOOL_BIN" test rules ./*.yml) \
+    || die "promtool rule tests failed"
+}
+
 run_rust_tests() {
+  ensure_prometheus
+  run_promtool_checks
   start_moto
   start_postgres
   export LATAMCTL_TEST_REQUIRE_SERVICES=1

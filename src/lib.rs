@@ -2,7 +2,8 @@
 //!
 //! Clients POST messages ([`api`]); a [`bus`] carries them durably (an embedded on-disk
 //! queue, or SNS → SQS); the [`worker`] stores them idempotently in a [`store`] (SQLite or
-//! PostgreSQL); clients GET them back by transaction id. The [`cli`] wires it all.
+//! PostgreSQL); clients GET them back by transaction id. The [`cli`] wires it all; [`slo`]
+//! turns the SLO spec into alerts, dashboards and the `latamctl slo` report.
 
 pub mod api;
 pub mod bus;
@@ -13,6 +14,7 @@ pub mod lambda;
 pub mod loadgen;
 pub mod output;
 pub mod pipeline;
+pub mod slo;
 pub mod status;
 pub mod store;
 pub mod telemetry;

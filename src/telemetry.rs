@@ -67,6 +67,81 @@ pub fn spawn_metrics_upkeep() {
     });
 }
 
+/// Publishes the CPU and memory this process may use (`latamctl_cpu_limit_cores`,
+/// `latamctl_memory_limit_bytes`), which the CPU and memory alerts divide usage by: the
+/// cgroup limits (a pod's `resources.limits`), else the machine's.
+pub fn record_resource_limits() {
+    if let Some(cores) = cpu_limit_cores() {
+        metrics::gauge!("latamctl_cpu_limit_cores").set(cores);
+    }
+    if let Some(bytes) = memory_limit_bytes() {
+        metrics::gauge!("latamctl_memory_limit_bytes").set(bytes);
+    }
+}
+
+/// This process's cgroup v2 directory (`0::/path` in /proc/self/cgroup).
+fn cgroup_dir() -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/')))
+}
+
+/// The first of `names` found in this process's cgroup directory or the cgroup root.
+fn read_cgroup(names: &[&str]) -> Option<String> {
+    let dirs = cgroup_dir()
+        .into_iter()
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")]);
+    dirs.flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find_map(|p| std::fs::read_to_string(p).ok())
+}
+
+/// `cpu.max` of cgroup v2: `max 100000` (no limit) or `<quota> <period>`.
+fn parse_cpu_max(text: &str) -> Option<f64> {
+    let mut it = text.split_whitespace();
+    let quota = it.next()?.parse::<f64>().ok()?;
+    let period = it.next()?.parse::<f64>().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+fn cpu_limit_cores() -> Option<f64> {
+    let quota = read_cgroup(&["cpu.max"])
+        .and_then(|t| parse_cpu_max(&t))
+        .or_else(|| {
+            // cgroup v1: a quota of -1 means no limit.
+            let q = read_cgroup(&["cpu/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_quota_us"])?;
+            let p = read_cgroup(&["cpu/cpu.cfs_period_us", "cpu,cpuacct/cpu.cfs_period_us"])?;
+            parse_cpu_max(&format!("{} {}", q.trim(), p.trim()))
+        });
+    let machine = std::thread::available_parallelism()
+        .ok()
+        .map(|n| n.get() as f64);
+    match (quota, machine) {
+        (Some(q), Some(m)) => Some(q.min(m)),
+        (q, m) => q.or(m),
+    }
+}
+
+/// `MemTotal` of /proc/meminfo in bytes.
+fn parse_mem_total(meminfo: &str) -> Option<f64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib = line.split_whitespace().nth(1)?.parse::<f64>().ok()?;
+    Some(kib * 1024.0)
+}
+
+fn memory_limit_bytes() -> Option<f64> {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| parse_mem_total(&t));
+    // "max" (v2) does not parse: no limit. v1 reports a huge number instead, hence the min.
+    let limit = read_cgroup(&["memory.max", "memory/memory.limit_in_bytes"])
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|v| *v > 0.0);
+    match (limit, machine) {
+        (Some(l), Some(m)) => Some(l.min(m)),
+        (l, m) => l.or(m),
+    }
+}
+
 fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
@@ -143,6 +218,15 @@ fn describe_metrics() {
         "Database pool connections by state (in_use, idle)."
     );
     describe_gauge!(
+        "latamctl_cpu_limit_cores",
+        "CPU this process may use: its cgroup quota (a pod's CPU limit), else the machine's CPUs."
+    );
+    describe_gauge!(
+        "latamctl_memory_limit_bytes",
+        Unit::Bytes,
+        "Memory this process may use: its cgroup limit (a pod's memory limit), else the machine's RAM."
+    );
+    describe_gauge!(
         "latamctl_ready",
         "1 when the process is ready to serve, 0 otherwise."
     );
@@ -177,4 +261,25 @@ pub fn init_logging(format: LogFormat, level: &str) {
     };
     // A second init (tests, nested commands) keeps the first subscriber.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_limits_parse() {
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
+        assert_eq!(parse_cpu_max("-1 100000"), None);
+        assert_eq!(
+            parse_mem_total("MemTotal:       16318504 kB\nMemFree: 1 kB\n"),
+            Some(16_318_504.0 * 1024.0)
+        );
+        // This machine has at least one CPU and some memory, whatever its cgroups say.
+        assert!(cpu_limit_cores().is_some_and(|c| c > 0.0));
+        if cfg!(target_os = "linux") {
+            assert!(memory_limit_bytes().is_some_and(|m| m > 0.0));
+        }
+    }
 }

@@ -6,7 +6,9 @@ mod drain;
 mod migrate;
 mod provision;
 mod publish;
+mod render;
 mod serve;
+mod slo;
 mod status;
 
 use std::path::PathBuf;
@@ -82,6 +84,10 @@ pub enum Command {
     Config(config_cmd::ConfigArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
+    /// Render generated artefacts: alert rules, SLOs and dashboards from the SLO spec.
+    Render(render::RenderArgs),
+    /// SLIs against SLOs now: error budget left and burn rate (exit 1 when one pages).
+    Slo(slo::SloArgs),
 }
 
 /// What every command receives.
@@ -138,6 +144,8 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(&ctx, args).await,
             Command::Config(args) => config_cmd::run(&ctx, args).await,
             Command::Completions(args) => completions::run(args),
+            Command::Render(args) => render::run(&ctx, args).await,
+            Command::Slo(args) => slo::run(&ctx, args).await,
         }
     });
     // Background tasks (pollers, writers) must not keep the process alive.

@@ -103,6 +103,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     let role = args.role;
     crate::telemetry::metrics_handle();
     crate::telemetry::spawn_metrics_upkeep();
+    crate::telemetry::record_resource_limits();
     metrics::gauge!("latamctl_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
         .set(1.0);
 
@@ -173,6 +174,12 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         ));
     }
     metrics::gauge!("latamctl_ready").set(1.0);
+    background.spawn(report_runtime_gauges(
+        store.clone(),
+        state.clone(),
+        Duration::from_secs(15),
+        shutdown.clone(),
+    ));
 
     let server = {
         let shutdown = shutdown.clone();
@@ -234,6 +241,29 @@ fn describe_store(config: &Config) -> String {
                 .map(redact_url)
                 .unwrap_or_default()
         ),
+    }
+}
+
+/// Keeps the gauges the SLOs read current without anyone polling: database pool connections
+/// (`latamctl_db_pool_connections`) and readiness (`latamctl_ready`, which the availability
+/// SLI reads; kubelet probes refresh it too).
+async fn report_runtime_gauges(
+    store: Arc<dyn Store>,
+    state: AppState,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some((in_use, idle)) = store.pool_stats() {
+            metrics::gauge!("latamctl_db_pool_connections", "state" => "in_use").set(in_use);
+            metrics::gauge!("latamctl_db_pool_connections", "state" => "idle").set(idle);
+        }
+        let _ = api::readyz(axum::extract::State(state.clone())).await;
     }
 }
 

@@ -126,6 +126,11 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store answers.
     async fn ready(&self) -> Result<()>;
     async fn stats(&self) -> Result<StoreStats>;
+    /// Pool connections (in use, idle), for `latamctl_db_pool_connections`; `None` when the
+    /// store has no pool.
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// Runs one query with the configured timeout and records its latency

@@ -178,6 +178,11 @@ pub fn known_migrations() -> Vec<(i64, String)> {
 
 #[async_trait]
 impl Store for PostgresStore {
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Some((self.pool.size().saturating_sub(idle), idle))
+    }
+
     fn kind(&self) -> &'static str {
         "postgres"
     }

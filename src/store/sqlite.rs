@@ -99,6 +99,11 @@ fn parse_uuid(s: &str) -> Result<Uuid> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn pool_stats(&self) -> Option<(u32, u32)> {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        Some((self.pool.size().saturating_sub(idle), idle))
+    }
+
     fn kind(&self) -> &'static str {
         "sqlite"
     }

@@ -7,5 +7,6 @@ mod lambda;
 mod mocks;
 mod operator;
 mod queue;
+mod slo;
 mod store;
 mod support;

@@ -1,0 +1,554 @@
+//! SRE as code, end to end: the rendered rules in a real Prometheus scraping a real
+//! `latamctl serve`, `latamctl slo` against that Prometheus and against `/metrics`, and the
+//! committed rendered files against what the binary renders.
+//!
+//! The Prometheus tests find the server through `LATAMCTL_TEST_PROMETHEUS_BIN` (set by
+//! scripts/test.sh, which installs it from Debian).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use latamctl::slo::SloSpec;
+use serde_json::Value;
+
+use super::support::{self, BIN, Serve, client, post};
+
+/// A Prometheus server on a free loopback port; killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    /// Scrapes `target` (host:port) every second with `rules` loaded; the target gets the
+    /// labels the Helm chart's ServiceMonitor adds (system, component) and a namespace.
+    fn start(bin: &str, dir: &Path, rules: &Path, target: &str) -> Prometheus {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - {rules}
+scrape_configs:
+  - job_name: latamctl
+    static_configs:
+      - targets: ["{target}"]
+        labels:
+          namespace: e2e-ns
+          system: e2e
+          component: api
+"#,
+                rules = rules.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("prometheus.log");
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start prometheus");
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = std::process::Command::new("curl")
+                .args(["-fsS", &format!("{}/-/ready", p.url)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not become ready:\n{}",
+                p.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, http: &reqwest::Client, path: &str, query: &[(&str, &str)]) -> Value {
+        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.url), query).unwrap();
+        let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["status"], "success", "{body}");
+        body["data"].clone()
+    }
+
+    /// An instant query: each series' labels and value.
+    async fn query(&self, http: &reqwest::Client, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let data = self.get(http, "/api/v1/query", &[("query", q)]).await;
+        data["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let labels = serde_json::from_value(s["metric"].clone()).unwrap();
+                let v = s["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+                (labels, v)
+            })
+            .collect()
+    }
+
+    /// The active alerts: (name, state, value).
+    async fn alerts(&self, http: &reqwest::Client) -> Vec<(String, String, f64)> {
+        let data = self.get(http, "/api/v1/alerts", &[]).await;
+        data["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap().to_owned(),
+                    a["state"].as_str().unwrap().to_owned(),
+                    a["value"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<f64>()
+                        .unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 500 ms until it returns `Some`, or fails after `limit` with `what`.
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("{what} did not happen within {limit:?}; last: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+async fn post_invalid(http: &reqwest::Client, base: &str) -> u16 {
+    http.post(format!("{base}/ingresar-datos"))
+        .json(&serde_json::json!({"topic_arn": "", "message": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The real thing: `serve` scraped by Prometheus with the rendered rules; 10 % of the traffic
+/// is rejected (400), so the recorded SLIs have known values and the 4xx+5xx alert fires.
+/// The spec is the built-in one with two test overrides written into a copy: the error-rate
+/// alert's `for` (3m → 3s) and the long-window evaluation interval (5m → 1s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prometheus_evaluates_the_rendered_rules_against_serve() {
+    let Some(prometheus_bin) = support::service("LATAMCTL_TEST_PROMETHEUS_BIN") else {
+        return;
+    };
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let serve = Serve::start(&["--data-dir", data.to_str().unwrap()], &[], dir.path());
+
+    let mut spec = SloSpec::builtin().unwrap();
+    spec.spec.long_window_interval = Duration::from_secs(1);
+    let alert = spec
+        .spec
+        .alerts
+        .iter_mut()
+        .find(|a| a.name == "LatamctlHighErrorRate")
+        .unwrap();
+    assert_eq!(alert.for_, Duration::from_secs(180), "the seed's 3 minutes");
+    alert.for_ = Duration::from_secs(3);
+    let spec_path = dir.path().join("slo.yaml");
+    std::fs::write(&spec_path, serde_saphyr::to_string(&spec).unwrap()).unwrap();
+    let rules = dir.path().join("rules.yaml");
+    let (code, _, err) = support::run(
+        &[
+            "render",
+            "alerts",
+            "--slo",
+            spec_path.to_str().unwrap(),
+            "--out",
+            rules.to_str().unwrap(),
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let target = serve.base.trim_start_matches("http://").to_owned();
+    let prom = Prometheus::start(&prometheus_bin, dir.path(), &rules, &target);
+    let http = client();
+
+    // Every series must exist before the measured traffic: rate() ignores a series' first
+    // sample, so the counted increase is exactly the traffic below.
+    post(&http, &serve.base, "warm-up").await.unwrap();
+    assert_eq!(post_invalid(&http, &serve.base).await, 400);
+    eventually(
+        Duration::from_secs(30),
+        "two scrapes of the warmed-up series",
+        || async {
+            let r = prom
+                .query(
+                    &http,
+                    r#"count_over_time(http_requests_total{system="e2e",status="400"}[1m])"#,
+                )
+                .await;
+            match r.first() {
+                Some((_, n)) if *n >= 2.0 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+
+    // 90 accepted, 10 rejected: 10 % errors (all 4xx), no 5xx.
+    for i in 0..100 {
+        if i % 10 == 9 {
+            assert_eq!(post_invalid(&http, &serve.base).await, 400);
+        } else {
+            post(&http, &serve.base, &format!("message {i}"))
+                .await
+                .unwrap();
+        }
+    }
+
+    let fired = eventually(
+        Duration::from_secs(60),
+        "LatamctlHighErrorRate firing",
+        || async {
+            let alerts = prom.alerts(&http).await;
+            alerts
+                .iter()
+                .find(|(name, state, _)| name == "LatamctlHighErrorRate" && state == "firing")
+                .cloned()
+                .ok_or_else(|| format!("{alerts:?}"))
+        },
+    )
+    .await;
+    assert!(
+        (0.05..=0.2).contains(&fired.2),
+        "4xx+5xx ratio {} should be about 0.1",
+        fired.2
+    );
+
+    let recorded =
+        |slo: &str| format!(r#"latamctl_slo:sli_error:ratio_rate5m{{slo="{slo}",system="e2e"}}"#);
+    let values = eventually(Duration::from_secs(30), "the recorded SLIs", || async {
+        let mut values = BTreeMap::new();
+        for slo in ["latency", "errors", "availability", "retries", "db_latency"] {
+            match prom.query(&http, &recorded(slo)).await.as_slice() {
+                [(labels, v)] => {
+                    assert_eq!(labels["namespace"], "e2e-ns");
+                    values.insert(slo, *v);
+                }
+                other => return Err(format!("{slo}: {other:?}")),
+            }
+        }
+        Ok(values)
+    })
+    .await;
+    // No 5xx series exists at all: 0, not "no data".
+    assert_eq!(values["errors"], 0.0, "{values:?}");
+    assert_eq!(values["availability"], 0.0, "{values:?}");
+    assert_eq!(values["retries"], 0.0, "{values:?}");
+    for slo in ["latency", "db_latency"] {
+        assert!((0.0..=1.0).contains(&values[slo]), "{values:?}");
+    }
+    // The 30-day windows exist too (long-window group).
+    let month = prom
+        .query(
+            &http,
+            r#"latamctl_slo:sli_error:ratio_rate30d{slo="errors",system="e2e"}"#,
+        )
+        .await;
+    assert_eq!(month.len(), 1, "{month:?}");
+    let probe = prom
+        .query(&http, r#"latamctl:up_and_ready:max{system="e2e"}"#)
+        .await;
+    assert_eq!(probe.first().map(|p| p.1), Some(1.0), "{probe:?}");
+    // The gauges the CPU, memory and pool panels read are scraped.
+    for q in [
+        r#"latamctl_cpu_limit_cores{system="e2e"} > 0"#,
+        r#"latamctl_memory_limit_bytes{system="e2e"} > 0"#,
+        r#"latamctl_db_pool_connections{system="e2e",state="idle"}"#,
+        r#"process_resident_memory_bytes{system="e2e"} > 0"#,
+    ] {
+        assert_eq!(prom.query(&http, q).await.len(), 1, "{q}");
+    }
+    let alerts = prom.alerts(&http).await;
+    for quiet in [
+        "LatamctlAvailabilityLow",
+        "LatamctlErrorBudgetBurn",
+        "LatamctlDeadLetters",
+    ] {
+        assert!(
+            !alerts.iter().any(|(name, ..)| name == quiet),
+            "{quiet} is active: {alerts:?}"
+        );
+    }
+
+    // Every Grafana panel query is valid PromQL that this Prometheus answers.
+    let dashboard: Value =
+        serde_json::from_str(&latamctl::slo::dashboards::grafana(&spec).unwrap()).unwrap();
+    let mut answered = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$namespace", ".*")
+                .replace("$system", ".*");
+            if !prom.query(&http, &expr).await.is_empty() {
+                answered += 1;
+            }
+        }
+    }
+    assert!(
+        answered >= 10,
+        "only {answered} panel queries returned data"
+    );
+
+    // `latamctl slo` against this Prometheus.
+    let (code, out, err) = support::run(
+        &[
+            "slo",
+            "--prometheus",
+            &prom.url,
+            "--scope",
+            r#"system="e2e""#,
+            "-o",
+            "json",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert!(code == 0 || code == 1, "exit {code}: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let slos = report["slos"].as_array().unwrap();
+    assert_eq!(slos.len(), 5, "{report}");
+    let by_name = |n: &str| slos.iter().find(|s| s["slo"] == n).unwrap().clone();
+    for name in ["errors", "availability", "retries"] {
+        let s = by_name(name);
+        assert_eq!(s["sli"], 1.0, "{s}");
+        assert_eq!(s["error_budget_remaining"], 1.0, "{s}");
+        assert_eq!(s["burn_rate"], 0.0, "{s}");
+        assert_eq!(s["state"], "ok", "{s}");
+        assert_eq!(s["window"], "30d");
+        assert_eq!(s["burn_window"], "1h");
+        assert_eq!(s["scope"]["system"], "e2e");
+        assert_eq!(s["scope"]["namespace"], "e2e-ns");
+    }
+    assert_eq!(by_name("errors")["objective"], 0.999);
+    // Exit 1 exactly when a state pages or the budget is gone (latency depends on this
+    // machine's speed, so it is checked for consistency, not for a value).
+    let failing = slos
+        .iter()
+        .any(|s| s["state"] == "page" || s["state"] == "exhausted");
+    assert_eq!(code, i32::from(failing), "{report}");
+
+    // The table form names every SLO.
+    let (_, table, _) = support::run(
+        &[
+            "slo",
+            "--prometheus",
+            &prom.url,
+            "--scope",
+            r#"system="e2e""#,
+        ],
+        &[],
+        dir.path(),
+    );
+    for name in [
+        "latency",
+        "errors",
+        "availability",
+        "retries",
+        "db_latency",
+        "BUDGET LEFT",
+    ] {
+        assert!(table.contains(name), "{table}");
+    }
+    drop(prom);
+    assert_eq!(serve.terminate(), Some(0));
+}
+
+#[test]
+fn slo_explains_an_unreachable_prometheus() {
+    let dir = support::tempdir();
+    let (code, out, err) = support::run(
+        &["slo", "--prometheus", "http://127.0.0.1:9", "-o", "json"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no data on stdout: {out}");
+    assert!(
+        err.contains("cannot query Prometheus at http://127.0.0.1:9"),
+        "{err}"
+    );
+    assert!(err.contains("Check the URL"), "{err}");
+}
+
+/// Without Prometheus: sample a running serve's /metrics while traffic flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slo_samples_metrics_endpoints() {
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let serve = Serve::start(&["--data-dir", data.to_str().unwrap()], &[], dir.path());
+    let http = client();
+    post(&http, &serve.base, "before").await.unwrap();
+
+    let base = serve.base.clone();
+    let cwd = dir.path().to_owned();
+    let sampler = tokio::task::spawn_blocking(move || {
+        support::run(
+            &[
+                "slo",
+                "--metrics",
+                &base,
+                "--window",
+                "3s",
+                "--interval",
+                "500ms",
+                "-o",
+                "yaml",
+            ],
+            &[],
+            &cwd,
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for i in 0..20 {
+        post(&http, &serve.base, &format!("during {i}"))
+            .await
+            .unwrap();
+    }
+    let (code, out, err) = sampler.await.unwrap();
+    assert!(code == 0 || code == 1, "exit {code}: {err}");
+    let report: Value = serde_saphyr::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        report["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("metrics http://")
+    );
+    let slos = report["slos"].as_array().unwrap();
+    let get = |n: &str| slos.iter().find(|s| s["slo"] == n).unwrap().clone();
+    let errors = get("errors");
+    assert_eq!(errors["sli"], 1.0, "{errors:?}");
+    assert_eq!(errors["state"], "ok");
+    assert_eq!(errors["window"], "3s");
+    assert_eq!(get("availability")["sli"], 1.0);
+    assert_eq!(get("retries")["sli"], 1.0);
+    drop(serve);
+}
+
+#[test]
+fn render_rejects_a_bad_spec_clearly() {
+    let dir = support::tempdir();
+    let bad = dir.path().join("slo.yaml");
+    std::fs::write(
+        &bad,
+        latamctl::slo::spec::DEFAULT_SPEC.replacen("target: 0.95", "target: 95", 1),
+    )
+    .unwrap();
+    let (code, out, err) = support::run(
+        &["render", "alerts", "--slo", bad.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("spec.slos[latency].target"), "{err}");
+    assert!(err.contains("99.9 % is 0.999"), "{err}");
+}
+
+#[test]
+fn render_writes_every_format() {
+    let dir = support::tempdir();
+    for (args, check) in [
+        (["alerts", "prometheus"], "groups:"),
+        (["alerts", "prometheus-rule"], "kind: PrometheusRule"),
+        (["alerts", "datadog"], "datadog_monitor"),
+        (["alerts", "cloudwatch"], "MetricAlarms"),
+        (["dashboards", "grafana"], "\"schemaVersion\""),
+        (["dashboards", "datadog"], "\"layout_type\""),
+    ] {
+        let out = dir.path().join(format!("{}-{}", args[0], args[1]));
+        let (code, stdout, err) = support::run(
+            &[
+                "render",
+                args[0],
+                "--format",
+                args[1],
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+            dir.path(),
+        );
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(stdout.is_empty(), "data goes to the file: {stdout}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains(check), "{args:?}");
+    }
+}
+
+/// The committed copies (examples/alerts, the Helm chart's files) are what the binary
+/// renders: scripts/render-artifacts.sh --check with this test's binary.
+#[test]
+fn rendered_artifacts_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("scripts/render-artifacts.sh"))
+        .arg("--check")
+        .env("LATAMCTL_BIN", BIN)
+        .current_dir(root)
+        .output()
+        .expect("run scripts/render-artifacts.sh");
+    assert!(
+        out.status.success(),
+        "committed rendered files are stale; run scripts/render-artifacts.sh\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
