@@ -444,8 +444,9 @@ def check_readme_lists_values(chart_dir: Path) -> None:
 
 
 def check_deploy_wiring() -> None:
-    apps = [d for d in yaml.safe_load_all((ROOT / "deploy/argocd/application.yaml").read_text()) if d]
-    check(len(apps) >= 1, "deploy/argocd/application.yaml has no Application")
+    files = sorted((ROOT / "deploy/argocd").glob("application-*.yaml"))
+    apps = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    check(len(apps) >= 2, "deploy/argocd/application-<env>.yaml: expected dev and prod Applications")
     for app in apps:
         name = app["metadata"]["name"]
         check(app["kind"] == "Application" and app["apiVersion"] == "argoproj.io/v1alpha1", f"argocd {name}: not an Application")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# (Re)generates the files rendered from the SLO spec (examples/slo.yaml) by `latamctl render`,
-# so the committed copies are exactly what the binary produces:
+# (Re)generates the files `latamctl render` produces, so the committed copies are exactly what
+# the binary renders:
 #   examples/alerts/*                                   every backend, for reviewers and users
 #   helm-charts/latamctl/files/prometheus/rules.yaml     the chart's PrometheusRule source
 #   helm-charts/latamctl/files/dashboards/*.json        the chart's Grafana dashboard ConfigMaps
+#   deploy/argocd/application-<env>.yaml                 Argo CD Applications (examples/latamctl.aws.toml)
 # (the chart files only when the chart has a files/ directory).
 #
 # Usage: scripts/render-artifacts.sh [--check]
@@ -38,6 +39,9 @@ targets=(
   "examples/alerts/grafana-dashboard.json|render dashboards --format grafana"
   "examples/alerts/datadog-dashboard.json|render dashboards --format datadog"
 )
+for env in dev prod; do
+  targets+=("deploy/argocd/application-$env.yaml|render argocd --env $env --config examples/latamctl.aws.toml")
+done
 chart=helm-charts/latamctl/files
 if [ -d "$chart" ]; then
   targets+=(
@@ -56,7 +60,10 @@ for t in "${targets[@]}"; do
   rendered="$work/$(echo "$path" | tr / _)"
   # The spec is the built-in copy of examples/slo.yaml: pass the file so edits show up
   # before the binary is rebuilt.
-  "$bin" "${args[@]}" --slo examples/slo.yaml --out "$rendered" 2>/dev/null \
+  case "${args[1]}" in
+    alerts|dashboards) args+=(--slo examples/slo.yaml) ;;
+  esac
+  "$bin" "${args[@]}" --out "$rendered" 2>/dev/null \
     || die "latamctl ${args[*]} failed"
   if [ "$check" = 1 ]; then
     if [ ! -f "$path" ]; then

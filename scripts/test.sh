@@ -73,8 +73,15 @@ run_rust_tests() {
 run_iac_checks() {
   log "Terraform checks"
   scripts/check-terraform.sh
-  log "Helm chart checks"
-  scripts/check-helm.sh
+  log "latamctl render helm (dev from Terraform outputs, prod from examples/latamctl.aws.toml)"
+  cargo build --quiet --bin latamctl
+  local bin="$CARGO_TARGET_DIR/debug/latamctl"
+  "$bin" render helm --env dev --config tests/fixtures/latamctl.cloud-minimal.toml \
+    --terraform-outputs tests/fixtures/terraform-outputs.json --image-tag 0a1b2c3 --out "$WORK/values-dev.yaml"
+  "$bin" render helm --env prod --config examples/latamctl.aws.toml \
+    --image-tag 0a1b2c3 --api-token-secret latamctl-api-token --out "$WORK/values-prod.yaml"
+  log "Helm chart checks (with the rendered values)"
+  scripts/check-helm.sh --values "$WORK/values-dev.yaml" --values "$WORK/values-prod.yaml"
 }
 
 case "$MODE" in

@@ -217,7 +217,8 @@ pub struct KubernetesConfig {
     pub enabled: bool,
     /// Namespace of the Helm release.
     pub namespace: String,
-    /// Helm release name: Deployments are `<release>-api` and `<release>-worker`.
+    /// Helm release name. The chart names Deployments `<release>-api`/`-worker` when the
+    /// release name contains "latamctl", else `<release>-latamctl-api`/`-worker`.
     pub release: String,
     /// kubeconfig context (default: the current one).
     pub context: Option<String>,

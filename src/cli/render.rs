@@ -1,5 +1,6 @@
-//! `latamctl render`: generated artefacts, one subcommand per family (alerts, dashboards).
-//! Each writes to stdout, or atomically to `--out FILE`.
+//! `latamctl render`: generated artefacts, one subcommand per family (alerts, dashboards,
+//! Helm values, Terraform variables, Argo CD Application). Each writes to stdout, or
+//! atomically to `--out FILE`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Context, Exit};
+use crate::config::Overrides;
+use crate::deploy;
 use crate::slo::{SloSpec, cloudwatch, dashboards, datadog, prometheus};
 
 #[derive(Debug, Args)]
@@ -22,6 +25,66 @@ pub enum RenderCommand {
     Alerts(AlertsArgs),
     /// Dashboards (SLIs, error budget, RED, queue, database) from the SLO spec.
     Dashboards(DashboardsArgs),
+    /// Helm values for helm-charts/latamctl from the config, Terraform outputs and templates/helm/<env>.yaml.
+    Helm(HelmArgs),
+    /// Terraform variables (.tfvars.json) for terraform/envs/<env> from the config.
+    TerraformVars(DeployArgs),
+    /// An Argo CD Application for the chart with deploy/gitops/<env>/values.yaml.
+    Argocd(ArgocdArgs),
+}
+
+/// Environment, overlays and output of the deployment renderers.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Target environment (selects templates/helm/<env>.yaml and deploy/gitops/<env>/).
+    #[arg(long, default_value = "dev")]
+    pub env: String,
+    /// Read overlays from this directory instead of the built-in copies of templates/.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Write here instead of stdout (replaced atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HelmArgs {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    /// `terraform output -json` of the environment: fills topic/queue URLs and IRSA role ARNs
+    /// the config lacks.
+    #[arg(long, value_name = "FILE")]
+    pub terraform_outputs: Option<PathBuf>,
+    /// Image repository.
+    #[arg(long, value_name = "REPO")]
+    pub image_repository: Option<String>,
+    /// Image tag (CI: the git SHA).
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: Option<String>,
+    /// IRSA role of the api ServiceAccount (default: Terraform output api_irsa_role_arn).
+    #[arg(long, value_name = "ARN")]
+    pub api_role_arn: Option<String>,
+    /// IRSA role of the worker ServiceAccount (default: Terraform output worker_irsa_role_arn).
+    #[arg(long, value_name = "ARN")]
+    pub worker_role_arn: Option<String>,
+    /// Existing Secret holding the database URL (key `url`).
+    #[arg(long, value_name = "NAME")]
+    pub database_secret: Option<String>,
+    /// Existing Secret holding the API bearer token (key `token`).
+    #[arg(long, value_name = "NAME")]
+    pub api_token_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ArgocdArgs {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    /// Git repository Argo CD syncs from.
+    #[arg(long, default_value = "https://github.com/latam/latamctl.git")]
+    pub repo_url: String,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    pub revision: String,
 }
 
 /// Where the spec comes from and where the result goes.
@@ -73,8 +136,8 @@ pub enum DashboardFormat {
     Datadog,
 }
 
-pub async fn run(_ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
-    let (io, text) = match args.what {
+pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
+    let (out, text) = match args.what {
         RenderCommand::Alerts(a) => {
             let spec = SloSpec::load(a.io.slo.as_deref())?;
             let text = match a.format {
@@ -83,7 +146,7 @@ pub async fn run(_ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
                 AlertFormat::Cloudwatch => cloudwatch::alarms(&spec)?,
                 AlertFormat::Datadog => datadog::terraform(&spec)?,
             };
-            (a.io, text)
+            (a.io.out, text)
         }
         RenderCommand::Dashboards(d) => {
             let spec = SloSpec::load(d.io.slo.as_deref())?;
@@ -91,10 +154,59 @@ pub async fn run(_ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
                 DashboardFormat::Grafana => dashboards::grafana(&spec)?,
                 DashboardFormat::Datadog => dashboards::datadog(&spec)?,
             };
-            (d.io, text)
+            (d.io.out, text)
+        }
+        RenderCommand::Helm(h) => {
+            let (config, _) = ctx.load(&Overrides::default())?;
+            let inputs = deploy::HelmInputs {
+                env: h.deploy.env.clone(),
+                image_repository: h.image_repository,
+                image_tag: h.image_tag,
+                api_role_arn: h.api_role_arn,
+                worker_role_arn: h.worker_role_arn,
+                database_secret: h.database_secret,
+                api_token_secret: h.api_token_secret,
+                terraform: match &h.terraform_outputs {
+                    Some(path) => deploy::TerraformOutputs::load(path)?,
+                    None => deploy::TerraformOutputs::default(),
+                },
+                templates: deploy::Templates {
+                    dir: h.deploy.templates.clone(),
+                },
+            };
+            let values = deploy::helm_values(&config, &inputs)?;
+            let header = format!(
+                "Helm values for helm-charts/latamctl ({}), generated by `latamctl render helm`.\nSecrets are referenced by name (database.existingSecret), never included.",
+                h.deploy.env
+            );
+            (h.deploy.out, deploy::to_yaml(&header, &values)?)
+        }
+        RenderCommand::TerraformVars(t) => {
+            let (config, _) = ctx.load(&Overrides::default())?;
+            let vars = deploy::terraform_vars(&config, &t.env)?;
+            let mut text = serde_json::to_string_pretty(&vars)?;
+            text.push('\n');
+            (t.out, text)
+        }
+        RenderCommand::Argocd(a) => {
+            let (config, _) = ctx.load(&Overrides::default())?;
+            let app = deploy::argocd_application(
+                &config,
+                &a.deploy.env,
+                &a.repo_url,
+                &a.revision,
+                &deploy::Templates {
+                    dir: a.deploy.templates.clone(),
+                },
+            )?;
+            let header = format!(
+                "Argo CD Application for {} ({}), generated by `latamctl render argocd`.",
+                config.name, a.deploy.env
+            );
+            (a.deploy.out, deploy::to_yaml(&header, &app)?)
         }
     };
-    match io.out {
+    match out {
         Some(path) => write_atomically(&path, &text)?,
         None => {
             let mut out = std::io::stdout().lock();

@@ -8,8 +8,18 @@ use kube::api::{Api, ListParams};
 
 use super::{Check, State};
 
-/// Components the chart deploys, as `<release>-<component>`.
+/// Components the chart deploys, as `<fullname>-<component>`.
 pub const COMPONENTS: [&str; 2] = ["api", "worker"];
+
+/// The chart's resource prefix for a release: the release name when it contains
+/// "latamctl", else `<release>-latamctl` (as the chart's `latamctl.fullname` helper).
+pub fn fullname(release: &str) -> String {
+    if release.contains("latamctl") {
+        release.to_owned()
+    } else {
+        format!("{release}-latamctl")
+    }
+}
 
 /// A client from `KUBECONFIG` (optionally a context) or the in-cluster config; `None` when
 /// neither exists.
@@ -40,7 +50,7 @@ async fn component_check(
     release: &str,
     component: &str,
 ) -> Check {
-    let name = format!("{release}-{component}");
+    let name = format!("{}-{component}", fullname(release));
     let label = format!("k8s {component}");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deployment = match deployments.get_opt(&name).await {
