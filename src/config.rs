@@ -707,14 +707,28 @@ impl Config {
 
 /// `postgres://user:secret@host/db` → `postgres://user:<redacted>@host/db`.
 pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("REDACTED"));
-            parsed.to_string().replace("REDACTED", REDACTED)
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => REDACTED.to_owned(),
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return REDACTED.to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("REDACTED"));
     }
+    // libpq-style URLs may carry the password as a query parameter too.
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "REDACTED".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string().replace("REDACTED", REDACTED)
 }
 
 /// SNS topic names: 1-256 characters of letters, digits, hyphens and underscores.
@@ -878,6 +892,11 @@ mod tests {
         assert!(
             shown.contains("postgres://user:<redacted>@db:5432/app"),
             "{shown}"
+        );
+        let query = redact_url("postgres://db/app?sslmode=require&password=hunter2");
+        assert!(
+            !query.contains("hunter2") && query.contains("sslmode=require"),
+            "{query}"
         );
     }
 

@@ -47,11 +47,17 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
         }
         StoreKind::Postgres => {
             let store = PostgresStore::connect(&config.database, &config.aws).await?;
-            if migrate {
+            if !migrate {
+                // The schema is managed elsewhere (an init container, `latamctl migrate`).
+            } else if let Err(error) = store.ping().await {
+                // Down at start: start anyway, not ready, and migrate once it answers.
+                tracing::warn!(message = "PostgreSQL is unreachable; starting not ready and migrating when it answers.", %error);
+                store.migration_pending();
+                tokio::spawn(migrate_when_reachable(store.clone()));
+            } else {
                 let applied = store.migrate().await.map_err(|e| {
                     anyhow::anyhow!(
-                        "{e}\nCheck that PostgreSQL is reachable at database.url, or start with \
-                         --no-migrate and run `latamctl migrate` later."
+                        "{e}\nFix the migration, or start with --no-migrate and run `latamctl migrate` later."
                     )
                 })?;
                 if !applied.is_empty() {
@@ -61,6 +67,29 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
             Arc::new(store)
         }
     })
+}
+
+/// Retries the migration with backoff (2 s doubling to 60 s) until it succeeds.
+async fn migrate_when_reachable(store: PostgresStore) {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let delay = crate::worker::backoff(
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(60),
+            attempt,
+        );
+        tokio::time::sleep(delay).await;
+        match store.migrate().await {
+            Ok(applied) => {
+                tracing::info!(message = "PostgreSQL answers; migrations applied, ready.", versions = ?applied, attempt);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(message = "Migration still failing; retrying.", %error, attempt)
+            }
+        }
+    }
 }
 
 /// The bus halves a role needs.

@@ -3,11 +3,14 @@
 //! At-least-once delivery becomes exactly-once effect because the insert skips ids that
 //! exist and the ack comes only after the commit. A message that cannot be decoded is never
 //! acknowledged: it is retried with backoff until the queue moves it to the dead-letter
-//! queue. When the store fails, the whole batch goes back to the queue with backoff and the
-//! poller pauses, so a database outage slows the worker instead of losing data.
+//! queue, and so is a row the database refuses (found by retrying a refused batch row by
+//! row). When the store is down, the batch goes back to the queue and every poller stops
+//! receiving until the store answers again: a database outage pauses the worker instead of
+//! burning the messages' receive counts into the dead-letter queue.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -63,16 +66,71 @@ pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome 
         }
     }
     match store.insert_batch(&records).await {
-        Ok(inserted) => {
-            outcome.stored = inserted;
-            outcome.duplicates += records.len() as u64 - inserted;
-            metrics::counter!("latamctl_messages_stored_total").increment(inserted);
-            metrics::counter!("latamctl_messages_duplicate_total")
-                .increment(records.len() as u64 - inserted);
+        Ok(inserted) => outcome.count_stored(inserted, records.len()),
+        Err(store::Error::Rejected(_)) if records.len() > 1 => {
+            // One row the database refuses must not hold back the rest: row by row.
+            for (delivery, record) in batch_of_records(batch, &records) {
+                match store.insert_batch(std::slice::from_ref(record)).await {
+                    Ok(inserted) => outcome.count_stored(inserted, 1),
+                    Err(store::Error::Rejected(reason)) => {
+                        report_rejected(delivery, &reason);
+                        outcome.poison.push(delivery.message_id.clone());
+                    }
+                    Err(error) => {
+                        outcome.store_error = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        Err(store::Error::Rejected(reason)) => {
+            if let Some((delivery, _)) = batch_of_records(batch, &records).into_iter().next() {
+                report_rejected(delivery, &reason);
+                outcome.poison.push(delivery.message_id.clone());
+            }
         }
         Err(error) => outcome.store_error = Some(error),
     }
     outcome
+}
+
+/// The delivery each record came from.
+fn batch_of_records<'a>(
+    batch: &'a [Delivery],
+    records: &'a [Record],
+) -> Vec<(&'a Delivery, &'a Record)> {
+    records
+        .iter()
+        .filter_map(|r| {
+            batch
+                .iter()
+                .find(|d| {
+                    d.decode()
+                        .is_ok_and(|x| x.transaction_id == r.transaction_id)
+                })
+                .map(|d| (d, r))
+        })
+        .collect()
+}
+
+fn report_rejected(delivery: &Delivery, reason: &str) {
+    metrics::counter!("latamctl_poison_messages_total", "reason" => "rejected_by_store")
+        .increment(1);
+    tracing::warn!(
+        message = "The database refused a message; it will reach the dead-letter queue.",
+        message_id = %delivery.message_id,
+        receive_count = delivery.receive_count,
+        %reason,
+    );
+}
+
+impl BatchOutcome {
+    fn count_stored(&mut self, inserted: u64, rows: usize) {
+        self.stored += inserted;
+        self.duplicates += rows as u64 - inserted;
+        metrics::counter!("latamctl_messages_stored_total").increment(inserted);
+        metrics::counter!("latamctl_messages_duplicate_total").increment(rows as u64 - inserted);
+    }
 }
 
 fn report_poison(delivery: &Delivery, error: &DecodeError) {
@@ -89,6 +147,17 @@ pub struct Worker {
     queue: Arc<dyn Queue>,
     store: Arc<dyn Store>,
     config: WorkerConfig,
+    /// Closed while the store is down: no poller receives then.
+    store_gate: StoreGate,
+}
+
+/// Shared by the pollers: the first to see the store fail probes it until it answers; the
+/// others wait instead of receiving (and failing) more batches.
+#[derive(Default)]
+struct StoreGate {
+    down: std::sync::atomic::AtomicBool,
+    probing: tokio::sync::Mutex<()>,
+    reopened: tokio::sync::Notify,
 }
 
 impl Worker {
@@ -97,6 +166,7 @@ impl Worker {
             queue,
             store,
             config,
+            store_gate: StoreGate::default(),
         }
     }
 
@@ -121,6 +191,10 @@ impl Worker {
     async fn poll(&self, poller: usize, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         loop {
+            if self.store_gate.down.load(Ordering::SeqCst) && !self.wait_for_store(&shutdown).await
+            {
+                return;
+            }
             let received = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
@@ -136,9 +210,11 @@ impl Worker {
                     None
                 }
                 Ok(batch) => {
-                    let ok = self.handle(batch).await;
-                    failures = if ok { 0 } else { failures + 1 };
-                    (!ok).then(|| self.retry_delay(failures))
+                    if !self.handle(batch).await {
+                        self.store_gate.down.store(true, Ordering::SeqCst);
+                    }
+                    failures = 0;
+                    None
                 }
                 Err(error) => {
                     failures += 1;
@@ -155,6 +231,48 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Blocks receiving while the store is down: one poller probes `store.ready()` with
+    /// backoff, the others wait for it. Returns false on shutdown.
+    async fn wait_for_store(&self, shutdown: &CancellationToken) -> bool {
+        let gate = &self.store_gate;
+        let Ok(_probe) = gate.probing.try_lock() else {
+            // Another poller is probing: wait for it to reopen the gate.
+            while gate.down.load(Ordering::SeqCst) {
+                let reopened = gate.reopened.notified();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = reopened => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            return true;
+        };
+        metrics::gauge!("latamctl_worker_paused").set(1.0);
+        tracing::warn!(message = "The store is unavailable; receiving is paused until it answers.");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(self.retry_delay(attempt)) => {}
+            }
+            match self.store.ready().await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::debug!(message = "The store is still unavailable.", attempt, %error)
+                }
+            }
+        }
+        gate.down.store(false, Ordering::SeqCst);
+        gate.reopened.notify_waiters();
+        metrics::gauge!("latamctl_worker_paused").set(0.0);
+        tracing::info!(
+            message = "The store answers again; receiving resumes.",
+            probes = attempt
+        );
+        true
     }
 
     /// Stores and acknowledges one batch. Returns false when the store failed.
@@ -190,7 +308,8 @@ impl Worker {
                 metrics::counter!("latamctl_retries_total", "operation" => "insert").increment(1);
                 let attempts = rest.iter().map(|d| d.receive_count).max().unwrap_or(1);
                 tracing::warn!(message = "Failed to store a batch; it goes back to the queue.", %error, count = rest.len(), receive_count = attempts);
-                self.release(&rest, self.retry_delay(attempts)).await;
+                // Visible again soon: receiving stays paused until the store answers anyway.
+                self.release(&rest, self.config.retry_base_delay).await;
                 false
             }
         };

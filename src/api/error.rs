@@ -83,9 +83,19 @@ impl AppError {
                 "throttled",
                 "the message bus is throttling; retry with backoff".into(),
             ),
-            AppError::Bus(bus::Error::Rejected(m)) => {
-                (StatusCode::BAD_REQUEST, "rejected_by_bus", m.clone())
-            }
+            AppError::Bus(bus::Error::Rejected(_)) => (
+                StatusCode::BAD_REQUEST,
+                "rejected_by_bus",
+                "the message bus refused this message (size or attributes); check the message and its attributes".into(),
+            ),
+            AppError::Bus(bus::Error::Timeout(t)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "publish_timeout",
+                format!(
+                    "the message bus did not confirm within {t:?}: the message may or may not have been \
+                     accepted; retry with the same Idempotency-Key so it is stored once"
+                ),
+            ),
             AppError::Bus(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "bus_unavailable",

@@ -17,6 +17,16 @@ use super::{AppError, AppState, ErrorBody, TopicPolicy};
 use crate::bus::{MAX_CLIENT_ATTRIBUTES, MAX_MESSAGE_BYTES, OutboundMessage, RESERVED_PREFIX};
 use crate::store::StoredRecord;
 
+/// Bytes the three reserved attributes add (names, `String` types, a UUID, a topic name of
+/// up to 256 characters, an RFC 3339 time).
+const RESERVED_ATTRIBUTES_BYTES: usize = 3 * "String".len()
+    + crate::bus::ATTR_TRANSACTION_ID.len()
+    + 36
+    + crate::bus::ATTR_TOPIC.len()
+    + 256
+    + crate::bus::ATTR_RECEIVED_AT.len()
+    + 27;
+
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -92,12 +102,14 @@ pub async fn post_message(
     let topic = resolve_topic(&inner.settings.topics, &request.topic_arn)?;
     validate_message(&request.message)?;
     validate_attributes(&request.attributes)?;
+    // SNS counts the body and every attribute (name, type, value); ours travel too.
     let total = request.message.len()
         + request
             .attributes
             .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
+            .map(|(k, v)| k.len() + v.len() + "String".len())
+            .sum::<usize>()
+        + RESERVED_ATTRIBUTES_BYTES;
     if total > MAX_MESSAGE_BYTES {
         return Err(AppError::PayloadTooLarge {
             code: "message_too_large",

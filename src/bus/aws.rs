@@ -141,6 +141,32 @@ fn retryable(e: &Error) -> bool {
     )
 }
 
+/// Indices of `batch` grouped so each group's bodies and attributes stay under SQS's
+/// 256 KiB per-request limit (a message alone always forms a group).
+fn size_groups(batch: &[Delivery]) -> Vec<Vec<usize>> {
+    const LIMIT: usize = 256 * 1024 - 8 * 1024; // headroom for entry ids and data types
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for (i, d) in batch.iter().enumerate() {
+        let bytes = d.body.len()
+            + d.attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + "String".len())
+                .sum::<usize>();
+        match groups.last_mut() {
+            Some(group) if size + bytes <= LIMIT && group.len() < SQS_MAX_BATCH => {
+                group.push(i);
+                size += bytes;
+            }
+            _ => {
+                groups.push(vec![i]);
+                size = bytes;
+            }
+        }
+    }
+    groups
+}
+
 /// Full-jitter backoff: uniform in `[0, 50 ms × 2^attempt]`, at most 1 s.
 fn jittered(attempt: u32) -> Duration {
     let cap_ms = (50u64 << attempt.min(5)).min(1000);
@@ -505,43 +531,47 @@ impl QueueAdmin for SqsQueue {
             if batch.is_empty() {
                 break;
             }
-            let entries = batch
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let attrs: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> = d
-                        .attributes
+            // SendMessageBatch carries at most 256 KiB in total: pack by size.
+            let mut sent_ok: Vec<&Delivery> = Vec::with_capacity(batch.len());
+            for group in size_groups(&batch) {
+                let entries = group
+                    .iter()
+                    .map(|&i| {
+                        let d = &batch[i];
+                        let attrs: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> = d
+                            .attributes
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                                    .data_type("String")
+                                    .string_value(v)
+                                    .build()
+                                    .ok()
+                                    .map(|a| (k.clone(), a))
+                            })
+                            .collect();
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body(&d.body)
+                            .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+                            .build()
+                            .map_err(|e| Error::Rejected(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let sent = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| classify("sqs:SendMessageBatch", e))?;
+                sent_ok.extend(
+                    sent.successful
                         .iter()
-                        .filter_map(|(k, v)| {
-                            aws_sdk_sqs::types::MessageAttributeValue::builder()
-                                .data_type("String")
-                                .string_value(v)
-                                .build()
-                                .ok()
-                                .map(|a| (k.clone(), a))
-                        })
-                        .collect();
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(&d.body)
-                        .set_message_attributes((!attrs.is_empty()).then_some(attrs))
-                        .build()
-                        .map_err(|e| Error::Rejected(e.to_string()))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let sent = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| classify("sqs:SendMessageBatch", e))?;
-            let sent_ok: Vec<&Delivery> = sent
-                .successful
-                .iter()
-                .filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| batch.get(i)))
-                .collect();
+                        .filter_map(|s| s.id.parse::<usize>().ok().and_then(|i| batch.get(i))),
+                );
+            }
             let report = self.delete_url(&dlq, &sent_ok).await?;
             moved += report.acked as u64;
             if sent_ok.len() < batch.len() {
@@ -553,5 +583,31 @@ impl QueueAdmin for SqsQueue {
             }
         }
         Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(body_len: usize) -> Delivery {
+        Delivery {
+            message_id: "m".into(),
+            receipt: String::new(),
+            body: "x".repeat(body_len),
+            attributes: BTreeMap::from([("latamctl.topic".to_owned(), "t".to_owned())]),
+            receive_count: 1,
+            sent_at: None,
+        }
+    }
+
+    #[test]
+    fn redrive_batches_stay_under_the_request_limit() {
+        let big: Vec<Delivery> = (0..4).map(|_| delivery(130 * 1024)).collect();
+        assert_eq!(size_groups(&big), vec![vec![0], vec![1], vec![2], vec![3]]);
+        let small: Vec<Delivery> = (0..10).map(|_| delivery(100)).collect();
+        assert_eq!(size_groups(&small), vec![(0..10).collect::<Vec<_>>()]);
+        let mixed = vec![delivery(100), delivery(200 * 1024), delivery(100 * 1024)];
+        assert_eq!(size_groups(&mixed), vec![vec![0, 1], vec![2]]);
     }
 }

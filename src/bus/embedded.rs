@@ -305,6 +305,12 @@ async fn group_commit_writer(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
+        // A publisher that gave up (timeout, client gone) was told 503: do not commit its
+        // message behind its back.
+        batch.retain(|p| !p.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let started = Instant::now();
         let result = commit_batch(&pool, &batch).await;
         metrics::histogram!("latamctl_queue_commit_batch_size").record(batch.len() as f64);

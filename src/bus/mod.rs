@@ -125,6 +125,8 @@ pub enum DecodeError {
     BadAttribute { name: &'static str, value: String },
     #[error("SNS envelope is not valid: {0}")]
     BadEnvelope(String),
+    #[error("cannot be stored: {0}")]
+    Unstorable(&'static str),
 }
 
 impl DecodeError {
@@ -133,6 +135,7 @@ impl DecodeError {
             DecodeError::MissingAttribute(_) => "missing_attribute",
             DecodeError::BadAttribute { .. } => "bad_attribute",
             DecodeError::BadEnvelope(_) => "bad_envelope",
+            DecodeError::Unstorable(_) => "unstorable",
         }
     }
 }
@@ -207,11 +210,24 @@ fn decode_parts(body: &str, attrs: &BTreeMap<String, String>) -> Result<Record, 
             value: received.to_owned(),
         })?
         .with_timezone(&Utc);
-    let attributes = attrs
+    // The API refuses NUL; a producer writing to SNS/SQS directly may not. No database
+    // stores it in text, so such a message is poison, not a reason to fail a whole batch.
+    if body.contains('\0') {
+        return Err(DecodeError::Unstorable("the body contains a NUL character"));
+    }
+    let attributes: BTreeMap<String, String> = attrs
         .iter()
         .filter(|(k, _)| !k.starts_with(RESERVED_PREFIX))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if attributes
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(DecodeError::Unstorable(
+            "an attribute contains a NUL character",
+        ));
+    }
     Ok(Record {
         transaction_id,
         topic: topic.to_owned(),
@@ -376,5 +392,10 @@ mod tests {
             delivery("{\"Type\":\"Notification\"}", BTreeMap::new()).decode(),
             Err(DecodeError::BadEnvelope(_))
         ));
+        let attrs = sample().wire_attributes();
+        assert_eq!(
+            delivery("a\0b", attrs).decode().unwrap_err().kind(),
+            "unstorable"
+        );
     }
 }

@@ -36,7 +36,9 @@ pub struct DrainArgs {
     /// Most messages to handle.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max: usize,
-    /// Append drained messages to this JSON Lines file (fsynced before deleting).
+    /// Append drained messages to this JSON Lines file, fsynced before anything is deleted.
+    /// When deleting without it, latamctl-drained-<queue>-<time>.jsonl in the current
+    /// directory keeps a copy: a drain never destroys the only copy of a message.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
     /// Data directory of the embedded queue (config: data_dir).
@@ -132,6 +134,27 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
         .progress_chars("=> "),
     );
 
+    let deleting = !args.peek && !args.redrive;
+    let out = match (&args.out, deleting) {
+        (Some(path), _) => Some(path.clone()),
+        (None, true) => {
+            let path = PathBuf::from(format!(
+                "latamctl-drained-{}-{}.jsonl",
+                match args.queue {
+                    QueueName::Main => "main",
+                    QueueName::Dlq => "dlq",
+                },
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            ));
+            eprintln!(
+                "deleting drained messages; a copy goes to {} (--out FILE to choose, --peek to delete nothing)",
+                path.display()
+            );
+            Some(path)
+        }
+        (None, false) => None,
+    };
+
     let mut summary = Summary {
         queue: args.queue,
         source,
@@ -145,7 +168,7 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
         drained: 0,
         redriven: 0,
         failed: 0,
-        out: args.out.as_ref().map(|p| p.display().to_string()),
+        out: out.as_ref().map(|p| p.display().to_string()),
         messages: Vec::new(),
     };
 
@@ -154,7 +177,7 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
         summary.redriven = redrive(admin.as_ref(), args.max, &bar).await?;
     } else {
         bar.set_message(if args.peek { "peeking" } else { "draining" });
-        drain(admin, &args, &bar, &mut summary).await?;
+        drain(admin, &args, out.as_deref(), &bar, &mut summary).await?;
     }
     bar.finish_and_clear();
 
@@ -199,10 +222,11 @@ async fn redrive(
 async fn drain(
     admin: Arc<dyn QueueAdmin>,
     args: &DrainArgs,
+    out: Option<&std::path::Path>,
     bar: &indicatif::ProgressBar,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    let mut out = match &args.out {
+    let mut out = match out {
         Some(path) => Some(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -251,9 +275,7 @@ async fn drain(
             }
             summary.failed += report.failed.len();
         }
-        if out.is_none() {
-            summary.messages.extend(records);
-        }
+        summary.messages.extend(records);
     }
     if !held.is_empty() {
         let refs: Vec<&Delivery> = held.iter().collect();
@@ -291,11 +313,9 @@ fn table(summary: &Summary) -> String {
     t.with(tabled::settings::Style::sharp());
     let mut text = format!("{} ({})\n", summary.source, summary.mode);
     if summary.messages.is_empty() {
-        text.push_str(match (summary.mode, &summary.out) {
-            ("redrive", _) => "",
-            (_, Some(_)) => "messages written to the --out file\n",
-            _ => "no messages\n",
-        });
+        if summary.mode != "redrive" {
+            text.push_str("no messages\n");
+        }
     } else {
         text.push_str(&t.to_string());
     }

@@ -163,7 +163,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         .topic
         .clone()
         .unwrap_or_else(|| config.topics[0].clone());
-    let bodies = load_bodies(&args, &topic)?;
+    let bodies = load_bodies(&args, &topic, &config.topics)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency.max(1))
@@ -293,7 +293,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     Ok(if passed { Exit::Success } else { Exit::Failure })
 }
 
-fn load_bodies(args: &PublishArgs, topic: &str) -> anyhow::Result<Vec<Body>> {
+fn load_bodies(args: &PublishArgs, topic: &str, allowed: &[String]) -> anyhow::Result<Vec<Body>> {
     if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -314,6 +314,25 @@ fn load_bodies(args: &PublishArgs, topic: &str) -> anyhow::Result<Vec<Body>> {
         if bodies.is_empty() {
             anyhow::bail!("{} holds no messages", path.display());
         }
+        // Every line gets a topic the service accepts, as a name (SNS attributes carry names).
+        let bodies = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut b)| {
+                let given = b.topic_arn.take().unwrap_or_else(|| topic.to_owned());
+                let name = given.rsplit(':').next().unwrap_or(&given).to_owned();
+                if !allowed.contains(&name) {
+                    anyhow::bail!(
+                        "{}:{}: topic {given:?} is not in the allow-list ({}); fix the line or `topics`",
+                        path.display(),
+                        n + 1,
+                        allowed.join(", ")
+                    );
+                }
+                b.topic_arn = Some(name);
+                Ok(b)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         return Ok(bodies);
     }
     let run = Uuid::now_v7().simple().to_string();

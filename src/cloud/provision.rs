@@ -290,13 +290,7 @@ impl Provisioner<'_> {
         what: &str,
     ) -> Result<(Option<String>, Option<String>)> {
         let sqs = &self.clients.bus.sqs;
-        let existing = match sqs.get_queue_url().queue_name(name).send().await {
-            Ok(out) => out.queue_url,
-            Err(e) => match classify("sqs:GetQueueUrl", e) {
-                crate::bus::Error::Config(_) => None,
-                other => return Err(other.into()),
-            },
-        };
+        let existing = existing_queue_url(sqs, name).await?;
         let Some(url) = existing else {
             if !self.apply {
                 self.record(resource, name, Action::Create, format!("{what}; {PENDING}"));
@@ -685,6 +679,18 @@ async fn queue_attributes(
         .unwrap_or_default())
 }
 
+/// The queue's URL, `None` when it does not exist; any other failure is an error (a denied
+/// or throttled lookup must not pass for "absent").
+async fn existing_queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Option<String>> {
+    match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => Ok(out.queue_url),
+        Err(e) => match classify("sqs:GetQueueUrl", e) {
+            crate::bus::Error::Config(_) => Ok(None),
+            other => Err(other.into()),
+        },
+    }
+}
+
 async fn find_topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<Option<String>> {
     let suffix = format!(":{name}");
     let mut token = None;
@@ -710,7 +716,7 @@ async fn find_topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<Option<Stri
     }
 }
 
-async fn find_subscription(
+pub(crate) async fn find_subscription(
     sns: &aws_sdk_sns::Client,
     topic_arn: &str,
     queue_arn: &str,
@@ -748,10 +754,7 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
     let sns = &clients.bus.sns;
     let sqs = &clients.bus.sqs;
     let topic_arn = find_topic(sns, &names.topic).await?;
-    let queue_url = match sqs.get_queue_url().queue_name(&names.queue).send().await {
-        Ok(o) => o.queue_url,
-        Err(_) => None,
-    };
+    let queue_url = existing_queue_url(sqs, &names.queue).await?;
     let queue_arn = match &queue_url {
         Some(url) => queue_attributes(clients, url)
             .await?
@@ -827,10 +830,7 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
     }
 
     for (resource, name) in [("sqs queue", &names.queue), ("sqs dlq", &names.dlq)] {
-        let url = match sqs.get_queue_url().queue_name(name).send().await {
-            Ok(o) => o.queue_url,
-            Err(_) => None,
-        };
+        let url = existing_queue_url(sqs, name).await?;
         if let (Some(url), true) = (&url, apply) {
             sqs.delete_queue()
                 .queue_url(url)

@@ -250,8 +250,8 @@ async fn check_api(config: &Config, api: &str, token: Option<&str>) -> Check {
     }
     if let Ok(response) = req.send().await.and_then(|r| r.error_for_status())
         && let Ok(text) = response.text().await
+        && let Some(figures) = http_figures(&text)
     {
-        let figures = crate::status::http_figures(&text);
         check = check.figure("requests", figures.requests).figure(
             "error_rate",
             format!("{:.2}%", figures.error_rate() * 100.0),
@@ -304,45 +304,31 @@ const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 const DATA_ROUTE: &str = "/data/{transaction_id}";
 
 /// Reads `http_requests_total` and `http_request_duration_seconds_bucket` out of the
-/// Prometheus text format.
-pub fn http_figures(text: &str) -> HttpFigures {
+/// Prometheus text format; `None` when the page does not parse.
+pub fn http_figures(text: &str) -> Option<HttpFigures> {
+    let samples = crate::slo::exposition::parse(text).ok()?;
     let mut figures = HttpFigures::default();
     let mut buckets: BTreeMap<String, f64> = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.is_empty() {
+    for sample in samples {
+        let labels = &sample.labels;
+        let route = labels.get("route").map(String::as_str);
+        if route.is_some_and(|r| PROBE_ROUTES.contains(&r)) {
             continue;
         }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (name, labels) = match series.split_once('{') {
-            Some((n, rest)) => (n, parse_labels(rest.trim_end_matches('}'))),
-            None => (series, BTreeMap::new()),
-        };
-        let probe = labels
-            .get("route")
-            .is_some_and(|r| PROBE_ROUTES.contains(&r.as_str()));
-        if probe {
-            continue;
-        }
-        match name {
+        match sample.name.as_str() {
             "http_requests_total" => {
-                figures.requests += value as u64;
+                let count = sample.value as u64;
+                figures.requests += count;
                 let status = labels.get("status").map(String::as_str).unwrap_or("");
                 // 404 on GET /data/{id} means "not stored yet", the answer clients poll for.
-                let polling =
-                    status == "404" && labels.get("route").map(String::as_str) == Some(DATA_ROUTE);
+                let polling = status == "404" && route == Some(DATA_ROUTE);
                 if (status.starts_with('4') || status.starts_with('5')) && !polling {
-                    figures.errors += value as u64;
+                    figures.errors += count;
                 }
             }
             "http_request_duration_seconds_bucket" => {
                 if let Some(le) = labels.get("le") {
-                    *buckets.entry(le.clone()).or_default() += value;
+                    *buckets.entry(le.clone()).or_default() += sample.value;
                 }
             }
             _ => {}
@@ -368,37 +354,7 @@ pub fn http_figures(text: &str) -> HttpFigures {
             .find(|(_, count)| *count >= 0.95 * total)
             .map(|(edge, _)| *edge);
     }
-    figures
-}
-
-fn parse_labels(s: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = s;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some((_, n)) = chars.next() {
-                        value.push(match n {
-                            'n' => '\n',
-                            other => other,
-                        });
-                    }
-                }
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        out.insert(key.trim().trim_start_matches(',').trim().to_owned(), value);
-        rest = &after[end..];
-    }
-    out
+    Some(figures)
 }
 
 async fn check_queue(
@@ -533,16 +489,9 @@ async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
             .and_then(|o| o.attributes)
             .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn));
         let subscribed = match &queue_arn {
-            Some(q) => sns
-                .list_subscriptions_by_topic()
-                .topic_arn(arn)
-                .send()
+            Some(q) => crate::cloud::provision::find_subscription(sns, arn, q)
                 .await
-                .map(|o| {
-                    o.subscriptions()
-                        .iter()
-                        .any(|s| s.endpoint.as_deref() == Some(q.as_str()))
-                })
+                .map(|s| s.is_some())
                 .unwrap_or(false),
             None => false,
         };
@@ -558,13 +507,19 @@ async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
 }
 
 async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
-    let started = Instant::now();
+    // The first round trip opens the connection (TCP, TLS, auth); time the second.
     if let Err(e) = store.ready().await {
         return Check::new("database", State::Fail)
             .figure("kind", store.kind())
             .hint(format!(
                 "{e}: check database.url and that the database is up"
             ));
+    }
+    let started = Instant::now();
+    if let Err(e) = store.ready().await {
+        return Check::new("database", State::Fail)
+            .figure("kind", store.kind())
+            .hint(format!("{e}: the database stopped answering"));
     }
     let latency = started.elapsed();
     let mut check = Check::new("database", State::Ok)
@@ -712,19 +667,12 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
 
     #[test]
     fn http_figures_exclude_probes() {
-        let f = http_figures(METRICS);
+        let f = http_figures(METRICS).unwrap();
         assert_eq!(f.requests, 120);
         assert_eq!(f.errors, 10, "polling 404s are not errors");
         assert!((f.error_rate() - 10.0 / 120.0).abs() < 1e-9);
         // 96 of 100 under 0.2 s → p95 in the 0.2 bucket.
         assert_eq!(f.p95_seconds, Some(0.2));
-    }
-
-    #[test]
-    fn labels_with_escapes_parse() {
-        let l = parse_labels(r#"a="x\"y",b="1,2""#);
-        assert_eq!(l["a"], "x\"y");
-        assert_eq!(l["b"], "1,2");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum Error {
     Migration(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database refused the data itself (SQLSTATE class 22/23): retrying will not help.
+    #[error("the database refused the data: {0}")]
+    Rejected(String),
 }
 
 impl Error {
@@ -43,13 +46,26 @@ impl Error {
             Error::Config(_) => "config",
             Error::Migration(_) => "migration",
             Error::Corrupt(_) => "corrupt",
+            Error::Rejected(_) => "rejected",
         }
     }
 }
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Unavailable(e.to_string())
+        // PostgreSQL data exceptions (22xxx: bad encoding, NUL in text, ...) and integrity
+        // violations (23xxx) are about the row, not the database being down.
+        let data_error = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| {
+                code.len() == 5 && (code.starts_with("22") || code.starts_with("23"))
+            });
+        if data_error {
+            Error::Rejected(e.to_string())
+        } else {
+            Error::Unavailable(e.to_string())
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +34,8 @@ const EXACT_COUNT_LIMIT: f64 = 1_000_000.0;
 pub struct PostgresStore {
     pool: PgPool,
     query_timeout: Duration,
+    /// False while a migration is pending: readiness stays false meanwhile.
+    migrated: Arc<AtomicBool>,
 }
 
 impl PostgresStore {
@@ -51,7 +55,23 @@ impl PostgresStore {
         Ok(Self {
             pool,
             query_timeout: config.query_timeout,
+            migrated: Arc::new(AtomicBool::new(true)),
         })
+    }
+
+    /// Readiness fails until [`migrate`](Self::migrate) succeeds (a migration is pending
+    /// in the background).
+    pub fn migration_pending(&self) {
+        self.migrated.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the database answers at all (no schema needed).
+    pub async fn ping(&self) -> Result<()> {
+        timed("ping", self.query_timeout, async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Applies pending migrations; returns the versions applied now.
@@ -62,6 +82,7 @@ impl PostgresStore {
             .await
             .map_err(|e| Error::Migration(e.to_string()))?;
         let after = applied_versions(&self.pool).await?;
+        self.migrated.store(true, Ordering::SeqCst);
         Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
     }
 
@@ -296,6 +317,11 @@ impl Store for PostgresStore {
     }
 
     async fn ready(&self) -> Result<()> {
+        if !self.migrated.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable(
+                "the schema is not migrated yet (retrying in the background)".into(),
+            ));
+        }
         timed("ready", self.query_timeout, async {
             sqlx::query("SELECT 1").execute(&self.pool).await?;
             Ok(())

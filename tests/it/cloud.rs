@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::queue::{self, Bus, MAX_RECEIVES};
 use super::store::fresh_database;
-use super::support::{self, Serve, client, post, wait_stored};
+use super::support::{self, Proxy, Serve, client, post, wait_stored};
 
 /// SNS topic, SQS queue and DLQ (redrive after MAX_RECEIVES), raw subscription — unique names.
 pub struct Moto {
@@ -476,48 +476,6 @@ async fn postgres_connections_killed_mid_drain_lose_nothing() {
     assert_eq!(rows, 200);
     assert_eq!(worker.terminate(), Some(0));
     assert_eq!(api.terminate(), Some(0));
-}
-
-/// A TCP proxy in front of moto that can be cut, to make AWS unreachable and come back.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    up: tokio::sync::watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(target: &str) -> Proxy {
-        let target = reqwest::Url::parse(target).unwrap();
-        let target = format!("{}:{}", target.host_str().unwrap(), target.port().unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (up, rx) = tokio::sync::watch::channel(true);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut rx = rx.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    if !*rx.borrow() {
-                        return; // dropped: connection reset
-                    }
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = async { while rx.changed().await.is_ok() && *rx.borrow() {} } => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, up }
-    }
-
-    fn set(&self, up: bool) {
-        self.up.send_replace(up);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ mod e2e;
 mod lambda;
 mod mocks;
 mod operator;
+mod outage;
 mod queue;
 mod slo;
 mod store;

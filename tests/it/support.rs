@@ -214,3 +214,55 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn data_dir(root: &Path) -> PathBuf {
     root.join("data")
 }
+
+/// A TCP proxy in front of a service that can be cut (new connections dropped, open ones
+/// closed), to make it unreachable and bring it back.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    /// `target` is a URL (`http://host:port`, `postgres://user@host:port/db`).
+    pub async fn start(target: &str) -> Proxy {
+        let target = reqwest::Url::parse(target).unwrap();
+        let target = format!("{}:{}", target.host_str().unwrap(), target.port().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, rx) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut rx = rx.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if !*rx.borrow() {
+                        return; // dropped: connection reset
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = async { while rx.changed().await.is_ok() && *rx.borrow() {} } => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, up }
+    }
+
+    pub fn set(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn url_via(&self, url: &str) -> String {
+        let mut u = reqwest::Url::parse(url).unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(self.addr.port())).unwrap();
+        u.to_string()
+    }
+}
