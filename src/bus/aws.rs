@@ -141,6 +141,19 @@ fn retryable(e: &Error) -> bool {
     )
 }
 
+/// Attributes to send again on redrive. SNS may add `ErrorCode`, `ErrorMessage` and
+/// `RequestID` to what it dead-letters; SQS allows 10 attributes, so those go first when
+/// the message would exceed it.
+fn redrive_attributes(
+    attributes: &BTreeMap<String, String>,
+) -> impl Iterator<Item = (&String, &String)> {
+    const SNS_ADDED: [&str; 3] = ["ErrorCode", "ErrorMessage", "RequestID"];
+    let over = attributes.len() > 10;
+    attributes
+        .iter()
+        .filter(move |(k, _)| !(over && SNS_ADDED.contains(&k.as_str())))
+}
+
 /// Indices of `batch` grouped so each group's bodies and attributes stay under SQS's
 /// 256 KiB per-request limit (a message alone always forms a group).
 fn size_groups(batch: &[Delivery]) -> Vec<Vec<usize>> {
@@ -538,18 +551,17 @@ impl QueueAdmin for SqsQueue {
                     .iter()
                     .map(|&i| {
                         let d = &batch[i];
-                        let attrs: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> = d
-                            .attributes
-                            .iter()
-                            .filter_map(|(k, v)| {
-                                aws_sdk_sqs::types::MessageAttributeValue::builder()
-                                    .data_type("String")
-                                    .string_value(v)
-                                    .build()
-                                    .ok()
-                                    .map(|a| (k.clone(), a))
-                            })
-                            .collect();
+                        let attrs: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> =
+                            redrive_attributes(&d.attributes)
+                                .filter_map(|(k, v)| {
+                                    aws_sdk_sqs::types::MessageAttributeValue::builder()
+                                        .data_type("String")
+                                        .string_value(v)
+                                        .build()
+                                        .ok()
+                                        .map(|a| (k.clone(), a))
+                                })
+                                .collect();
                         SendMessageBatchRequestEntry::builder()
                             .id(i.to_string())
                             .message_body(&d.body)
@@ -599,6 +611,23 @@ mod tests {
             receive_count: 1,
             sent_at: None,
         }
+    }
+
+    #[test]
+    fn redrive_drops_sns_error_attributes_only_when_over_the_limit() {
+        let mut attrs: BTreeMap<String, String> =
+            (0..8).map(|i| (format!("a{i}"), "v".to_owned())).collect();
+        attrs.insert("ErrorCode".into(), "x".into());
+        assert_eq!(
+            redrive_attributes(&attrs).count(),
+            9,
+            "under the limit: kept"
+        );
+        attrs.insert("ErrorMessage".into(), "x".into());
+        attrs.insert("RequestID".into(), "x".into());
+        let kept: Vec<&String> = redrive_attributes(&attrs).map(|(k, _)| k).collect();
+        assert_eq!(kept.len(), 8);
+        assert!(kept.iter().all(|k| k.starts_with('a')));
     }
 
     #[test]

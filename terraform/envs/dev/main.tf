@@ -1,7 +1,8 @@
 # Composition of the latamctl pipeline for one environment:
 #
 #   clients -> API (EKS) --sns:Publish--> SNS topic --raw--> SQS queue --> worker (EKS or Lambda) -> RDS
-#                                                              \--(maxReceiveCount)--> DLQ
+#                                              |               \--(maxReceiveCount)--> DLQ
+#                                              \--(SNS could not deliver to the queue)--> SNS DLQ
 #
 # dev and prod share this file; they differ only in variables.tf defaults / tfvars.
 
@@ -154,6 +155,7 @@ module "alarms" {
 
   queue_name                                 = module.sqs.queue_name
   dlq_name                                   = module.sqs.dlq_name
+  sns_dlq_name                               = module.sqs.sns_dlq_name
   queue_oldest_message_age_threshold_seconds = var.queue_oldest_message_age_threshold_seconds
 
   db_instance_identifier = module.rds.instance_identifier

@@ -31,6 +31,16 @@ output "dlq_arn" {
   value       = module.sqs.dlq_arn
 }
 
+output "sns_dlq_url" {
+  description = "Dead-letter queue of the SNS subscription: messages SNS could not deliver to the queue (redrive: terraform/README.md)."
+  value       = module.sqs.sns_dlq_url
+}
+
+output "sns_dlq_arn" {
+  description = "ARN of the SNS subscription's dead-letter queue."
+  value       = module.sqs.sns_dlq_arn
+}
+
 output "db_endpoint" {
   description = "Database host name (latamctl config: [database] host)."
   value       = module.rds.address

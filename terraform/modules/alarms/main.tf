@@ -170,6 +170,27 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   ok_actions          = local.actions
 }
 
+# Messages SNS could not deliver to the ingestion queue (queue/KMS policy denies SNS, queue
+# deleted or recreated). The API answered 200 for each of them: any message here is data that
+# would otherwise have been lost, and nothing reprocesses it until an operator redrives it.
+resource "aws_cloudwatch_metric_alarm" "sns_dlq_not_empty" {
+  alarm_name        = "${local.prefix}-sqs-sns-dlq-not-empty"
+  alarm_description = "${var.sns_dlq_name} holds messages SNS could not deliver to ${var.queue_name} (check the queue policy, the KMS key policy and that the queue exists); fix the cause, then redrive them to the queue (terraform/README.md)."
+  namespace         = "AWS/SQS"
+  metric_name       = "ApproximateNumberOfMessagesVisible"
+  dimensions = {
+    QueueName = var.sns_dlq_name
+  }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+}
+
 # ---------------------------------------------------------------------------------------------
 # RDS
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ output "alarm_names" {
     [
       aws_cloudwatch_metric_alarm.queue_oldest_message_age.alarm_name,
       aws_cloudwatch_metric_alarm.dlq_not_empty.alarm_name,
+      aws_cloudwatch_metric_alarm.sns_dlq_not_empty.alarm_name,
       aws_cloudwatch_metric_alarm.db_cpu.alarm_name,
       aws_cloudwatch_metric_alarm.db_freeable_memory.alarm_name,
       aws_cloudwatch_metric_alarm.db_free_storage.alarm_name,

@@ -30,6 +30,11 @@ variable "dlq_name" {
   type        = string
 }
 
+variable "sns_dlq_name" {
+  description = "Name of the SNS subscription's dead-letter queue (messages SNS could not deliver to the ingestion queue)."
+  type        = string
+}
+
 variable "queue_oldest_message_age_threshold_seconds" {
   description = "Alarm when the oldest message of the ingestion queue is older than this (the worker is not keeping up or is down)."
   type        = number

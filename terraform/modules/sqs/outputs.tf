@@ -28,8 +28,23 @@ output "dlq_name" {
   value       = aws_sqs_queue.dlq.name
 }
 
+output "sns_dlq_url" {
+  description = "URL of the SNS subscription's dead-letter queue: messages SNS could not deliver to the queue."
+  value       = aws_sqs_queue.sns_dlq.url
+}
+
+output "sns_dlq_arn" {
+  description = "ARN of the SNS subscription's dead-letter queue."
+  value       = aws_sqs_queue.sns_dlq.arn
+}
+
+output "sns_dlq_name" {
+  description = "Name of the SNS subscription's dead-letter queue (CloudWatch dimension QueueName)."
+  value       = aws_sqs_queue.sns_dlq.name
+}
+
 output "kms_key_arn" {
-  description = "ARN of the KMS key encrypting both queues; consumers need kms:Decrypt on it."
+  description = "ARN of the KMS key encrypting the queue and both DLQs; consumers need kms:Decrypt on it."
   value       = aws_kms_key.queue.arn
 }
 

@@ -9,7 +9,7 @@ variable "environment" {
 }
 
 variable "queue_suffix" {
-  description = "Suffix of the queue name: the queue is \"<name>-<environment>-<queue_suffix>\", its DLQ \"...-dlq\"."
+  description = "Suffix of the queue name: the queue is \"<name>-<environment>-<queue_suffix>\", its DLQ \"...-dlq\", the subscription's DLQ \"...-sns-dlq\"."
   type        = string
   default     = "ingest"
 }
