@@ -158,6 +158,9 @@ pub struct AwsConfig {
     pub queue_url: Option<String>,
     /// URL of the dead-letter queue (for `drain` and `status`).
     pub dlq_url: Option<String>,
+    /// URL of the SNS subscription's dead-letter queue: what SNS could not deliver to the
+    /// queue (checked by `status`).
+    pub sns_dlq_url: Option<String>,
     /// Attempts per SNS publish (first try included) before answering 503.
     pub publish_attempts: u32,
     /// RDS instance identifier that `provision` and `status` check (created by Terraform).
@@ -292,6 +295,7 @@ impl Default for AwsConfig {
             topic_arn: None,
             queue_url: None,
             dlq_url: None,
+            sns_dlq_url: None,
             publish_attempts: 3,
             rds_instance_id: None,
             eks_cluster: None,

@@ -150,6 +150,7 @@ fn table(plan: &Plan) -> String {
             ("topic_arn", o.topic_arn.clone().unwrap_or_default()),
             ("queue_url", o.queue_url.clone().unwrap_or_default()),
             ("dlq_url", o.dlq_url.clone().unwrap_or_default()),
+            ("sns_dlq_url", o.sns_dlq_url.clone().unwrap_or_default()),
         ]));
     }
     out
@@ -220,6 +221,7 @@ mod tests {
                     "https://sqs.us-east-1.amazonaws.com/123456789012/latam-dev-ingest".into(),
                 ),
                 dlq_url: None,
+                sns_dlq_url: None,
             },
         }
     }

@@ -12,8 +12,10 @@ pub struct Names {
     pub topic: String,
     pub queue: String,
     pub dlq: String,
+    pub sns_dlq: String,
     pub alarm_oldest_age: String,
     pub alarm_dlq_depth: String,
+    pub alarm_sns_dlq_depth: String,
 }
 
 impl Names {
@@ -23,8 +25,10 @@ impl Names {
             topic: prefix.clone(),
             queue: prefix.clone(),
             dlq: format!("{prefix}-dlq"),
+            sns_dlq: format!("{prefix}-sns-dlq"),
             alarm_oldest_age: format!("{prefix}-oldest-message-age"),
             alarm_dlq_depth: format!("{prefix}-dlq-depth"),
+            alarm_sns_dlq_depth: format!("{prefix}-sns-dlq-depth"),
         }
     }
 }

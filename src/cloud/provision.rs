@@ -64,6 +64,8 @@ pub struct Outputs {
     pub topic_arn: Option<String>,
     pub queue_url: Option<String>,
     pub dlq_url: Option<String>,
+    /// Where SNS puts what it could not deliver to the queue.
+    pub sns_dlq_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,8 +112,13 @@ pub async fn provision(clients: &CloudClients, config: &Config, apply: bool) -> 
     let (queue_url, queue_arn) = p
         .main_queue(topic_arn.as_deref(), dlq_arn.as_deref())
         .await?;
-    p.subscription(topic_arn.as_deref(), queue_arn.as_deref())
-        .await?;
+    let (sns_dlq_url, sns_dlq_arn) = p.sns_dlq(topic_arn.as_deref()).await?;
+    p.subscription(
+        topic_arn.as_deref(),
+        queue_arn.as_deref(),
+        sns_dlq_arn.as_deref(),
+    )
+    .await?;
     p.alarms().await?;
     p.check_rds().await;
     p.check_eks().await;
@@ -123,6 +130,7 @@ pub async fn provision(clients: &CloudClients, config: &Config, apply: bool) -> 
             topic_arn,
             queue_url,
             dlq_url,
+            sns_dlq_url,
         },
     })
 }
@@ -368,36 +376,87 @@ impl Provisioner<'_> {
         Ok(())
     }
 
+    /// The subscription's own dead-letter queue: SNS discards a message it cannot deliver
+    /// for a client-side reason (queue policy, KMS) unless the subscription has one.
+    async fn sns_dlq(
+        &mut self,
+        topic_arn: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let name = self.names.sns_dlq.clone();
+        let desired = BTreeMap::from([
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                self.config.provision.dlq_retention.as_secs().to_string(),
+            ),
+            (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
+        ]);
+        let (url, arn) = self
+            .queue(
+                "sqs sns-dlq",
+                &name,
+                desired,
+                "what SNS could not deliver to the queue",
+            )
+            .await?;
+        if let (Some(url), Some(arn), Some(topic_arn)) = (&url, &arn, topic_arn) {
+            self.queue_attribute(
+                "sqs sns-dlq policy",
+                &name,
+                url,
+                QueueAttributeName::Policy,
+                queue_policy(arn, topic_arn),
+                "only the topic may send",
+            )
+            .await?;
+        } else {
+            self.record(
+                "sqs sns-dlq policy",
+                &name,
+                Action::Create,
+                "only the topic may send".into(),
+            );
+        }
+        Ok((url, arn))
+    }
+
     async fn subscription(
         &mut self,
         topic_arn: Option<&str>,
         queue_arn: Option<&str>,
+        sns_dlq_arn: Option<&str>,
     ) -> Result<()> {
         let name = format!("{} → {}", self.names.topic, self.names.queue);
+        let what = "sqs, raw delivery, undeliverable to the sns-dlq";
         let (Some(topic_arn), Some(queue_arn)) = (topic_arn, queue_arn) else {
             self.record(
                 "sns subscription",
                 &name,
                 Action::Create,
-                format!("sqs, raw delivery; {PENDING}"),
+                format!("{what}; {PENDING}"),
             );
             return Ok(());
         };
+        let mut desired = BTreeMap::from([("RawMessageDelivery", "true".to_owned())]);
+        if let Some(dlq) = sns_dlq_arn {
+            desired.insert(
+                "RedrivePolicy",
+                json!({"deadLetterTargetArn": dlq}).to_string(),
+            );
+        }
         let sns = &self.clients.bus.sns;
-        let existing = find_subscription(sns, topic_arn, queue_arn).await?;
-        match existing {
+        match find_subscription(sns, topic_arn, queue_arn).await? {
             None => {
                 let detail = if self.apply {
-                    let out = sns
+                    let mut req = sns
                         .subscribe()
                         .topic_arn(topic_arn)
                         .protocol("sqs")
                         .endpoint(queue_arn)
-                        .attributes("RawMessageDelivery", "true")
-                        .return_subscription_arn(true)
-                        .send()
-                        .await
-                        .map_err(|e| classify("sns:Subscribe", e))?;
+                        .return_subscription_arn(true);
+                    for (k, v) in &desired {
+                        req = req.attributes(*k, v);
+                    }
+                    let out = req.send().await.map_err(|e| classify("sns:Subscribe", e))?;
                     out.subscription_arn.unwrap_or_default()
                 } else {
                     PENDING.to_owned()
@@ -406,7 +465,7 @@ impl Provisioner<'_> {
                     "sns subscription",
                     &name,
                     Action::Create,
-                    format!("sqs, raw delivery; {detail}"),
+                    format!("{what}; {detail}"),
                 );
             }
             Some(arn) => {
@@ -418,24 +477,31 @@ impl Provisioner<'_> {
                     .map_err(|e| classify("sns:GetSubscriptionAttributes", e))?
                     .attributes
                     .unwrap_or_default();
-                let raw = attrs.get("RawMessageDelivery").map(String::as_str) == Some("true");
-                if raw {
+                let differing: Vec<(&str, &String)> = desired
+                    .iter()
+                    .filter(|(k, v)| !same_attribute(attrs.get(**k), v))
+                    .map(|(k, v)| (*k, v))
+                    .collect();
+                if differing.is_empty() {
                     self.record("sns subscription", &name, Action::Unchanged, arn);
                 } else {
                     if self.apply {
-                        sns.set_subscription_attributes()
-                            .subscription_arn(&arn)
-                            .attribute_name("RawMessageDelivery")
-                            .attribute_value("true")
-                            .send()
-                            .await
-                            .map_err(|e| classify("sns:SetSubscriptionAttributes", e))?;
+                        for (k, v) in &differing {
+                            sns.set_subscription_attributes()
+                                .subscription_arn(&arn)
+                                .attribute_name(*k)
+                                .attribute_value(*v)
+                                .send()
+                                .await
+                                .map_err(|e| classify("sns:SetSubscriptionAttributes", e))?;
+                        }
                     }
+                    let keys: Vec<&str> = differing.iter().map(|(k, _)| *k).collect();
                     self.record(
                         "sns subscription",
                         &name,
                         Action::Update,
-                        format!("RawMessageDelivery: {arn}"),
+                        format!("{}: {arn}", keys.join(", ")),
                     );
                 }
             }
@@ -456,6 +522,17 @@ impl Provisioner<'_> {
                 queue: self.names.queue.clone(),
                 threshold: self.config.provision.alarm_oldest_message_age.as_secs() as f64,
                 evaluation_periods: 5,
+            },
+            AlarmSpec {
+                name: self.names.alarm_sns_dlq_depth.clone(),
+                description: format!(
+                    "SNS could not deliver messages to {} (queue policy, KMS, deleted queue); they wait in {}.",
+                    self.names.queue, self.names.sns_dlq
+                ),
+                metric: "ApproximateNumberOfMessagesVisible",
+                queue: self.names.sns_dlq.clone(),
+                threshold: 0.0,
+                evaluation_periods: 1,
             },
             AlarmSpec {
                 name: self.names.alarm_dlq_depth.clone(),
@@ -829,7 +906,11 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
         );
     }
 
-    for (resource, name) in [("sqs queue", &names.queue), ("sqs dlq", &names.dlq)] {
+    for (resource, name) in [
+        ("sqs queue", &names.queue),
+        ("sqs dlq", &names.dlq),
+        ("sqs sns-dlq", &names.sns_dlq),
+    ] {
         let url = existing_queue_url(sqs, name).await?;
         if let (Some(url), true) = (&url, apply) {
             sqs.delete_queue()
@@ -902,6 +983,7 @@ pub fn write_config(
         ("topic_arn", &outputs.topic_arn),
         ("queue_url", &outputs.queue_url),
         ("dlq_url", &outputs.dlq_url),
+        ("sns_dlq_url", &outputs.sns_dlq_url),
     ] {
         if let Some(v) = value {
             aws[key] = toml_edit::value(v.clone());
@@ -946,6 +1028,7 @@ mod tests {
             topic_arn: Some("arn:aws:sns:us-east-1:1:t".into()),
             queue_url: Some("http://q".into()),
             dlq_url: Some("http://d".into()),
+            sns_dlq_url: None,
         };
         write_config(&path, &outputs, Some("http://127.0.0.1:5000")).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

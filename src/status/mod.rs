@@ -123,6 +123,9 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
             check_queue(config, queue.clone(), targets.cloud.as_ref()),
         )));
     }
+    if let (Some(cloud), Some(url)) = (&targets.cloud, &config.aws.sns_dlq_url) {
+        futures.push(Box::pin(one("sns dlq", t, check_sns_dlq(cloud, url))));
+    }
     if config.bus == BusKind::Aws {
         match &targets.cloud {
             Some(cloud) => futures.push(Box::pin(one("sns topic", t, check_topic(config, cloud)))),
@@ -504,6 +507,40 @@ async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
         }
     }
     check
+}
+
+/// Messages SNS could not deliver to the queue (client-side failures: policy, KMS).
+async fn check_sns_dlq(cloud: &CloudClients, url: &str) -> Check {
+    let out = cloud
+        .bus
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await;
+    match out {
+        Ok(o) => {
+            let depth: u64 = o
+                .attributes
+                .unwrap_or_default()
+                .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut c = Check::new("sns dlq", State::Ok).figure("depth", depth);
+            if depth > 0 {
+                c.worsen(
+                    State::Fail,
+                    "SNS could not deliver messages to the queue (queue policy, KMS key, deleted \
+                     queue): fix the cause, then redrive with `LATAMCTL_AWS_DLQ_URL=<sns dlq url> \
+                     latamctl drain --queue dlq --redrive`",
+                );
+            }
+            c
+        }
+        Err(e) => Check::new("sns dlq", State::Fail)
+            .hint(crate::bus::aws::classify("sqs:GetQueueAttributes", e).to_string()),
+    }
 }
 
 async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {

@@ -86,6 +86,31 @@ async fn provision_serve_publish_status_drain_destroy() {
         config.contains("queue_url") && config.contains("name = \""),
         "{config}"
     );
+    assert!(config.contains("sns_dlq_url"), "{config}");
+    // The subscription dead-letters what SNS cannot deliver.
+    let clients = super::cloud::moto_clients(&moto).await;
+    let subs = clients
+        .sns
+        .list_subscriptions_by_topic()
+        .topic_arn(applied["outputs"]["topic_arn"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let sub_arn = subs.subscriptions()[0].subscription_arn.clone().unwrap();
+    let attrs = clients
+        .sns
+        .get_subscription_attributes()
+        .subscription_arn(sub_arn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(attrs["RawMessageDelivery"], "true");
+    assert!(
+        attrs["RedrivePolicy"].contains(&format!("{name}-test-ingest-sns-dlq")),
+        "{attrs:?}"
+    );
 
     // Second run: all unchanged; dry-run exit 0.
     let (code, out, err) = run(&["provision", "-o", "json"]);
@@ -131,7 +156,7 @@ async fn provision_serve_publish_status_drain_destroy() {
         .iter()
         .map(|c| c["component"].as_str().unwrap())
         .collect();
-    for c in ["api", "queue", "dlq", "sns topic", "database"] {
+    for c in ["api", "queue", "dlq", "sns topic", "sns dlq", "database"] {
         assert!(components.contains(&c), "status lacks {c}: {components:?}");
     }
     let db_check = status["checks"]
@@ -143,7 +168,6 @@ async fn provision_serve_publish_status_drain_destroy() {
     assert_eq!(db_check["figures"]["records"], "200");
 
     // A poison message: status warns on the DLQ once it gets there.
-    let clients = super::cloud::moto_clients(&moto).await;
     let queue_url = applied["outputs"]["queue_url"].as_str().unwrap();
     clients
         .sqs
