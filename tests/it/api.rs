@@ -38,6 +38,16 @@ pub fn settings(token: Option<&str>) -> ApiSettings {
 }
 
 pub async fn harness(token: Option<&str>) -> Harness {
+    harness_with(settings(token), true, true).await.0
+}
+
+/// A router over a fresh embedded queue and SQLite store; `publish`/`consume` choose which
+/// halves of the bus the state gets (api role, worker role, or both).
+pub async fn harness_with(
+    settings: ApiSettings,
+    publish: bool,
+    consume: bool,
+) -> (Harness, AppState) {
     let dir = super::support::tempdir();
     let queue = Arc::new(
         EmbeddedQueue::open(dir.path(), &QueueConfig::default())
@@ -50,17 +60,18 @@ pub async fn harness(token: Option<&str>) -> Harness {
             .unwrap(),
     );
     let state = AppState::new(
-        settings(token),
-        Some(queue.clone() as Arc<dyn Publisher>),
-        Some(queue.clone() as Arc<dyn Queue>),
+        settings,
+        publish.then(|| queue.clone() as Arc<dyn Publisher>),
+        consume.then(|| queue.clone() as Arc<dyn Queue>),
         Some(store.clone() as Arc<dyn Store>),
     );
-    Harness {
-        router: app(state),
+    let harness = Harness {
+        router: app(state.clone()),
         queue,
         store,
         _dir: dir,
-    }
+    };
+    (harness, state)
 }
 
 pub async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value, header::HeaderMap) {
@@ -142,32 +153,17 @@ async fn post_then_get_round_trip_with_trailing_slash_and_arn() {
 #[tokio::test]
 async fn the_configured_topic_arn_maps_to_the_default_topic() {
     // provision names the SNS topic `<name>-<env>-ingest`; clients may post with its ARN.
-    let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
     let mut s = settings(None);
     s.topics.topic_arn = Some("arn:aws:sns:us-east-1:123456789012:latam-dev-ingest".into());
-    let router = app(AppState::new(
-        s,
-        Some(queue.clone() as Arc<dyn Publisher>),
-        Some(queue.clone() as Arc<dyn Queue>),
-        Some(store as Arc<dyn Store>),
-    ));
+    let (h, _) = harness_with(s, true, true).await;
     let (status, body, _) = send(
-        &router,
+        &h.router,
         post_json(json!({"topic_arn": "arn:aws:sns:us-east-1:123456789012:latam-dev-ingest", "message": "m"})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let got = queue
+    let got = h
+        .queue
         .receive(1, Duration::ZERO, Duration::from_secs(30))
         .await
         .unwrap();
@@ -536,24 +532,8 @@ async fn probes_metrics_and_openapi() {
 
 #[tokio::test]
 async fn readiness_turns_false_on_shutdown() {
-    let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
-    let state = AppState::new(
-        settings(None),
-        Some(queue.clone() as Arc<dyn Publisher>),
-        None,
-        Some(store as Arc<dyn Store>),
-    );
-    let router = app(state.clone());
+    let (h, state) = harness_with(settings(None), true, false).await;
+    let router = h.router.clone();
     state.begin_shutdown();
     let (status, body, _) = send(&router, get("/readyz")).await;
     assert_eq!(status, 503, "{body}");
@@ -569,23 +549,8 @@ async fn readiness_turns_false_on_shutdown() {
 
 #[tokio::test]
 async fn worker_only_router_serves_probes_but_not_ingest() {
-    let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
-    let router = app(AppState::new(
-        settings(None),
-        None,
-        Some(queue as Arc<dyn Queue>),
-        Some(store as Arc<dyn Store>),
-    ));
+    let (h, _) = harness_with(settings(None), false, true).await;
+    let router = h.router.clone();
     let (status, body, _) = send(&router, get("/readyz")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["queue"], "ok");
