@@ -247,6 +247,9 @@ pub struct DatabaseConfig {
     pub secret_arn: Option<String>,
     /// TLS with `host`: disable, prefer, require, verify-ca, verify-full.
     pub ssl_mode: String,
+    /// How often the `secret_arn` secret is re-read (RDS rotates it).
+    #[serde(with = "humantime_serde")]
+    pub secret_refresh: Duration,
     /// Largest connection pool per process.
     pub max_connections: u32,
     /// Apply migrations when `serve` starts.
@@ -385,6 +388,7 @@ impl Default for DatabaseConfig {
             password: None,
             secret_arn: None,
             ssl_mode: "prefer".to_owned(),
+            secret_refresh: Duration::from_secs(300),
             max_connections: 10,
             migrate_on_start: true,
             query_timeout: Duration::from_secs(5),

@@ -52,6 +52,14 @@ impl PostgresStore {
             .acquire_timeout(config.query_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy_with(options.application_name("latamctl"));
+        if let (None, None, Some(arn)) = (&config.url, &config.password, &config.secret_arn) {
+            tokio::spawn(refresh_credentials(
+                pool.clone(),
+                config.clone(),
+                aws.clone(),
+                arn.clone(),
+            ));
+        }
         Ok(Self {
             pool,
             query_timeout: config.query_timeout,
@@ -116,6 +124,19 @@ async fn connect_options(config: &DatabaseConfig, aws: &AwsConfig) -> Result<PgC
             ))
         });
     }
+    let secret = match (&config.password, &config.secret_arn) {
+        (None, Some(arn)) => Some(read_secret(aws, arn).await?),
+        _ => None,
+    };
+    options_from_parts(config, secret.as_ref())
+}
+
+/// Options from `database.host`/`port`/`name`/`user`/`password`, the secret's credentials
+/// filling what the config leaves out.
+fn options_from_parts(
+    config: &DatabaseConfig,
+    secret: Option<&SecretCredentials>,
+) -> Result<PgConnectOptions> {
     let Some(host) = config.host.as_deref() else {
         return Err(Error::Config(
             "store = \"postgres\" needs `database.url`: set LATAMCTL_DATABASE_URL or \
@@ -133,18 +154,19 @@ async fn connect_options(config: &DatabaseConfig, aws: &AwsConfig) -> Result<PgC
     let mut options = PgConnectOptions::new()
         .host(host)
         .port(config.port)
-        .ssl_mode(ssl_mode);
+        .ssl_mode(ssl_mode)
+        .application_name("latamctl");
     if let Some(name) = &config.name {
         options = options.database(name);
     }
-    let (mut user, mut password) = (config.user.clone(), config.password.clone());
-    if password.is_none()
-        && let Some(arn) = &config.secret_arn
-    {
-        let secret = read_secret(aws, arn).await?;
-        password = Some(secret.password);
-        user = user.or(Some(secret.username));
-    }
+    let user = config
+        .user
+        .clone()
+        .or_else(|| secret.map(|s| s.username.clone()));
+    let password = config
+        .password
+        .clone()
+        .or_else(|| secret.map(|s| s.password.clone()));
     if let Some(user) = &user {
         options = options.username(user);
     }
@@ -152,6 +174,44 @@ async fn connect_options(config: &DatabaseConfig, aws: &AwsConfig) -> Result<PgC
         options = options.password(password);
     }
     Ok(options)
+}
+
+/// Re-reads the Secrets Manager secret every `database.secret_refresh` and gives the pool
+/// the new credentials when they changed (RDS rotates its managed secret): connections
+/// opened after a rotation use the new password without a restart.
+async fn refresh_credentials(pool: PgPool, config: DatabaseConfig, aws: AwsConfig, arn: String) {
+    let mut current: Option<(String, String)> = None;
+    loop {
+        tokio::time::sleep(config.secret_refresh).await;
+        if pool.is_closed() {
+            return;
+        }
+        let secret = match read_secret(&aws, &arn).await {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(message = "Failed to re-read the database secret; keeping the current credentials.", %error);
+                continue;
+            }
+        };
+        let fresh = (secret.username.clone(), secret.password.clone());
+        if current.as_ref() == Some(&fresh) {
+            continue;
+        }
+        match options_from_parts(&config, Some(&secret)) {
+            Ok(options) => {
+                pool.set_connect_options(options);
+                if current.is_some() {
+                    tracing::info!(
+                        message = "Database credentials changed in Secrets Manager; new connections use them."
+                    );
+                }
+                current = Some(fresh);
+            }
+            Err(error) => {
+                tracing::warn!(message = "Cannot use the refreshed database secret.", %error)
+            }
+        }
+    }
 }
 
 async fn read_secret(aws: &AwsConfig, arn: &str) -> Result<SecretCredentials> {

@@ -310,3 +310,63 @@ async fn postgres_credentials_from_a_secrets_manager_secret() {
     assert!(err.contains("database.secret_arn"), "{err}");
     assert!(!err.contains("rotated-secret"));
 }
+
+/// RDS rotates its managed secret: new connections pick up the new credentials without a
+/// restart. Here the secret first names a role that does not exist, then the real one.
+#[tokio::test]
+async fn rotated_secret_credentials_are_picked_up() {
+    let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
+        return;
+    };
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let clients = super::cloud::moto_clients(&moto).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&clients.sdk);
+    let arn = secrets
+        .create_secret()
+        .name(format!("rot-{}", Uuid::new_v4().simple()))
+        .secret_string(r#"{"username":"no_such_role","password":"old"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let database = DatabaseConfig {
+        host: parsed.host_str().map(str::to_owned),
+        port: parsed.port().unwrap(),
+        name: Some(parsed.path().trim_start_matches('/').to_owned()),
+        secret_arn: Some(arn.clone()),
+        ssl_mode: "disable".into(),
+        secret_refresh: Duration::from_millis(300),
+        query_timeout: Duration::from_secs(2),
+        ..DatabaseConfig::default()
+    };
+    let aws = AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.clone()),
+        ..AwsConfig::default()
+    };
+    let store = PostgresStore::connect(&database, &aws).await.unwrap();
+    assert!(
+        store.ready().await.is_err(),
+        "a role that does not exist cannot connect"
+    );
+    secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(r#"{"username":"postgres","password":"rotated"}"#)
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while store.ready().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated secret was never used"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    store.migrate().await.unwrap();
+}
