@@ -65,7 +65,6 @@ run_rust_tests() {
   start_moto
   start_postgres
   export LATAMCTL_TEST_REQUIRE_SERVICES=1
-  export LATAMCTL_TEST_PG_CTL="$PG_CTL" LATAMCTL_TEST_PG_DATA="$PG_DATA"
   log "cargo nextest run"
   cargo nextest run --profile ci --no-fail-fast "$@"
 }
