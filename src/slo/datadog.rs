@@ -592,7 +592,7 @@ mod tests {
         );
         assert_eq!(
             monitors["latamctl_high_error_rate"]["query"],
-            "min(last_3m):(sum:latamctl.http_requests.count{route NOT IN (/healthz,/readyz,/metrics) AND (status:4* OR status:5*)} by {system}.as_rate()) / (sum:latamctl.http_requests.count{route NOT IN (/healthz,/readyz,/metrics)} by {system}.as_rate()) > 0.01"
+            "min(last_3m):(sum:latamctl.http_requests.count{route NOT IN (/healthz,/readyz,/metrics) AND (status:4* OR status:5*) AND !status:404} by {system}.as_rate()) / (sum:latamctl.http_requests.count{route NOT IN (/healthz,/readyz,/metrics)} by {system}.as_rate()) > 0.01"
         );
         let burn = &monitors["latamctl_errors_burn_page_1h"];
         assert_eq!(burn["type"], "slo alert");
