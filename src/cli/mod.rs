@@ -78,16 +78,16 @@ pub enum Command {
     Drain(drain::DrainArgs),
     /// Runbook table: every component's health and key figures; exit 0 healthy, 1 degraded, 2 error.
     Status(status::StatusArgs),
+    /// Render deployment artefacts (Helm values, Terraform variables, Argo CD) and alerts/dashboards.
+    Render(render::RenderArgs),
     /// Create or update the database schema (PostgreSQL/Citus or SQLite).
     Migrate(migrate::MigrateArgs),
+    /// SLIs against SLOs now: error budget left and burn rate (exit 1 when one pages).
+    Slo(slo::SloArgs),
     /// Show the effective configuration.
     Config(config_cmd::ConfigArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
-    /// Render generated artefacts: alert rules, SLOs and dashboards from the SLO spec.
-    Render(render::RenderArgs),
-    /// SLIs against SLOs now: error budget left and burn rate (exit 1 when one pages).
-    Slo(slo::SloArgs),
 }
 
 /// What every command receives.
