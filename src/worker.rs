@@ -48,6 +48,8 @@ impl BatchOutcome {
 pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     let mut records: Vec<Record> = Vec::with_capacity(batch.len());
+    // The delivery each record came from, index for index.
+    let mut sources: Vec<&Delivery> = Vec::with_capacity(batch.len());
     let mut seen = HashSet::with_capacity(batch.len());
     for delivery in batch {
         match delivery.decode() {
@@ -55,6 +57,7 @@ pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome 
                 // The same id twice in one batch (a republished message): insert it once.
                 if seen.insert(record.transaction_id) {
                     records.push(record);
+                    sources.push(delivery);
                 } else {
                     outcome.duplicates += 1;
                 }
@@ -67,9 +70,9 @@ pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome 
     }
     match store.insert_batch(&records).await {
         Ok(inserted) => outcome.count_stored(inserted, records.len()),
-        Err(store::Error::Rejected(_)) if records.len() > 1 => {
+        Err(store::Error::Rejected(_)) => {
             // One row the database refuses must not hold back the rest: row by row.
-            for (delivery, record) in batch_of_records(batch, &records) {
+            for (record, delivery) in records.iter().zip(&sources) {
                 match store.insert_batch(std::slice::from_ref(record)).await {
                     Ok(inserted) => outcome.count_stored(inserted, 1),
                     Err(store::Error::Rejected(reason)) => {
@@ -83,34 +86,9 @@ pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome 
                 }
             }
         }
-        Err(store::Error::Rejected(reason)) => {
-            if let Some((delivery, _)) = batch_of_records(batch, &records).into_iter().next() {
-                report_rejected(delivery, &reason);
-                outcome.poison.push(delivery.message_id.clone());
-            }
-        }
         Err(error) => outcome.store_error = Some(error),
     }
     outcome
-}
-
-/// The delivery each record came from.
-fn batch_of_records<'a>(
-    batch: &'a [Delivery],
-    records: &'a [Record],
-) -> Vec<(&'a Delivery, &'a Record)> {
-    records
-        .iter()
-        .filter_map(|r| {
-            batch
-                .iter()
-                .find(|d| {
-                    d.decode()
-                        .is_ok_and(|x| x.transaction_id == r.transaction_id)
-                })
-                .map(|d| (d, r))
-        })
-        .collect()
 }
 
 fn report_rejected(delivery: &Delivery, reason: &str) {
@@ -385,6 +363,115 @@ fn set_queue_gauges(stats: &QueueStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::OutboundMessage;
+    use crate::store::{KeyReservation, StoreStats, StoredRecord};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+    use uuid::Uuid;
+
+    /// A store that refuses the rows of `refused` ids (as PostgreSQL does with SQLSTATE
+    /// 22xxx), or is down altogether; it records what it stored.
+    #[derive(Default)]
+    struct PickyStore {
+        refused: Vec<Uuid>,
+        down: bool,
+        stored: Mutex<Vec<Uuid>>,
+    }
+
+    #[async_trait]
+    impl Store for PickyStore {
+        fn kind(&self) -> &'static str {
+            "picky"
+        }
+        async fn insert_batch(&self, records: &[Record]) -> store::Result<u64> {
+            if self.down {
+                return Err(store::Error::Unavailable("down".into()));
+            }
+            if records
+                .iter()
+                .any(|r| self.refused.contains(&r.transaction_id))
+            {
+                return Err(store::Error::Rejected("invalid byte sequence".into()));
+            }
+            self.stored
+                .lock()
+                .unwrap()
+                .extend(records.iter().map(|r| r.transaction_id));
+            Ok(records.len() as u64)
+        }
+        async fn get(&self, _: Uuid) -> store::Result<Option<StoredRecord>> {
+            Ok(None)
+        }
+        async fn reserve_key(&self, _: &str, _: &str, _: Uuid) -> store::Result<KeyReservation> {
+            Err(store::Error::Unavailable("unused".into()))
+        }
+        async fn mark_published(&self, _: &str) -> store::Result<()> {
+            Ok(())
+        }
+        async fn purge_keys(&self, _: chrono::DateTime<chrono::Utc>) -> store::Result<u64> {
+            Ok(0)
+        }
+        async fn ready(&self) -> store::Result<()> {
+            Ok(())
+        }
+        async fn stats(&self) -> store::Result<StoreStats> {
+            Ok(StoreStats::default())
+        }
+    }
+
+    fn delivery(id: &str) -> (Delivery, Uuid) {
+        let m = OutboundMessage {
+            transaction_id: Uuid::now_v7(),
+            topic: "data-ingestion-topic".into(),
+            message: "m".into(),
+            attributes: Default::default(),
+            received_at: chrono::Utc::now(),
+        };
+        let d = Delivery {
+            message_id: id.into(),
+            receipt: String::new(),
+            body: m.message.clone(),
+            attributes: m.wire_attributes(),
+            receive_count: 1,
+            sent_at: None,
+        };
+        (d, m.transaction_id)
+    }
+
+    #[tokio::test]
+    async fn a_refused_row_is_poison_and_the_rest_of_its_batch_is_stored() {
+        let (a, id_a) = delivery("a");
+        let (b, id_b) = delivery("b");
+        let (c, id_c) = delivery("c");
+        let store = PickyStore {
+            refused: vec![id_b],
+            ..PickyStore::default()
+        };
+        let batch = vec![a, b, c];
+        let outcome = store_batch(&store, &batch).await;
+        assert!(outcome.store_error.is_none());
+        assert_eq!(outcome.poison, vec!["b".to_owned()]);
+        assert_eq!(outcome.stored, 2);
+        assert_eq!(*store.stored.lock().unwrap(), vec![id_a, id_c]);
+        assert_eq!(outcome.failed_ids(&batch), vec!["b"]);
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_fails_the_whole_batch() {
+        let (a, _) = delivery("a");
+        let (b, _) = delivery("b");
+        let store = PickyStore {
+            down: true,
+            ..PickyStore::default()
+        };
+        let batch = vec![a, b];
+        let outcome = store_batch(&store, &batch).await;
+        assert!(matches!(
+            outcome.store_error,
+            Some(store::Error::Unavailable(_))
+        ));
+        assert_eq!(outcome.failed_ids(&batch), vec!["a", "b"]);
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
