@@ -302,14 +302,7 @@ async fn serve_on_sns_sqs_and_postgres_stores_every_message_once() {
         .await
         .unwrap();
     assert_eq!(rows, 500);
-    let metrics = http
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = serve.metrics(&http).await;
     assert!(
         metrics.contains("latamctl_db_query_duration_seconds_bucket{operation=\"insert_batch\"")
     );
@@ -364,14 +357,7 @@ async fn poison_message_reaches_the_dlq_and_the_worker_keeps_going() {
             .await
             .is_empty()
     );
-    let metrics = http
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = serve.metrics(&http).await;
     assert!(
         metrics.contains("latamctl_poison_messages_total{reason=\"missing_attribute\"}"),
         "{metrics}"
@@ -533,14 +519,7 @@ async fn sns_unreachable_answers_503_fast_and_recovers() {
             .await
             .is_empty()
     );
-    let metrics = http
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = serve.metrics(&http).await;
     assert!(
         metrics.contains("latamctl_retries_total{operation=\"publish\"}"),
         "retries not counted"

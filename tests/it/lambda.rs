@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use latamctl::config::{AwsConfig, DatabaseConfig};
 use latamctl::lambda::{BatchItemFailure, SqsEvent, handle};
 use latamctl::store::Store;
-use latamctl::store::postgres::PostgresStore;
 use latamctl::store::sqlite::SqliteStore;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -129,16 +127,7 @@ async fn sns_enveloped_bodies_are_understood() {
 
 #[tokio::test]
 async fn database_down_fails_every_message() {
-    let store = PostgresStore::connect(
-        &DatabaseConfig {
-            url: Some("postgres://postgres@127.0.0.1:1/none".into()),
-            query_timeout: Duration::from_secs(2),
-            ..DatabaseConfig::default()
-        },
-        &AwsConfig::default(),
-    )
-    .await
-    .unwrap();
+    let store = super::store::unreachable_postgres().await;
     let ev = event(vec![
         record("a", "x", Some(Uuid::now_v7())),
         record("b", "y", Some(Uuid::now_v7())),

@@ -64,14 +64,7 @@ async fn postgres_outage_pauses_the_worker_and_dead_letters_nothing() {
     wait_ready(&http, &serve, false, Duration::from_secs(10)).await;
     // Long enough for many visibility timeouts and retries.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let metrics = http
-        .get(serve.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = serve.metrics(&http).await;
     assert!(
         metrics.contains("latamctl_worker_paused 1"),
         "the worker did not pause:\n{metrics}"

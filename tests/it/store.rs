@@ -212,9 +212,9 @@ async fn postgres_ready_and_stats() {
     ready_and_empty_stats(&store).await;
 }
 
-#[tokio::test]
-async fn postgres_unreachable_is_an_error_not_a_hang() {
-    let store = PostgresStore::connect(
+/// A store whose database never answers (nothing listens on port 1).
+pub async fn unreachable_postgres() -> PostgresStore {
+    PostgresStore::connect(
         &DatabaseConfig {
             url: Some("postgres://postgres@127.0.0.1:1/none".into()),
             query_timeout: Duration::from_secs(2),
@@ -223,7 +223,12 @@ async fn postgres_unreachable_is_an_error_not_a_hang() {
         &AwsConfig::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn postgres_unreachable_is_an_error_not_a_hang() {
+    let store = unreachable_postgres().await;
     let started = std::time::Instant::now();
     assert!(store.ready().await.is_err());
     assert!(store.insert_batch(&[record("x")]).await.is_err());
@@ -258,6 +263,26 @@ async fn migrate_command_applies_then_reports_up_to_date() {
     assert_eq!(v["applied_now"], serde_json::json!([]));
 }
 
+/// The database of `url` given in parts (host, port, name), credentials from the secret
+/// `arn` in moto's Secrets Manager — as the Terraform lambda module wires it.
+fn secret_backed(url: &str, arn: &str, moto: &str) -> (DatabaseConfig, AwsConfig) {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    let database = DatabaseConfig {
+        host: parsed.host_str().map(str::to_owned),
+        port: parsed.port().unwrap(),
+        name: Some(parsed.path().trim_start_matches('/').to_owned()),
+        secret_arn: Some(arn.to_owned()),
+        ssl_mode: "disable".into(),
+        ..DatabaseConfig::default()
+    };
+    let aws = AwsConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.to_owned()),
+        ..AwsConfig::default()
+    };
+    (database, aws)
+}
+
 /// The Lambda's connection: host/name in config, credentials from a Secrets Manager secret
 /// (moto), as the Terraform lambda module wires it.
 #[tokio::test]
@@ -279,20 +304,7 @@ async fn postgres_credentials_from_a_secrets_manager_secret() {
         .unwrap()
         .arn
         .unwrap();
-    let parsed = reqwest::Url::parse(&url).unwrap();
-    let database = DatabaseConfig {
-        host: parsed.host_str().map(str::to_owned),
-        port: parsed.port().unwrap(),
-        name: Some(parsed.path().trim_start_matches('/').to_owned()),
-        secret_arn: Some(arn.clone()),
-        ssl_mode: "disable".into(),
-        ..DatabaseConfig::default()
-    };
-    let aws = AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.clone()),
-        ..AwsConfig::default()
-    };
+    let (database, aws) = secret_backed(&url, &arn, &moto);
     // Without the secret's username the connection would use the OS user and be refused.
     let store = PostgresStore::connect(&database, &aws).await.unwrap();
     store.migrate().await.unwrap();
@@ -332,22 +344,9 @@ async fn rotated_secret_credentials_are_picked_up() {
         .unwrap()
         .arn
         .unwrap();
-    let parsed = reqwest::Url::parse(&url).unwrap();
-    let database = DatabaseConfig {
-        host: parsed.host_str().map(str::to_owned),
-        port: parsed.port().unwrap(),
-        name: Some(parsed.path().trim_start_matches('/').to_owned()),
-        secret_arn: Some(arn.clone()),
-        ssl_mode: "disable".into(),
-        secret_refresh: Duration::from_millis(300),
-        query_timeout: Duration::from_secs(2),
-        ..DatabaseConfig::default()
-    };
-    let aws = AwsConfig {
-        region: Some("us-east-1".into()),
-        endpoint_url: Some(moto.clone()),
-        ..AwsConfig::default()
-    };
+    let (mut database, aws) = secret_backed(&url, &arn, &moto);
+    database.secret_refresh = Duration::from_millis(300);
+    database.query_timeout = Duration::from_secs(2);
     let store = PostgresStore::connect(&database, &aws).await.unwrap();
     assert!(
         store.ready().await.is_err(),
@@ -369,4 +368,30 @@ async fn rotated_secret_credentials_are_picked_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     store.migrate().await.unwrap();
+}
+
+/// PostgreSQL data exceptions (SQLSTATE 22xxx) are the row's fault, not an outage: the worker
+/// isolates such rows as poison instead of pausing.
+#[tokio::test]
+async fn postgres_data_errors_are_classified_as_rejected() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let err = sqlx::query("SELECT 1 / 0")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        latamctl::store::Error::from(err),
+        latamctl::store::Error::Rejected(_)
+    ));
+    pool.close().await;
+    let err = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:1/none")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        latamctl::store::Error::from(err),
+        latamctl::store::Error::Unavailable(_)
+    ));
 }

@@ -93,6 +93,17 @@ impl Serve {
         format!("{}{path}", self.base)
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics(&self, http: &reqwest::Client) -> String {
+        http.get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
