@@ -112,6 +112,10 @@ pub struct ApiConfig {
     /// How long an `Idempotency-Key` is remembered.
     #[serde(with = "humantime_serde")]
     pub idempotency_ttl: Duration,
+    /// How often the background task re-checks the bus, queue and store for `/readyz`
+    /// (which answers from that state and never calls them itself).
+    #[serde(with = "humantime_serde")]
+    pub readiness_interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -351,6 +355,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            readiness_interval: Duration::from_secs(5),
         }
     }
 }

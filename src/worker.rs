@@ -1,16 +1,17 @@
 //! The worker: receive a batch, insert it idempotently, commit, then acknowledge.
 //!
 //! At-least-once delivery becomes exactly-once effect because the insert skips ids that
-//! exist and the ack comes only after the commit. A message that cannot be decoded is never
-//! acknowledged: it is retried with backoff until the queue moves it to the dead-letter
-//! queue, and so is a row the database refuses (found by retrying a refused batch row by
-//! row). When the store is down, the batch goes back to the queue and every poller stops
-//! receiving until the store answers again: a database outage pauses the worker instead of
-//! burning the messages' receive counts into the dead-letter queue.
+//! exist and the ack comes only after the commit. Only a failure that belongs to one message
+//! counts toward the dead-letter queue: a body that does not decode, or a row the database
+//! refuses for its content (SQLSTATE class 22/23, found by retrying a refused batch row by
+//! row). Every other failure is store-wide: the batch is held in flight (visibility
+//! extended, receive count untouched), every poller stops receiving, and the held batch is
+//! retried until it commits — a database that answers `SELECT 1` but refuses writes pauses
+//! the worker instead of burning healthy messages into the dead-letter queue.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -28,8 +29,11 @@ pub struct BatchOutcome {
     pub duplicates: u64,
     /// Message ids of deliveries that could not be decoded.
     pub poison: Vec<String>,
-    /// Set when the insert failed: every decodable message of the batch is then failed too.
+    /// Set when the insert failed store-wide (anything but a row the database refused for
+    /// its content): every decodable message of the batch is then failed too.
     pub store_error: Option<store::Error>,
+    /// Whether a write committed (proof the store takes writes).
+    pub committed: bool,
 }
 
 impl BatchOutcome {
@@ -46,12 +50,18 @@ impl BatchOutcome {
 /// Decodes a batch and inserts what decodes, in one transaction. Shared by the long-running
 /// worker and the Lambda handler.
 pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome {
+    let refs: Vec<&Delivery> = batch.iter().collect();
+    store_batch_refs(store, &refs).await
+}
+
+/// [`store_batch`] over borrowed deliveries (the worker retries a held subset).
+pub async fn store_batch_refs(store: &dyn Store, batch: &[&Delivery]) -> BatchOutcome {
     let mut outcome = BatchOutcome::default();
     let mut records: Vec<Record> = Vec::with_capacity(batch.len());
     // The delivery each record came from, index for index.
     let mut sources: Vec<&Delivery> = Vec::with_capacity(batch.len());
     let mut seen = HashSet::with_capacity(batch.len());
-    for delivery in batch {
+    for &delivery in batch {
         match delivery.decode() {
             Ok(record) => {
                 // The same id twice in one batch (a republished message): insert it once.
@@ -68,13 +78,22 @@ pub async fn store_batch(store: &dyn Store, batch: &[Delivery]) -> BatchOutcome 
             }
         }
     }
+    if records.is_empty() {
+        return outcome;
+    }
     match store.insert_batch(&records).await {
-        Ok(inserted) => outcome.count_stored(inserted, records.len()),
+        Ok(inserted) => {
+            outcome.committed = true;
+            outcome.count_stored(inserted, records.len())
+        }
         Err(store::Error::Rejected(_)) => {
             // One row the database refuses must not hold back the rest: row by row.
             for (record, delivery) in records.iter().zip(&sources) {
                 match store.insert_batch(std::slice::from_ref(record)).await {
-                    Ok(inserted) => outcome.count_stored(inserted, 1),
+                    Ok(inserted) => {
+                        outcome.committed = true;
+                        outcome.count_stored(inserted, 1)
+                    }
                     Err(store::Error::Rejected(reason)) => {
                         report_rejected(delivery, &reason);
                         outcome.poison.push(delivery.message_id.clone());
@@ -125,17 +144,58 @@ pub struct Worker {
     queue: Arc<dyn Queue>,
     store: Arc<dyn Store>,
     config: WorkerConfig,
-    /// Closed while the store is down: no poller receives then.
-    store_gate: StoreGate,
+    /// Closed while the store refuses writes: no poller receives then.
+    gate: Arc<StoreGate>,
 }
 
-/// Shared by the pollers: the first to see the store fail probes it until it answers; the
-/// others wait instead of receiving (and failing) more batches.
-#[derive(Default)]
-struct StoreGate {
-    down: std::sync::atomic::AtomicBool,
-    probing: tokio::sync::Mutex<()>,
+/// Shared by the pollers (and read by readiness): closed by the first store-wide failure of
+/// a batch, reopened only by a write that committed. A `SELECT 1` cannot reopen it: a
+/// database can answer reads and refuse every write (revoked INSERT, read-only after a
+/// failover, a full disk, a Citus worker node down).
+#[derive(Debug, Default)]
+pub struct StoreGate {
+    down: AtomicBool,
     reopened: tokio::sync::Notify,
+}
+
+impl StoreGate {
+    /// Whether receiving is paused because the store refuses writes.
+    pub fn is_closed(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    fn close(&self, error: &store::Error) {
+        if !self.down.swap(true, Ordering::SeqCst) {
+            metrics::gauge!("latamctl_worker_paused").set(1.0);
+            tracing::warn!(
+                message = "The store refuses writes; receiving is paused and the held batch is retried until a write commits.",
+                %error,
+                error_type = error.kind(),
+            );
+        }
+    }
+
+    fn open(&self) {
+        if self.down.swap(false, Ordering::SeqCst) {
+            metrics::gauge!("latamctl_worker_paused").set(0.0);
+            tracing::info!(message = "A write committed again; receiving resumes.");
+        }
+        self.reopened.notify_waiters();
+    }
+
+    /// Waits until the gate is open; false on shutdown.
+    async fn wait_open(&self, shutdown: &CancellationToken) -> bool {
+        while self.is_closed() {
+            let reopened = self.reopened.notified();
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = reopened => {}
+                // A missed notification costs at most this long.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        true
+    }
 }
 
 impl Worker {
@@ -144,8 +204,13 @@ impl Worker {
             queue,
             store,
             config,
-            store_gate: StoreGate::default(),
+            gate: Arc::new(StoreGate::default()),
         }
+    }
+
+    /// The gate readiness reads: closed while the store refuses writes.
+    pub fn gate(&self) -> Arc<StoreGate> {
+        self.gate.clone()
     }
 
     /// Runs `concurrency` receive loops until `shutdown`; in-flight batches finish first.
@@ -169,8 +234,7 @@ impl Worker {
     async fn poll(&self, poller: usize, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         loop {
-            if self.store_gate.down.load(Ordering::SeqCst) && !self.wait_for_store(&shutdown).await
-            {
+            if !self.gate.wait_open(&shutdown).await {
                 return;
             }
             let received = tokio::select! {
@@ -188,9 +252,7 @@ impl Worker {
                     None
                 }
                 Ok(batch) => {
-                    if !self.handle(batch).await {
-                        self.store_gate.down.store(true, Ordering::SeqCst);
-                    }
+                    self.handle(batch, &shutdown).await;
                     failures = 0;
                     None
                 }
@@ -211,97 +273,86 @@ impl Worker {
         }
     }
 
-    /// Blocks receiving while the store is down: one poller probes `store.ready()` with
-    /// backoff, the others wait for it. Returns false on shutdown.
-    async fn wait_for_store(&self, shutdown: &CancellationToken) -> bool {
-        let gate = &self.store_gate;
-        let Ok(_probe) = gate.probing.try_lock() else {
-            // Another poller is probing: wait for it to reopen the gate.
-            while gate.down.load(Ordering::SeqCst) {
-                let reopened = gate.reopened.notified();
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = reopened => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-            return true;
-        };
-        metrics::gauge!("latamctl_worker_paused").set(1.0);
-        tracing::warn!(message = "The store is unavailable; receiving is paused until it answers.");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(self.retry_delay(attempt)) => {}
-            }
-            match self.store.ready().await {
-                Ok(()) => break,
-                Err(error) => {
-                    tracing::debug!(message = "The store is still unavailable.", attempt, %error)
-                }
-            }
-        }
-        gate.down.store(false, Ordering::SeqCst);
-        gate.reopened.notify_waiters();
-        metrics::gauge!("latamctl_worker_paused").set(0.0);
-        tracing::info!(
-            message = "The store answers again; receiving resumes.",
-            probes = attempt
-        );
-        true
-    }
-
-    /// Stores and acknowledges one batch. Returns false when the store failed.
-    async fn handle(&self, batch: Vec<Delivery>) -> bool {
+    /// Stores and acknowledges one batch. On a store-wide failure the batch is held: its
+    /// messages stay in flight (their visibility extended, their receive count untouched),
+    /// receiving pauses, and the held batch itself is retried with backoff as the probe, so
+    /// the gate reopens only when the very rows that failed commit. On shutdown a held
+    /// batch is left in flight; it comes back after its visibility timeout.
+    async fn handle(&self, batch: Vec<Delivery>, shutdown: &CancellationToken) {
         let started = Instant::now();
         metrics::histogram!("latamctl_worker_batch_size").record(batch.len() as f64);
-        let outcome = store_batch(self.store.as_ref(), &batch).await;
-
-        let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = batch
-            .iter()
-            .partition(|d| outcome.poison.contains(&d.message_id));
-        for d in &poison {
-            self.release(&[d], self.retry_delay(d.receive_count)).await;
-        }
-
-        let ok = match &outcome.store_error {
-            None => {
-                match self.queue.ack(&rest).await {
-                    Ok(report) => {
-                        for (message_id, reason) in &report.failed {
-                            metrics::counter!("latamctl_ack_errors_total").increment(1);
-                            tracing::warn!(message = "Failed to acknowledge a stored message; its redelivery will be skipped as a duplicate.", %message_id, %reason);
-                        }
-                    }
-                    Err(error) => {
-                        metrics::counter!("latamctl_ack_errors_total").increment(rest.len() as u64);
-                        tracing::warn!(message = "Failed to acknowledge stored messages; their redelivery will be skipped as duplicates.", %error, count = rest.len());
-                    }
+        let mut pending: Vec<&Delivery> = batch.iter().collect();
+        let mut attempt: u32 = 0;
+        let mut any_poison = false;
+        let mut held = false;
+        loop {
+            let outcome = store_batch_refs(self.store.as_ref(), &pending).await;
+            let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = pending
+                .iter()
+                .copied()
+                .partition(|d| outcome.poison.contains(&d.message_id));
+            for d in &poison {
+                self.release(&[d], self.retry_delay(d.receive_count)).await;
+            }
+            any_poison |= !poison.is_empty();
+            let Some(error) = outcome.store_error else {
+                if outcome.committed {
+                    self.gate.open();
                 }
-                true
+                self.ack(&rest).await;
+                break;
+            };
+            // Store-wide: not the messages' fault. Keep them, pause, retry them.
+            held = true;
+            attempt += 1;
+            self.gate.close(&error);
+            metrics::counter!("latamctl_retries_total", "operation" => "insert").increment(1);
+            let delay = self.retry_delay(attempt);
+            // Invisible until well after the next attempt; no receive count is spent.
+            self.release(&rest, delay + self.config.visibility_timeout)
+                .await;
+            tracing::debug!(message = "Holding a batch the store refused; retrying it.", count = rest.len(), attempt, delay_ms = delay.as_millis() as u64, %error);
+            let reopened = self.gate.reopened.notified();
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    tracing::warn!(message = "Shutting down with a held batch; it stays in flight and is redelivered after its visibility timeout.", count = rest.len());
+                    metrics::counter!("latamctl_worker_batches_total", "outcome" => "store_error").increment(1);
+                    return;
+                }
+                // Another poller's write committed: the store is back, retry now.
+                _ = reopened => {}
+                _ = tokio::time::sleep(delay) => {}
             }
-            Some(error) => {
-                metrics::counter!("latamctl_retries_total", "operation" => "insert").increment(1);
-                let attempts = rest.iter().map(|d| d.receive_count).max().unwrap_or(1);
-                tracing::warn!(message = "Failed to store a batch; it goes back to the queue.", %error, count = rest.len(), receive_count = attempts);
-                // Visible again soon: receiving stays paused until the store answers anyway.
-                self.release(&rest, self.config.retry_base_delay).await;
-                false
-            }
-        };
-        let result = if !ok {
-            "store_error"
-        } else if poison.is_empty() {
-            "ok"
-        } else {
+            pending = rest;
+        }
+        let result = if held {
+            "recovered"
+        } else if any_poison {
             "partial"
+        } else {
+            "ok"
         };
         metrics::counter!("latamctl_worker_batches_total", "outcome" => result).increment(1);
         metrics::histogram!("latamctl_worker_batch_duration_seconds")
             .record(started.elapsed().as_secs_f64());
-        ok
+    }
+
+    async fn ack(&self, rest: &[&Delivery]) {
+        if rest.is_empty() {
+            return;
+        }
+        match self.queue.ack(rest).await {
+            Ok(report) => {
+                for (message_id, reason) in &report.failed {
+                    metrics::counter!("latamctl_ack_errors_total").increment(1);
+                    tracing::warn!(message = "Failed to acknowledge a stored message; its redelivery will be skipped as a duplicate.", %message_id, %reason);
+                }
+            }
+            Err(error) => {
+                metrics::counter!("latamctl_ack_errors_total").increment(rest.len() as u64);
+                tracing::warn!(message = "Failed to acknowledge stored messages; their redelivery will be skipped as duplicates.", %error, count = rest.len());
+            }
+        }
     }
 
     async fn release(&self, deliveries: &[&Delivery], delay: Duration) {
@@ -310,7 +361,7 @@ impl Worker {
         }
         if let Err(error) = self.queue.release(deliveries, delay).await {
             // The visibility timeout brings them back anyway.
-            tracing::warn!(message = "Failed to release messages back to the queue.", %error);
+            tracing::warn!(message = "Failed to change the visibility of messages.", %error);
         }
     }
 
@@ -412,6 +463,9 @@ mod tests {
             Ok(0)
         }
         async fn ready(&self) -> store::Result<()> {
+            Ok(())
+        }
+        async fn probe_write(&self) -> store::Result<()> {
             Ok(())
         }
         async fn stats(&self) -> store::Result<StoreStats> {

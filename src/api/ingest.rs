@@ -312,11 +312,8 @@ fn validate_message(message: &str) -> Result<(), AppError> {
             ),
         });
     }
-    if message.contains('\0') {
-        return Err(AppError::bad_request(
-            "invalid_message",
-            "message contains a NUL character (U+0000), which cannot be stored; remove it",
-        ));
+    if let Err(bad) = crate::bus::check_chars(message) {
+        return Err(invalid_character("message", bad));
     }
     Ok(())
 }
@@ -362,14 +359,28 @@ fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), AppE
                 ),
             ));
         }
-        if value.is_empty() || value.contains('\0') {
+        if value.is_empty() {
             return Err(AppError::bad_request(
                 "invalid_attribute",
-                format!("attribute {name:?} has an empty value or a NUL character"),
+                format!("attribute {name:?} has an empty value; give it a value or leave it out"),
             ));
+        }
+        if let Err(bad) = crate::bus::check_chars(value) {
+            return Err(invalid_character(&format!("attributes.{name}"), bad));
         }
     }
     Ok(())
+}
+
+/// 400 for a character SNS/SQS cannot carry, naming the field, the code point and where.
+fn invalid_character(field: &str, bad: crate::bus::InvalidChar) -> AppError {
+    AppError::bad_request(
+        "invalid_character",
+        format!(
+            "{field} contains {bad}, which SNS and SQS cannot carry; allowed are tab, newline, \
+             carriage return and U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF (XML 1.0): remove or encode it"
+        ),
+    )
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {

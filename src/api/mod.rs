@@ -7,6 +7,7 @@
 mod error;
 mod ingest;
 mod openapi;
+pub mod readiness;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,12 +31,13 @@ use utoipa::ToSchema;
 pub use error::{AppError, ErrorBody};
 pub use ingest::{Accepted, IngestRequest};
 pub use openapi::ApiDoc;
+pub use readiness::Readiness;
 
 use crate::bus::{Publisher, Queue};
 use crate::store::Store;
 
-/// How long a readiness check waits for each dependency.
-const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a background readiness check waits for each dependency.
+pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which topics clients may post to.
 #[derive(Debug, Clone)]
@@ -64,11 +66,11 @@ pub struct AppState {
 
 struct Inner {
     publisher: Option<Arc<dyn Publisher>>,
-    queue: Option<Arc<dyn Queue>>,
     store: Option<Arc<dyn Store>>,
     settings: ApiSettings,
     token_digest: Option<[u8; 32]>,
     shutting_down: AtomicBool,
+    readiness: Arc<Readiness>,
 }
 
 impl AppState {
@@ -84,16 +86,28 @@ impl AppState {
             .token
             .as_ref()
             .map(|t| Sha256::digest(t.as_bytes()).into());
+        let readiness = Arc::new(Readiness::new(
+            publisher.clone(),
+            queue,
+            store.clone(),
+            READY_CHECK_TIMEOUT,
+        ));
         Self {
             inner: Arc::new(Inner {
                 publisher,
-                queue,
                 store,
                 settings,
                 token_digest,
                 shutting_down: AtomicBool::new(false),
+                readiness,
             }),
         }
+    }
+
+    /// The cached readiness `/readyz` answers from; refresh it with [`Readiness::run`]
+    /// (and once with [`Readiness::refresh`] before serving).
+    pub fn readiness(&self) -> Arc<Readiness> {
+        self.inner.readiness.clone()
     }
 
     /// Readiness turns false; in-flight requests still complete.
@@ -201,7 +215,8 @@ async fn require_token(
 pub struct Health {
     /// `ok`, `ready` or `not_ready`.
     pub status: String,
-    /// Each dependency: `ok` or the error.
+    /// Each dependency: `ok` or a generic reason (`unavailable`, `timeout`, `throttled`,
+    /// `not_migrated`, `paused: ...`); never error text.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, String>,
 }
@@ -216,43 +231,17 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the bus and the store answer and the process is not shutting down.
+/// Readiness, from the state a background task refreshes: never calls a dependency.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, description = "Ready to serve.", body = Health),
-        (status = 503, description = "A dependency is down, or shutting down.", body = Health)))]
+        (status = 200, description = "Ready to serve. `checks` holds a generic reason per dependency.", body = Health),
+        (status = 503, description = "A dependency is not ready, or shutting down.", body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let mut checks = BTreeMap::new();
-    let inner = &state.inner;
-    let publisher = async {
-        match &inner.publisher {
-            Some(p) => Some(check(p.ready()).await),
-            None => None,
-        }
-    };
-    let queue = async {
-        match &inner.queue {
-            Some(q) => Some(check(q.ready()).await),
-            None => None,
-        }
-    };
-    let store = async {
-        match &inner.store {
-            Some(s) => Some(check(s.ready()).await),
-            None => None,
-        }
-    };
-    let (p, q, s) = tokio::join!(publisher, queue, store);
-    for (name, result) in [("publisher", p), ("queue", q), ("store", s)] {
-        if let Some(r) = result {
-            checks.insert(name.to_owned(), r);
-        }
+    let (mut ready, mut checks) = state.inner.readiness.snapshot();
+    if state.is_shutting_down() {
+        checks.insert("process".into(), "shutting_down".into());
+        ready = false;
     }
-    let shutting_down = state.is_shutting_down();
-    if shutting_down {
-        checks.insert("process".into(), "shutting down".into());
-    }
-    let ready = !shutting_down && checks.values().all(|v| v == "ok");
     metrics::gauge!("latamctl_ready").set(if ready { 1.0 } else { 0.0 });
     let status = if ready {
         StatusCode::OK
@@ -264,16 +253,6 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         checks,
     };
     (status, Json(body)).into_response()
-}
-
-async fn check<E: std::fmt::Display>(
-    fut: impl std::future::Future<Output = Result<(), E>>,
-) -> String {
-    match tokio::time::timeout(READY_CHECK_TIMEOUT, fut).await {
-        Ok(Ok(())) => "ok".into(),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer within {READY_CHECK_TIMEOUT:?}"),
-    }
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -186,11 +186,23 @@ fn jittered(attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(0..=cap_ms))
 }
 
+/// How long a failed publish keeps the publisher not ready when no publish succeeds since.
+/// Long enough to take a pod whose publishes fail out of rotation, short enough that it
+/// comes back to try again (a probe that never sends traffic could never recover).
+pub const PUBLISH_FAILURE_HOLD: Duration = Duration::from_secs(10);
+
 /// Publishes to the SNS topic.
+///
+/// Readiness is passive: it is the outcome of the last real publish, so it needs no
+/// permission beyond `sns:Publish` and costs SNS nothing. (`sns:GetTopicAttributes` would
+/// need a grant the api role does not otherwise need, and a control-plane call per probe
+/// per pod, throttled at a few dozen per second per account, can take every pod out.)
 pub struct SnsPublisher {
     client: aws_sdk_sns::Client,
     topic_arn: String,
     attempts: u32,
+    /// When the last publish failed, and how, unless one succeeded since.
+    last_failure: std::sync::Mutex<Option<(std::time::Instant, &'static str)>>,
 }
 
 impl SnsPublisher {
@@ -204,6 +216,17 @@ impl SnsPublisher {
             client,
             topic_arn: topic_arn.to_owned(),
             attempts: attempts.max(1),
+            last_failure: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn record_outcome(&self, outcome: &Result<()>) {
+        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(()) => *last = None,
+            // The message's own fault says nothing about SNS.
+            Err(Error::Rejected(_)) => {}
+            Err(e) => *last = Some((std::time::Instant::now(), e.kind())),
         }
     }
 
@@ -236,9 +259,42 @@ impl Publisher for SnsPublisher {
                 .map_err(|e| Error::Rejected(e.to_string()))?;
             attributes.insert(name, attr);
         }
+        let outcome = self
+            .publish_with_retries(&message.message, &attributes)
+            .await;
+        self.record_outcome(&outcome);
+        outcome
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let last = *self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        match last {
+            Some((at, kind)) if at.elapsed() < PUBLISH_FAILURE_HOLD => {
+                let detail = format!(
+                    "the last publish to {} failed ({kind}) {:.1} s ago",
+                    self.topic_arn,
+                    at.elapsed().as_secs_f64()
+                );
+                Err(match kind {
+                    "throttled" => Error::Throttled(detail),
+                    "config" => Error::Config(detail),
+                    _ => Error::Unavailable(detail),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl SnsPublisher {
+    async fn publish_with_retries(
+        &self,
+        message: &str,
+        attributes: &HashMap<String, aws_sdk_sns::types::MessageAttributeValue>,
+    ) -> Result<()> {
         let mut attempt = 1;
         loop {
-            match self.publish_once(&message.message, &attributes).await {
+            match self.publish_once(message, attributes).await {
                 Ok(()) => return Ok(()),
                 Err(e) if retryable(&e) && attempt < self.attempts => {
                     metrics::counter!("latamctl_retries_total", "operation" => "publish")
@@ -250,16 +306,6 @@ impl Publisher for SnsPublisher {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    async fn ready(&self) -> Result<()> {
-        self.client
-            .get_topic_attributes()
-            .topic_arn(&self.topic_arn)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("sns:GetTopicAttributes", e))
     }
 }
 
@@ -532,17 +578,35 @@ impl QueueAdmin for SqsQueue {
     async fn redrive(&self, max: usize) -> Result<u64> {
         let dlq = self.url(QueueName::Dlq)?.to_owned();
         let mut moved = 0u64;
-        while (moved as usize) < max {
+        let mut skipped = 0usize;
+        while (moved as usize) + skipped < max {
             let batch = self
                 .receive_url(
                     &dlq,
-                    (max - moved as usize).min(SQS_MAX_BATCH),
+                    (max - moved as usize - skipped).min(SQS_MAX_BATCH),
                     Duration::from_secs(1),
                     Duration::from_secs(60),
                 )
                 .await?;
             if batch.is_empty() {
                 break;
+            }
+            // SQS refuses what is outside the XML 1.0 character set: such a message stays in
+            // the DLQ (invisible for this run) instead of failing the whole redrive.
+            let (batch, unsendable): (Vec<Delivery>, Vec<Delivery>) =
+                batch.into_iter().partition(|d| {
+                    super::check_chars(&d.body).is_ok()
+                        && d.attributes.values().all(|v| super::check_chars(v).is_ok())
+                });
+            for d in &unsendable {
+                tracing::warn!(
+                    message = "A dead-lettered message holds characters SQS cannot carry; it stays in the DLQ.",
+                    message_id = %d.message_id,
+                );
+            }
+            skipped += unsendable.len();
+            if batch.is_empty() {
+                continue;
             }
             // SendMessageBatch carries at most 256 KiB in total: pack by size.
             let mut sent_ok: Vec<&Delivery> = Vec::with_capacity(batch.len());

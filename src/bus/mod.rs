@@ -36,6 +36,56 @@ pub const MAX_CLIENT_ATTRIBUTES: usize = 7;
 /// SNS's largest message (body plus attributes), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// Whether SNS and SQS can carry `c`: the XML 1.0 character set, `#x9 | #xA | #xD |
+/// [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`. SQS refuses (or alters) anything
+/// else, so both buses accept only this set: what the embedded queue takes, SQS can take too.
+pub fn sqs_allows(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The first character of `text` that SNS/SQS cannot carry (see [`sqs_allows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidChar {
+    pub ch: char,
+    /// 0-based position in characters.
+    pub position: usize,
+    /// 0-based offset in UTF-8 bytes.
+    pub byte_offset: usize,
+}
+
+impl std::fmt::Display for InvalidChar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "U+{:04X} at character {} (byte {})",
+            self.ch as u32, self.position, self.byte_offset
+        )
+    }
+}
+
+/// Checks `text` against the character set SNS and SQS accept.
+pub fn check_chars(text: &str) -> Result<(), InvalidChar> {
+    // Fast path: printable ASCII and the three allowed controls are the common case.
+    if text
+        .bytes()
+        .all(|b| (0x20..0x80).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        return Ok(());
+    }
+    match text
+        .char_indices()
+        .enumerate()
+        .find(|(_, (_, c))| !sqs_allows(*c))
+    {
+        Some((position, (byte_offset, ch))) => Err(InvalidChar {
+            ch,
+            position,
+            byte_offset,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The bus cannot take or give messages right now (down, unreachable, saturated).

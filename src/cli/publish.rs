@@ -330,6 +330,20 @@ fn load_bodies(args: &PublishArgs, topic: &str, allowed: &[String]) -> anyhow::R
                     );
                 }
                 b.topic_arn = Some(name);
+                // The API's (and SQS's) character rule, caught here with the line number.
+                let fields = std::iter::once(("message".to_owned(), &b.message)).chain(
+                    b.attributes.iter().map(|(k, v)| (format!("attributes.{k}"), v)),
+                );
+                for (field, text) in fields {
+                    if let Err(bad) = crate::bus::check_chars(text) {
+                        anyhow::bail!(
+                            "{}:{}: {field} contains {bad}, which SNS and SQS cannot carry \
+                             (XML 1.0 characters only); remove or encode it",
+                            path.display(),
+                            n + 1
+                        );
+                    }
+                }
                 Ok(b)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

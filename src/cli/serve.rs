@@ -152,6 +152,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
 
     let shutdown = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
+    let readiness = state.readiness();
     let worker_task = match (&bus.queue, role.runs_worker()) {
         (Some(queue), true) => {
             background.spawn(worker::report_queue_stats(
@@ -162,6 +163,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
             let mut worker_config = config.worker.clone();
             worker_config.batch_size = config.effective_batch_size();
             let worker = Worker::new(queue.clone(), store.clone(), worker_config);
+            readiness.watch_worker(worker.gate());
             Some(tokio::spawn(worker.run(shutdown.clone())))
         }
         _ => None,
@@ -173,7 +175,13 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
             shutdown.clone(),
         ));
     }
-    metrics::gauge!("latamctl_ready").set(1.0);
+    // One check before serving, so the first probe answers from real state.
+    readiness.refresh().await;
+    background.spawn(
+        readiness
+            .clone()
+            .run(config.api.readiness_interval, shutdown.clone()),
+    );
     background.spawn(report_runtime_gauges(
         store.clone(),
         state.clone(),
@@ -263,6 +271,7 @@ async fn report_runtime_gauges(
             metrics::gauge!("latamctl_db_pool_connections", "state" => "in_use").set(in_use);
             metrics::gauge!("latamctl_db_pool_connections", "state" => "idle").set(idle);
         }
+        // From the cached state: no dependency is called here.
         let _ = api::readyz(axum::extract::State(state.clone())).await;
     }
 }

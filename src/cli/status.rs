@@ -55,10 +55,11 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             print!("\x1b[2J\x1b[H");
         }
         output::print(ctx.global.output, &report, || status::table(&report))?;
-        let exit = if report.overall == State::Ok {
-            Exit::Success
-        } else {
-            Exit::Failure
+        // As the README promises: 0 healthy, 1 degraded, 2 a component fails.
+        let exit = match report.overall {
+            State::Ok | State::Skipped => Exit::Success,
+            State::Fail => Exit::Error,
+            _ => Exit::Failure,
         };
         let Some(every) = args.watch else {
             return Ok(exit);

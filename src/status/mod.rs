@@ -559,8 +559,20 @@ async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
             .hint(format!("{e}: the database stopped answering"));
     }
     let latency = started.elapsed();
+    // `SELECT 1` is not enough: a database can answer reads and refuse every write (revoked
+    // INSERT, read-only after a failover, a missing table), and then the worker is stopped.
+    if let Err(e) = store.probe_write().await {
+        return Check::new("database", State::Fail)
+            .figure("kind", store.kind())
+            .figure("reads", "ok")
+            .figure("writes", "fail")
+            .hint(format!(
+                "{e}: reads work but a write to records fails; the worker is paused until writes commit"
+            ));
+    }
     let mut check = Check::new("database", State::Ok)
         .figure("kind", store.kind())
+        .figure("writes", "ok")
         .figure(
             "latency_ms",
             format!("{:.1}", latency.as_secs_f64() * 1000.0),

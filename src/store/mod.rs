@@ -35,6 +35,9 @@ pub enum Error {
     /// The database refused the data itself (SQLSTATE class 22/23): retrying will not help.
     #[error("the database refused the data: {0}")]
     Rejected(String),
+    /// The schema is not migrated yet (a migration is pending in the background).
+    #[error("the schema is not migrated yet (retrying in the background)")]
+    NotMigrated,
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             Error::Migration(_) => "migration",
             Error::Corrupt(_) => "corrupt",
             Error::Rejected(_) => "rejected",
+            Error::NotMigrated => "not_migrated",
         }
     }
 }
@@ -55,21 +59,34 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         // PostgreSQL data exceptions (22xxx: bad encoding, NUL in text, ...) and integrity
         // violations (23xxx) are about the row, not the database being down.
-        let data_error = e
+        // Everything else (42501 permission denied, 25006 read-only transaction, 53100 disk
+        // full, 42P01 no such table, SQLite's FULL/READONLY, lost connections) is about the
+        // database, never one row: the worker must not count it toward the dead-letter queue.
+        let code = e
             .as_database_error()
             .and_then(|d| d.code())
-            .is_some_and(|code| {
-                code.len() == 5 && (code.starts_with("22") || code.starts_with("23"))
-            });
+            .map(|c| c.into_owned());
+        let data_error = code.as_deref().is_some_and(|code| {
+            code.len() == 5 && (code.starts_with("22") || code.starts_with("23"))
+        });
+        let text = match &code {
+            // The code is what a runbook searches for; PostgreSQL's text alone does not say it.
+            Some(code) => format!("{e} (SQLSTATE {code})"),
+            None => e.to_string(),
+        };
         if data_error {
-            Error::Rejected(e.to_string())
+            Error::Rejected(text)
         } else {
-            Error::Unavailable(e.to_string())
+            Error::Unavailable(text)
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The id of the row [`Store::probe_write`] inserts and rolls back: the nil UUID, which
+/// `Uuid::now_v7` never produces.
+pub const PROBE_TRANSACTION_ID: Uuid = Uuid::nil();
 
 /// A message as the worker stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,8 +156,14 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_published(&self, key: &str) -> Result<()>;
     /// Forgets keys created before `cutoff`. Returns how many.
     async fn purge_keys(&self, cutoff: DateTime<Utc>) -> Result<u64>;
-    /// Whether the store answers.
+    /// Whether the store answers (a read: `SELECT 1`).
     async fn ready(&self) -> Result<()>;
+    /// Whether a write to `records` can get through: inserts a probe row in a transaction
+    /// and rolls it back. Catches what `SELECT 1` cannot: a revoked INSERT privilege, a
+    /// read-only database (failover, `default_transaction_read_only`), a missing table, a lock
+    /// held past the query timeout, a read-only SQLite file. It cannot see a full disk that
+    /// only a commit would hit; the worker's retry of a held batch covers that.
+    async fn probe_write(&self) -> Result<()>;
     async fn stats(&self) -> Result<StoreStats>;
     /// Pool connections (in use, idle), for `latamctl_db_pool_connections`; `None` when the
     /// store has no pool.

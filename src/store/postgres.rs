@@ -378,12 +378,33 @@ impl Store for PostgresStore {
 
     async fn ready(&self) -> Result<()> {
         if !self.migrated.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable(
-                "the schema is not migrated yet (retrying in the background)".into(),
-            ));
+            return Err(Error::NotMigrated);
         }
         timed("ready", self.query_timeout, async {
             sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn probe_write(&self) -> Result<()> {
+        if !self.migrated.load(Ordering::SeqCst) {
+            return Err(Error::NotMigrated);
+        }
+        timed("probe_write", self.query_timeout, async {
+            let mut tx = self.pool.begin().await?;
+            // On Citus this row routes to the shard of the nil id: the probe proves the
+            // coordinator takes writes and that one shard does, not every shard. The worker
+            // retries its held batch itself, which touches the shards that failed.
+            sqlx::query(
+                "INSERT INTO records (transaction_id, topic, message, attributes, received_at)
+                 VALUES ($1, 'latamctl-write-probe', 'write probe', '{}', now())
+                 ON CONFLICT (transaction_id) DO NOTHING",
+            )
+            .bind(super::PROBE_TRANSACTION_ID)
+            .execute(&mut *tx)
+            .await?;
+            tx.rollback().await?;
             Ok(())
         })
         .await

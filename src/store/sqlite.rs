@@ -232,6 +232,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn probe_write(&self) -> Result<()> {
+        timed("probe_write", self.query_timeout, async {
+            // BEGIN IMMEDIATE takes the write lock; the INSERT needs a writable file.
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query(
+                "INSERT INTO records (transaction_id, topic, message, attributes, received_at, stored_at)
+                 VALUES (?1, 'latamctl-write-probe', 'write probe', '{}', ?2, ?2)
+                 ON CONFLICT (transaction_id) DO NOTHING",
+            )
+            .bind(super::PROBE_TRANSACTION_ID.to_string())
+            .bind(format_time(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn stats(&self) -> Result<StoreStats> {
         timed("stats", self.query_timeout, async {
             let records = self.count().await?;

@@ -65,6 +65,8 @@ pub async fn harness_with(
         consume.then(|| queue.clone() as Arc<dyn Queue>),
         Some(store.clone() as Arc<dyn Store>),
     );
+    // What `serve` does before it listens: one readiness check.
+    state.readiness().refresh().await;
     let harness = Harness {
         router: app(state.clone()),
         queue,
@@ -260,7 +262,7 @@ async fn bad_inputs_get_clear_4xx_json_errors_and_enqueue_nothing() {
             "NUL in message",
             post_json(json!({"topic_arn": topic, "message": "a\u{0}b"})),
             400,
-            "invalid_message",
+            "invalid_character",
         ),
         (
             "unknown topic",
@@ -432,6 +434,85 @@ async fn bad_inputs_get_clear_4xx_json_errors_and_enqueue_nothing() {
     );
 }
 
+/// SQS carries only XML 1.0 characters. Both modes refuse the rest at the API, in the message
+/// and in attribute values, at every boundary of every excluded range, and accept the
+/// characters right next to them.
+#[tokio::test]
+async fn characters_sqs_cannot_carry_are_refused_in_both_modes_at_every_boundary() {
+    let h = harness(None).await;
+    let refused = [
+        '\u{0}', '\u{1}', '\u{8}', '\u{B}', '\u{C}', '\u{E}', '\u{1F}', '\u{FFFE}', '\u{FFFF}',
+    ];
+    // U+D800-U+DFFF (surrogates) cannot be a Rust char; JSON's lone "\ud800" escape is
+    // refused by the JSON parser (tested below).
+    let accepted = [
+        '\u{9}',
+        '\u{A}',
+        '\u{D}',
+        '\u{20}',
+        '\u{7F}',
+        '\u{D7FF}',
+        '\u{E000}',
+        '\u{FFFD}',
+        '\u{10000}',
+        '\u{10FFFF}',
+    ];
+    let mut failures = Vec::new();
+    for c in refused {
+        let text = format!("ab{c}z");
+        for (field, body) in [
+            (
+                "message",
+                json!({"topic_arn": "data-ingestion-topic", "message": text}),
+            ),
+            (
+                "attributes.source",
+                json!({"topic_arn": "data-ingestion-topic", "message": "m", "attributes": {"source": text}}),
+            ),
+        ] {
+            let (status, body, _) = send(&h.router, post_json(body)).await;
+            let message = body["message"].as_str().unwrap_or_default();
+            let want = format!(
+                "{field} contains U+{:04X} at character 2 (byte 2)",
+                c as u32
+            );
+            if status != 400 || body["error"] != "invalid_character" || !message.contains(&want) {
+                failures.push(format!("U+{:04X} in {field}: {status} {body}", c as u32));
+            }
+        }
+    }
+    for c in accepted {
+        let text = format!("ok{c}");
+        let (status, body, _) = send(
+            &h.router,
+            post_json(json!({"topic_arn": "data-ingestion-topic", "message": text, "attributes": {"a": text}})),
+        )
+        .await;
+        if status != 200 {
+            failures.push(format!("U+{:04X} refused: {status} {body}", c as u32));
+        }
+    }
+    // A lone surrogate is not valid JSON text for a Rust string.
+    let (status, body, _) = send(
+        &h.router,
+        post_raw(
+            r#"{"topic_arn":"data-ingestion-topic","message":"a\ud800b"}"#,
+            Some("application/json"),
+        ),
+    )
+    .await;
+    if status != 400 {
+        failures.push(format!("lone surrogate: {status} {body}"));
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let stats = h.queue.stats().await.unwrap();
+    assert_eq!(
+        stats.visible,
+        accepted.len() as u64,
+        "only the valid ones are queued"
+    );
+}
+
 #[tokio::test]
 async fn bearer_token_guards_post_and_get_but_not_probes() {
     let h = harness(Some("s3cret-token")).await;
@@ -560,4 +641,121 @@ async fn worker_only_router_serves_probes_but_not_ingest() {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// Counts the calls that reach a dependency's readiness check.
+#[derive(Clone)]
+struct Counting<T> {
+    inner: Arc<T>,
+    ready_calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<T> Counting<T> {
+    fn count(&self) {
+        self.ready_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for Counting<EmbeddedQueue> {
+    async fn publish(&self, m: &latamctl::bus::OutboundMessage) -> latamctl::bus::Result<()> {
+        self.inner.publish(m).await
+    }
+    async fn ready(&self) -> latamctl::bus::Result<()> {
+        self.count();
+        Publisher::ready(self.inner.as_ref()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Counting<SqliteStore> {
+    fn kind(&self) -> &'static str {
+        "counting"
+    }
+    async fn insert_batch(&self, r: &[latamctl::store::Record]) -> latamctl::store::Result<u64> {
+        self.inner.insert_batch(r).await
+    }
+    async fn get(
+        &self,
+        id: uuid::Uuid,
+    ) -> latamctl::store::Result<Option<latamctl::store::StoredRecord>> {
+        self.inner.get(id).await
+    }
+    async fn reserve_key(
+        &self,
+        key: &str,
+        hash: &str,
+        candidate: uuid::Uuid,
+    ) -> latamctl::store::Result<latamctl::store::KeyReservation> {
+        self.inner.reserve_key(key, hash, candidate).await
+    }
+    async fn mark_published(&self, key: &str) -> latamctl::store::Result<()> {
+        self.inner.mark_published(key).await
+    }
+    async fn purge_keys(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> latamctl::store::Result<u64> {
+        self.inner.purge_keys(cutoff).await
+    }
+    async fn ready(&self) -> latamctl::store::Result<()> {
+        self.count();
+        self.inner.ready().await
+    }
+    async fn probe_write(&self) -> latamctl::store::Result<()> {
+        self.count();
+        self.inner.probe_write().await
+    }
+    async fn stats(&self) -> latamctl::store::Result<latamctl::store::StoreStats> {
+        self.inner.stats().await
+    }
+}
+
+/// 2,000 probes of `/readyz` make no call to the bus or the store: it answers from the
+/// state the background refresh keeps (one refresh here, before serving).
+#[tokio::test]
+async fn a_flood_of_readiness_probes_makes_no_upstream_calls() {
+    let dir = super::support::tempdir();
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let queue = Counting {
+        inner: Arc::new(
+            EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+                .await
+                .unwrap(),
+        ),
+        ready_calls: calls.clone(),
+    };
+    let store = Counting {
+        inner: Arc::new(
+            SqliteStore::open(dir.path(), Duration::from_secs(5))
+                .await
+                .unwrap(),
+        ),
+        ready_calls: calls.clone(),
+    };
+    let state = AppState::new(
+        settings(None),
+        Some(Arc::new(queue) as Arc<dyn Publisher>),
+        None,
+        Some(Arc::new(store) as Arc<dyn Store>),
+    );
+    state.readiness().refresh().await;
+    let after_refresh = calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        after_refresh, 2,
+        "one refresh checks the publisher and the store"
+    );
+    let router = app(state.clone());
+    let probes = (0..2000).map(|_| send(&router, get("/readyz")));
+    for (status, body, _) in futures::future::join_all(probes).await {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["checks"]["store"], "ok");
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        after_refresh,
+        "/readyz called a dependency"
+    );
+    assert_eq!(state.readiness().refreshes(), 1);
 }

@@ -498,8 +498,14 @@ async fn sns_unreachable_answers_503_fast_and_recovers() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "bus_unavailable", "{body}");
     assert!(elapsed < Duration::from_secs(6), "503 took {elapsed:?}");
-    let ready = http.get(serve.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503);
+    // Readiness follows the failed publish within one refresh interval (5 s), without a
+    // call to SNS of its own; the body carries the reason, not the SDK's error text.
+    let body = wait_readiness(&http, &serve, 503, Duration::from_secs(8)).await;
+    assert_eq!(body["checks"]["publisher"], "unavailable", "{body}");
+    assert!(
+        !body.to_string().contains("arn:") && !body.to_string().contains("127.0.0.1"),
+        "readiness leaks error text: {body}"
+    );
     let health = http.get(serve.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "liveness must not follow the bus");
 
@@ -512,8 +518,7 @@ async fn sns_unreachable_answers_503_fast_and_recovers() {
         assert!(Instant::now() < deadline, "POST never recovered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let ready = http.get(serve.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
+    wait_readiness(&http, &serve, 200, Duration::from_secs(8)).await;
     assert!(
         wait_stored(&http, &serve.base, &[id, after], Duration::from_secs(60))
             .await
@@ -526,4 +531,28 @@ async fn sns_unreachable_answers_503_fast_and_recovers() {
     );
     assert!(metrics.contains("latamctl_publish_errors_total{error_type=\"unavailable\"}"));
     assert_eq!(serve.terminate(), Some(0));
+}
+
+/// Polls `/readyz` until it answers `status`; returns its body.
+pub async fn wait_readiness(
+    http: &reqwest::Client,
+    serve: &Serve,
+    status: u16,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let resp = http.get(serve.url("/readyz")).send().await.unwrap();
+        let got = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        if got == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {got} {body}, want {status}:\n{}",
+            serve.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
