@@ -54,6 +54,10 @@ def unquote(value):
     return value
 
 
+# Actions AWS authorizes only against Resource "*" (Service Authorization Reference: no
+# resource types): the one case where an Allow on "*" is least privilege.
+NO_RESOURCE_LEVEL = {"sns:ListTopics", "cloudwatch:GetMetricStatistics"}
+
 # Parsed documents by file content: the self-test re-checks many copies of the same files.
 _PARSED: dict[str, dict] = {}
 
@@ -244,7 +248,9 @@ class Checker:
                             self.require(bool(st.get("condition")), where,
                                          f"{label}/{sid}: service principals need a source condition")
                     continue
-                self.require("*" not in resources, where, f"{label}/{sid}: Allow on Resource \"*\"")
+                # Actions with no resource-level permissions are evaluated against "*" by AWS.
+                self.require("*" not in resources or set(actions) <= NO_RESOURCE_LEVEL, where,
+                             f"{label}/{sid}: Allow on Resource \"*\"")
                 self.require(not any(a == "*" or a.endswith(":*") for a in actions), where,
                              f"{label}/{sid}: wildcard action {actions}")
 

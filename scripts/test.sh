@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command. On a fresh machine it installs and starts everything the tests
 # need, runs them, and stops what it started:
-#   - moto server (AWS SNS/SQS/CloudWatch/RDS/EKS APIs) in a Python venv, on a free port;
+#   - moto server (AWS SNS/SQS/CloudWatch/RDS/EKS APIs) in a Python venv, on a free port, and
+#     a second one that enforces IAM (tests/it/iam.rs), with the actions each role is granted
+#     read from terraform/ (scripts/iam_actions.py, python-hcl2);
 #   - a private PostgreSQL cluster (initdb in a temp dir, free port, fsync off);
 #   - Prometheus and promtool (Debian package): `promtool check rules` and `promtool test
 #     rules tests/promtool/*.yml` on the rendered rules; the Rust end-to-end test starts its own
@@ -63,6 +65,8 @@ run_rust_tests() {
   ensure_prometheus
   run_promtool_checks
   start_moto
+  start_moto_iam
+  export_iam_actions
   start_postgres
   export LATAMCTL_TEST_REQUIRE_SERVICES=1
   log "cargo nextest run"

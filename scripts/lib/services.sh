@@ -46,6 +46,43 @@ start_moto() {
   die "moto server did not start"
 }
 
+# A second moto server that enforces IAM: after three unauthenticated requests (the admin
+# user, its policy, its key: scripts/moto_iam.py bootstrap) every request must be signed by a
+# known key whose policies allow the action. tests/it/iam.rs runs each role with exactly the
+# actions the Terraform grants it.
+start_moto_iam() {
+  local venv port url
+  venv=$(ensure_venv moto 'moto[server]>=5.1,<6')
+  port=$(free_port)
+  url="http://127.0.0.1:$port"
+  # moto_iam_server.py: moto_server plus a fix for its SigV4 check of Rust SDK form bodies.
+  INITIAL_NO_AUTH_ACTION_COUNT=3 "$venv/bin/python" scripts/moto_iam_server.py -H 127.0.0.1 -p "$port" \
+    >"$WORK/moto-iam.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    if curl -fsS "$url/moto-api/" >/dev/null 2>&1; then
+      LATAMCTL_TEST_MOTO_IAM_ADMIN=$("$venv/bin/python" scripts/moto_iam.py bootstrap "$url") \
+        || { cat "$WORK/moto-iam.log" >&2; die "could not bootstrap moto's IAM admin"; }
+      export LATAMCTL_TEST_MOTO_IAM_URL="$url" LATAMCTL_TEST_MOTO_IAM_ADMIN
+      export LATAMCTL_TEST_MOTO_PYTHON="$venv/bin/python"
+      log "moto server with IAM enforced on $url"
+      return
+    fi
+    sleep 0.2
+  done
+  cat "$WORK/moto-iam.log" >&2
+  die "moto server (IAM) did not start"
+}
+
+# The IAM actions the Terraform grants each principal (scripts/iam_actions.py), for the tests.
+export_iam_actions() {
+  local venv
+  venv=$(ensure_venv hcl2 python-hcl2)
+  "$venv/bin/python" scripts/iam_actions.py terraform >"$WORK/iam-actions.json" \
+    || die "could not read the IAM policies from terraform/"
+  export LATAMCTL_TEST_IAM_ACTIONS="$WORK/iam-actions.json"
+}
+
 find_pg_bin() {
   local d
   for d in /usr/lib/postgresql/*/bin; do

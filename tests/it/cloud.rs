@@ -37,6 +37,11 @@ impl Moto {
     pub async fn new() -> Option<Moto> {
         let endpoint = support::service("LATAMCTL_TEST_MOTO_URL")?;
         let clients = moto_clients(&endpoint).await;
+        Some(Moto::create(endpoint, clients).await)
+    }
+
+    /// Creates the topic, queues and subscription with `clients` (whose keys may do that).
+    pub async fn create(endpoint: String, clients: AwsClients) -> Moto {
         let name = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
         let topic_arn = clients
             .sns
@@ -82,13 +87,13 @@ impl Moto {
             .send()
             .await
             .unwrap();
-        Some(Moto {
+        Moto {
             endpoint,
             clients,
             topic_arn,
             queue_url,
             dlq_url,
-        })
+        }
     }
 
     pub fn bus(&self) -> Bus {

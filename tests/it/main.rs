@@ -3,6 +3,7 @@
 mod api;
 mod cloud;
 mod e2e;
+mod iam;
 mod lambda;
 mod mocks;
 mod operator;

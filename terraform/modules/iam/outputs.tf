@@ -16,3 +16,8 @@ output "service_accounts" {
     worker    = var.worker_service_account
   }
 }
+
+output "operator_policy_arn" {
+  description = "Managed policy for the operator commands (provision, status, drain): attach it to the SRE or CI role."
+  value       = aws_iam_policy.operator.arn
+}
