@@ -10,6 +10,7 @@ pub mod bus;
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod datadir;
 pub mod deploy;
 pub mod lambda;
 pub mod loadgen;

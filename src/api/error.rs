@@ -43,6 +43,9 @@ pub enum AppError {
     Store(#[from] store::Error),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// Another request with the same `Idempotency-Key` is still being published.
+    #[error("a request with this Idempotency-Key is in progress")]
+    InProgress,
 }
 
 impl AppError {
@@ -113,6 +116,13 @@ impl AppError {
                 "shutting_down",
                 "this instance is shutting down; retry".into(),
             ),
+            AppError::InProgress => (
+                StatusCode::CONFLICT,
+                "in_progress",
+                "another request with this Idempotency-Key is still being published; retry \
+                 after Retry-After seconds with the same key and body to get its transaction_id"
+                    .into(),
+            ),
         }
     }
 }
@@ -130,7 +140,9 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::CONFLICT => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -67,6 +67,7 @@ pub struct Accepted {
         (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
         (status = 403, description = "Topic not in the allow-list.", body = ErrorBody),
         (status = 413, description = "Body or message too large.", body = ErrorBody),
+        (status = 409, description = "Another request with this Idempotency-Key is still being published (`in_progress`); retry after Retry-After.", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body.", body = ErrorBody),
         (status = 429, description = "The bus is throttling.", body = ErrorBody),
@@ -143,8 +144,24 @@ pub async fn post_message(
             if reservation.published {
                 return Ok(accepted(reservation.transaction_id));
             }
-            // Reserved by an attempt that did not finish: publish again under the same id.
-            // Harmless if that attempt did publish: the store keeps one row per id.
+            let settle = inner.settings.publish_timeout + IN_PROGRESS_GRACE;
+            let age = (Utc::now() - reservation.reserved_at)
+                .to_std()
+                .unwrap_or_default();
+            if age < settle {
+                // A concurrent request (here or on another replica) is publishing it: wait
+                // for its outcome instead of publishing the same message twice.
+                return wait_for_publish(
+                    store.as_ref(),
+                    key,
+                    &hash,
+                    message.transaction_id,
+                    settle - age,
+                )
+                .await;
+            }
+            // Reserved by an attempt that can no longer be running: publish again under the
+            // same id. Harmless if that attempt did publish: the store keeps one row per id.
             message.transaction_id = reservation.transaction_id;
         }
     }
@@ -166,6 +183,32 @@ pub async fn post_message(
         tracing::warn!(message = "Failed to mark idempotency key as published.", error = %e);
     }
     Ok(accepted(message.transaction_id))
+}
+
+/// How much longer than `api.publish_timeout` a reservation counts as "in progress": the
+/// first attempt answers within the publish timeout plus the time to mark the key.
+const IN_PROGRESS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits up to `within` for the concurrent request holding `key` to publish; its
+/// transaction id on success, 409 `in_progress` when it has not finished by then.
+async fn wait_for_publish(
+    store: &dyn crate::store::Store,
+    key: &str,
+    hash: &str,
+    candidate: Uuid,
+    within: std::time::Duration,
+) -> Result<Json<Accepted>, AppError> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let reservation = store.reserve_key(key, hash, candidate).await?;
+        if reservation.published {
+            return Ok(accepted(reservation.transaction_id));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AppError::InProgress);
+        }
+    }
 }
 
 fn accepted(transaction_id: Uuid) -> Json<Accepted> {

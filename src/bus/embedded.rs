@@ -74,13 +74,15 @@ fn millis(d: Duration) -> i64 {
 impl EmbeddedQueue {
     /// Opens (creating if needed) the queue in `data_dir`.
     pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        crate::datadir::ensure_private_dir(data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
             ))
         })?;
         let path = data_dir.join(QUEUE_FILE);
+        crate::datadir::ensure_private_database(&path)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(unavailable)?
             .filename(&path)

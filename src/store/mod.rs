@@ -125,6 +125,8 @@ pub struct KeyReservation {
     pub published: bool,
     /// Whether this call created the reservation.
     pub created: bool,
+    /// When the key was first reserved.
+    pub reserved_at: DateTime<Utc>,
 }
 
 /// Figures for `status`.

@@ -337,7 +337,7 @@ impl Store for PostgresStore {
             .rows_affected()
                 == 1;
             let row = sqlx::query(
-                "SELECT request_hash, transaction_id, published FROM idempotency_keys WHERE key = $1",
+                "SELECT request_hash, transaction_id, published, created_at FROM idempotency_keys WHERE key = $1",
             )
             .bind(key)
             .fetch_one(&self.pool)
@@ -347,6 +347,7 @@ impl Store for PostgresStore {
                 request_hash: row.try_get("request_hash")?,
                 published: row.try_get("published")?,
                 created,
+                reserved_at: row.try_get("created_at")?,
             })
         })
         .await

@@ -37,13 +37,15 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) `records.db` in `data_dir`.
     pub async fn open(data_dir: &Path, query_timeout: Duration) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        crate::datadir::ensure_private_dir(data_dir).map_err(|e| {
             Error::Config(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
             ))
         })?;
         let path = data_dir.join(STORE_FILE);
+        crate::datadir::ensure_private_database(&path)
+            .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(&path)
             .create_if_missing(true)
@@ -184,7 +186,7 @@ impl Store for SqliteStore {
             .rows_affected()
                 == 1;
             let row = sqlx::query(
-                "SELECT request_hash, transaction_id, published FROM idempotency_keys WHERE key = ?1",
+                "SELECT request_hash, transaction_id, published, created_at FROM idempotency_keys WHERE key = ?1",
             )
             .bind(key)
             .fetch_one(&mut *tx)
@@ -195,6 +197,7 @@ impl Store for SqliteStore {
                 request_hash: row.get("request_hash"),
                 published: row.get::<i64, _>("published") != 0,
                 created,
+                reserved_at: parse_time(row.get("created_at"))?,
             })
         })
         .await

@@ -759,3 +759,78 @@ async fn a_flood_of_readiness_probes_makes_no_upstream_calls() {
     );
     assert_eq!(state.readiness().refreshes(), 1);
 }
+
+/// A publisher that takes its time, counting what it publishes.
+struct SlowPublisher {
+    inner: Arc<EmbeddedQueue>,
+    delay: Duration,
+    published: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Publisher for SlowPublisher {
+    async fn publish(&self, m: &latamctl::bus::OutboundMessage) -> latamctl::bus::Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.published
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.publish(m).await
+    }
+    async fn ready(&self) -> latamctl::bus::Result<()> {
+        Ok(())
+    }
+}
+
+/// Two concurrent POSTs with one Idempotency-Key publish once: the second waits for the
+/// first's outcome and answers the same transaction_id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_idempotency_key_publish_once() {
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let publisher = Arc::new(SlowPublisher {
+        inner: queue.clone(),
+        delay: Duration::from_millis(400),
+        published: Default::default(),
+    });
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let state = AppState::new(
+        settings(None),
+        Some(publisher.clone() as Arc<dyn Publisher>),
+        None,
+        Some(store as Arc<dyn Store>),
+    );
+    let router = app(state);
+    let request = || {
+        Request::post("/ingresar-datos")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "0f0e2a4c-1111-4c7e-9a59-3f3b2f1d9a01")
+            .body(Body::from(
+                json!({"topic_arn": "data-ingestion-topic", "message": "once"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(send(&router, request()), send(&router, request()));
+    assert_eq!(
+        (a.0, b.0),
+        (StatusCode::OK, StatusCode::OK),
+        "{} / {}",
+        a.1,
+        b.1
+    );
+    assert_eq!(a.1["transaction_id"], b.1["transaction_id"]);
+    assert_eq!(
+        publisher
+            .published
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "published twice"
+    );
+    assert_eq!(queue.stats().await.unwrap().visible, 1);
+}

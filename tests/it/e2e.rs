@@ -233,3 +233,46 @@ fn example_configs_are_valid() {
         assert_eq!(v["file"], path.to_str().unwrap());
     }
 }
+
+/// Every message sits in the data dir in clear text: only the service's user may read it.
+/// The directory is 0700 and every SQLite file (database, -wal, -shm) 0600, also when an
+/// older run left them more open.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = support::tempdir();
+    let data = dir.path().join("private");
+    // A file left world-readable by an earlier version is tightened too.
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let serve = Serve::start(&["--data-dir", data.to_str().unwrap()], &[], dir.path());
+    let http = client();
+    let id = post(&http, &serve.base, "private").await.unwrap();
+    assert!(
+        wait_stored(&http, &serve.base, &[id], Duration::from_secs(10))
+            .await
+            .is_empty()
+    );
+    assert_eq!(mode(&data), 0o700, "data dir");
+    for name in ["queue.db", "records.db"] {
+        for file in latamctl::datadir::sqlite_files(&data.join(name)) {
+            assert!(file.exists(), "{} missing", file.display());
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+    serve.kill9();
+    std::fs::set_permissions(
+        data.join("records.db-wal"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let serve = Serve::start(&["--data-dir", data.to_str().unwrap()], &[], dir.path());
+    assert_eq!(
+        mode(&data.join("records.db-wal")),
+        0o600,
+        "tightened at start"
+    );
+    drop(serve);
+}
