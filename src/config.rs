@@ -112,6 +112,10 @@ pub struct ApiConfig {
     /// How long an `Idempotency-Key` is remembered.
     #[serde(with = "humantime_serde")]
     pub idempotency_ttl: Duration,
+    /// Most requests to the ingest routes handled at once; past it a request is answered
+    /// 503 `overloaded` with `Retry-After` at once (load shedding), which bounds memory to
+    /// about this many request bodies.
+    pub max_in_flight: usize,
     /// How often the background task re-checks the bus, queue and store for `/readyz`
     /// (which answers from that state and never calls them itself).
     #[serde(with = "humantime_serde")]
@@ -356,6 +360,7 @@ impl Default for ApiConfig {
             publish_timeout: Duration::from_secs(5),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             readiness_interval: Duration::from_secs(5),
+            max_in_flight: 128,
         }
     }
 }

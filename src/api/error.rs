@@ -43,6 +43,9 @@ pub enum AppError {
     Store(#[from] store::Error),
     #[error("the service is shutting down")]
     ShuttingDown,
+    /// More requests in flight than `api.max_in_flight`: shed at once.
+    #[error("too many requests in flight")]
+    Overloaded,
     /// Another request with the same `Idempotency-Key` is still being published.
     #[error("a request with this Idempotency-Key is in progress")]
     InProgress,
@@ -115,6 +118,13 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "this instance is shutting down; retry".into(),
+            ),
+            AppError::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "this instance is handling as many requests as it allows (api.max_in_flight); \
+                 retry after Retry-After seconds"
+                    .into(),
             ),
             AppError::InProgress => (
                 StatusCode::CONFLICT,

@@ -56,6 +56,8 @@ pub struct ApiSettings {
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
     pub publish_timeout: Duration,
+    /// Ingest requests handled at once before shedding (`api.max_in_flight`).
+    pub max_in_flight: usize,
 }
 
 /// Shared state of every handler.
@@ -134,7 +136,22 @@ pub fn app(state: AppState) -> Router {
             .route("/ingresar-datos", post(ingest::post_message))
             .route("/ingresar-datos/", post(ingest::post_message))
             .route("/data/{transaction_id}", get(ingest::get_record))
-            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+            // One limit shared by every ingest route; past it, shed instead of queueing, so
+            // memory stays bounded by the limit times the body limit. Probes are not limited.
+            .route_layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::error_handling::HandleErrorLayer::new(
+                        |_: tower::BoxError| async {
+                            metrics::counter!("latamctl_requests_shed_total").increment(1);
+                            AppError::Overloaded
+                        },
+                    ))
+                    .load_shed()
+                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                        settings.max_in_flight.max(1),
+                    )),
+            );
         routes = routes
             .merge(protected)
             .route("/openapi.json", get(openapi::openapi_json));

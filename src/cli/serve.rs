@@ -129,6 +129,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
             body_limit_bytes: config.api.body_limit_bytes,
             request_timeout: config.api.request_timeout,
             publish_timeout: config.api.publish_timeout,
+            max_in_flight: config.api.max_in_flight,
         },
         bus.publisher.clone(),
         bus.queue.clone(),

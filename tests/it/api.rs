@@ -34,6 +34,7 @@ pub fn settings(token: Option<&str>) -> ApiSettings {
         body_limit_bytes: 1024 * 1024,
         request_timeout: Duration::from_secs(10),
         publish_timeout: Duration::from_secs(5),
+        max_in_flight: 256,
     }
 }
 
@@ -833,4 +834,61 @@ async fn concurrent_requests_with_one_idempotency_key_publish_once() {
         "published twice"
     );
     assert_eq!(queue.stats().await.unwrap().visible, 1);
+}
+
+/// Past `api.max_in_flight`, ingest requests are shed at once with 503 `overloaded` and
+/// `Retry-After`; probes are not limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_in_flight_limit_are_shed_with_503_json() {
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let publisher = Arc::new(SlowPublisher {
+        inner: queue.clone(),
+        delay: Duration::from_millis(500),
+        published: Default::default(),
+    });
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let mut limited = settings(None);
+    limited.max_in_flight = 2;
+    let state = AppState::new(
+        limited,
+        Some(publisher as Arc<dyn Publisher>),
+        None,
+        Some(store as Arc<dyn Store>),
+    );
+    state.readiness().refresh().await;
+    let router = app(state);
+    let posts = (0..6).map(|i| {
+        send(
+            &router,
+            post_json(json!({"topic_arn": "data-ingestion-topic", "message": format!("m{i}")})),
+        )
+    });
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(&router, get("/readyz")).await
+    };
+    let (results, (probe_status, _, _)) = tokio::join!(futures::future::join_all(posts), probe);
+    assert_eq!(probe_status, 200, "probes are not shed");
+    let ok = results.iter().filter(|(s, _, _)| *s == 200).count();
+    let shed: Vec<_> = results
+        .iter()
+        .filter(|(s, b, h)| {
+            *s == 503 && b["error"] == "overloaded" && h.contains_key("retry-after")
+        })
+        .collect();
+    assert_eq!((ok, shed.len()), (2, 4), "{results:?}");
+    assert_eq!(
+        queue.stats().await.unwrap().visible,
+        2,
+        "shed requests enqueue nothing"
+    );
 }
