@@ -142,6 +142,10 @@ pub struct WorkerConfig {
     /// Longest delay before a failed message is retried.
     #[serde(with = "humantime_serde")]
     pub retry_max_delay: Duration,
+    /// Lambda worker only: how long a batch that failed store-wide stays invisible before
+    /// the event source mapping receives it again (each receive counts toward the DLQ).
+    #[serde(with = "humantime_serde")]
+    pub store_outage_hold: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +155,15 @@ pub struct QueueConfig {
     pub max_receive_count: u32,
     /// Most publishes committed together in one fsync (group commit).
     pub group_commit_max: usize,
+    /// How long an unconsumed message stays in the main queue (SQS's default: 4 days).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How long a message stays in the dead-letter queue (SQS's maximum: 14 days).
+    #[serde(with = "humantime_serde")]
+    pub dlq_retention: Duration,
+    /// Largest size of the queue's data in `queue.db`, in bytes; past it POST answers 503
+    /// `queue_full` (nothing is accepted that cannot be stored) and `status` warns from 80%.
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -374,6 +387,7 @@ impl Default for WorkerConfig {
             visibility_timeout: Duration::from_secs(30),
             retry_base_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(60),
+            store_outage_hold: Duration::from_secs(900),
         }
     }
 }
@@ -383,6 +397,9 @@ impl Default for QueueConfig {
         Self {
             max_receive_count: 5,
             group_commit_max: 512,
+            retention: Duration::from_secs(4 * 24 * 3600),
+            dlq_retention: Duration::from_secs(14 * 24 * 3600),
+            max_bytes: 4 * 1024 * 1024 * 1024,
         }
     }
 }

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::bus::Delivery;
+use std::time::Duration;
+
+use crate::bus::{Delivery, Queue};
 use crate::store::Store;
 use crate::worker::store_batch;
 
@@ -87,10 +89,37 @@ impl From<SqsRecord> for Delivery {
 
 /// Stores the event's messages; returns the ids that must be retried.
 pub async fn handle(store: &dyn Store, event: SqsEvent) -> SqsBatchResponse {
+    handle_with_hold(store, None, event).await
+}
+
+/// [`handle`], and on a store-wide failure (the database down, or refusing writes) keeps
+/// the batch's healthy messages invisible for `hold.1` through `hold.0` before failing the
+/// whole batch at once.
+///
+/// SQS counts a receive every time the event source mapping hands a message to the
+/// function; without the hold a failed message comes back after the queue's visibility
+/// timeout, so an outage of T seconds costs about T / visibility receives and a long one
+/// dead-letters healthy messages. With the hold it costs T / hold
+/// (`terraform/modules/lambda/README.md` has the arithmetic). Poison messages (undecodable,
+/// or rows the database refuses) are not held: they reach the DLQ at the normal pace.
+pub async fn handle_with_hold(
+    store: &dyn Store,
+    hold: Option<(&dyn Queue, Duration)>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
     let batch: Vec<Delivery> = event.records.into_iter().map(Delivery::from).collect();
     let outcome = store_batch(store, &batch).await;
     if let Some(error) = &outcome.store_error {
         tracing::warn!(message = "Failed to store the batch; every message is retried.", %error, count = batch.len());
+        if let Some((queue, delay)) = hold {
+            let healthy: Vec<&Delivery> = batch
+                .iter()
+                .filter(|d| !outcome.poison.contains(&d.message_id))
+                .collect();
+            if let Err(error) = queue.release(&healthy, delay).await {
+                tracing::warn!(message = "Failed to hold the batch; it returns after the queue's visibility timeout.", %error);
+            }
+        }
     }
     SqsBatchResponse {
         batch_item_failures: outcome

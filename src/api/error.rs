@@ -94,6 +94,13 @@ impl AppError {
                 "rejected_by_bus",
                 "the message bus refused this message (size or attributes); check the message and its attributes".into(),
             ),
+            AppError::Bus(bus::Error::Full(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_full",
+                "the queue is at its size cap (queue.max_bytes) and the message was not accepted: \
+                 retry once the worker has caught up"
+                    .into(),
+            ),
             AppError::Bus(bus::Error::Timeout(t)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "publish_timeout",

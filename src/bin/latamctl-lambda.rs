@@ -1,11 +1,13 @@
 //! The worker as an SQS-triggered AWS Lambda (`provided.al2023`, handler `bootstrap`).
 //! Configuration comes from the environment (`LATAMCTL_STORE=postgres`,
-//! `LATAMCTL_DATABASE_HOST`, `..._NAME`, `..._USER`, `..._SECRET_ARN`), as the Terraform
-//! `lambda` module sets it.
+//! `LATAMCTL_DATABASE_HOST`, `..._NAME`, `..._USER`, `..._SECRET_ARN`, and
+//! `LATAMCTL_AWS_QUEUE_URL` with `LATAMCTL_WORKER_STORE_OUTAGE_HOLD` for the outage hold), as
+//! the Terraform `lambda` module sets it.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use latamctl::bus::Queue;
 use latamctl::config::{LogFormat, Overrides};
-use latamctl::lambda::{SqsEvent, handle};
+use latamctl::lambda::{SqsEvent, handle_with_hold};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,10 +15,21 @@ async fn main() -> Result<(), Error> {
     latamctl::telemetry::init_logging(LogFormat::Json, &config.log.level);
     let store = latamctl::pipeline::open_store(&config, config.database.migrate_on_start).await?;
     let store = &store;
+    // With the queue URL the handler holds a failed batch through a store outage.
+    let queue: Option<latamctl::bus::aws::SqsQueue> = match &config.aws.queue_url {
+        Some(url) => {
+            let clients = latamctl::bus::aws::AwsClients::from_config(&config.aws).await?;
+            Some(latamctl::bus::aws::SqsQueue::new(&clients, url, None))
+        }
+        None => None,
+    };
+    let hold = config.worker.store_outage_hold;
+    let queue = &queue;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let event: SqsEvent = serde_json::from_value(event.payload)?;
-            Ok::<_, Error>(handle(store.as_ref(), event).await)
+            let hold = queue.as_ref().map(|q| (q as &dyn Queue, hold));
+            Ok::<_, Error>(handle_with_hold(store.as_ref(), hold, event).await)
         },
     ))
     .await

@@ -538,6 +538,7 @@ impl Queue for SqsQueue {
             // SQS exposes the oldest message's age only as a CloudWatch metric.
             oldest_age_seconds: None,
             dead_letter,
+            ..QueueStats::default()
         })
     }
 }

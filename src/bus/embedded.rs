@@ -56,7 +56,71 @@ pub struct EmbeddedQueue {
     publishes: mpsc::Sender<PendingPublish>,
     notify: Arc<Notify>,
     max_receive_count: u32,
+    max_bytes: u64,
     path: PathBuf,
+}
+
+/// WAL size kept after a checkpoint (64 MiB).
+const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// How often expired messages are removed and the WAL checkpointed.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Bytes the data takes in the file: pages in use (not on the free list) times page size.
+async fn used_bytes<'e, E>(executor: E) -> Result<u64, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT (p.page_count - f.freelist_count) * s.page_size
+         FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
+}
+
+async fn expire(writer: &SqlitePool, config: &QueueConfig) -> Result<u64, sqlx::Error> {
+    let now = now_ms();
+    let mut expired = 0;
+    for (queue, retention) in [("main", config.retention), ("dlq", config.dlq_retention)] {
+        expired += sqlx::query("DELETE FROM messages WHERE queue = ?1 AND sent_at < ?2")
+            .bind(queue)
+            .bind(now.saturating_sub(millis(retention)))
+            .execute(writer)
+            .await?
+            .rows_affected();
+    }
+    Ok(expired)
+}
+
+/// Every minute: drop messages past their retention (as SQS does) and checkpoint the WAL,
+/// so neither the table nor `queue.db-wal` grows without bound.
+async fn upkeep(writer: SqlitePool, config: QueueConfig) {
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        if writer.is_closed() {
+            return;
+        }
+        match expire(&writer, &config).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("latamctl_queue_expired_total").increment(n);
+                tracing::warn!(
+                    message = "Removed messages past their retention.",
+                    count = n
+                );
+            }
+            Err(error) => tracing::warn!(message = "Failed to expire old messages.", %error),
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&writer)
+            .await
+        {
+            tracing::debug!(message = "WAL checkpoint failed.", %error);
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
@@ -89,7 +153,10 @@ impl EmbeddedQueue {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // After a checkpoint the WAL is truncated back to this size: it cannot keep the
+            // high-water mark of a burst forever.
+            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
         let open_error =
             |e: sqlx::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
         let writer = SqlitePoolOptions::new()
@@ -114,15 +181,23 @@ impl EmbeddedQueue {
             rx,
             notify.clone(),
             config.group_commit_max.max(1),
+            config.max_bytes,
         ));
+        tokio::spawn(upkeep(writer.clone(), config.clone()));
         Ok(Self {
             pool,
             writer,
             publishes: tx,
             notify,
             max_receive_count: config.max_receive_count,
+            max_bytes: config.max_bytes,
             path,
         })
+    }
+
+    /// Removes messages older than their queue's retention. Returns how many.
+    pub async fn expire(&self, config: &QueueConfig) -> Result<u64> {
+        expire(&self.writer, config).await.map_err(unavailable)
     }
 
     /// Where the queue lives on disk.
@@ -304,6 +379,7 @@ async fn group_commit_writer(
     mut rx: mpsc::Receiver<PendingPublish>,
     notify: Arc<Notify>,
     max_batch: usize,
+    max_bytes: u64,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
@@ -312,6 +388,22 @@ async fn group_commit_writer(
         batch.retain(|p| !p.done.is_closed());
         if batch.is_empty() {
             continue;
+        }
+        // The cap: refuse what would not fit rather than fill the disk.
+        let incoming: u64 = batch
+            .iter()
+            .map(|p| p.message.message.len() as u64 + 512)
+            .sum();
+        match used_bytes(&pool).await {
+            Ok(used) if used.saturating_add(incoming) > max_bytes => {
+                metrics::counter!("latamctl_queue_full_total").increment(batch.len() as u64);
+                let why = format!("{used} of {max_bytes} bytes used (queue.max_bytes)");
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(Error::Full(why.clone())));
+                }
+                continue;
+            }
+            _ => {}
         }
         let started = Instant::now();
         let result = commit_batch(&pool, &batch).await;
@@ -443,6 +535,8 @@ impl Queue for EmbeddedQueue {
             in_flight: count("in_flight"),
             oldest_age_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
             dead_letter: count("dead"),
+            bytes: Some(used_bytes(&self.pool).await.map_err(unavailable)?),
+            capacity_bytes: Some(self.max_bytes),
         })
     }
 }
@@ -464,6 +558,22 @@ impl QueueAdmin for EmbeddedQueue {
 
     async fn release_to(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<()> {
         self.set_visible(queue, deliveries, Duration::ZERO).await
+    }
+
+    async fn peek(&self, queue: QueueName, max: usize) -> Result<Option<Vec<Delivery>>> {
+        let rows = sqlx::query(
+            "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
+             WHERE queue = ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(queue_label(queue))
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| row_to_delivery(row, None))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     async fn redrive(&self, max: usize) -> Result<u64> {

@@ -103,6 +103,9 @@ pub enum Error {
     /// Wrong configuration (missing queue URL, unknown queue).
     #[error("{0}")]
     Config(String),
+    /// The queue is at its size cap (`queue.max_bytes`): nothing more can be stored.
+    #[error("the queue is full: {0}")]
+    Full(String),
 }
 
 impl Error {
@@ -114,6 +117,7 @@ impl Error {
             Error::Timeout(_) => "timeout",
             Error::Rejected(_) => "rejected",
             Error::Config(_) => "config",
+            Error::Full(_) => "full",
         }
     }
 }
@@ -306,6 +310,12 @@ pub struct QueueStats {
     pub oldest_age_seconds: Option<f64>,
     /// Messages in the dead-letter queue.
     pub dead_letter: u64,
+    /// Bytes the queue's data takes on disk, where the bus knows it (embedded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The size cap those bytes are held to (`queue.max_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_bytes: Option<u64>,
 }
 
 /// Which of the two queues an admin operation targets.
@@ -361,6 +371,12 @@ pub trait QueueAdmin: Send + Sync + 'static {
     async fn delete_from(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport>;
     /// Makes received messages of `queue` visible again at once.
     async fn release_to(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<()>;
+    /// Reads up to `max` messages of `queue` without receiving them (no receive count spent,
+    /// nothing hidden); `None` where the bus cannot (SQS has no peek: `drain --peek` receives
+    /// and releases there).
+    async fn peek(&self, _queue: QueueName, _max: usize) -> Result<Option<Vec<Delivery>>> {
+        Ok(None)
+    }
     /// Moves up to `max` messages from the dead-letter queue back to the main queue. Returns
     /// how many moved.
     async fn redrive(&self, max: usize) -> Result<u64>;

@@ -236,6 +236,23 @@ async fn drain(
         ),
         None => None,
     };
+    if args.peek
+        && let Some(messages) = admin.peek(args.queue, args.max).await?
+    {
+        // The bus reads without receiving: no receive count spent, nothing hidden.
+        let records: Vec<DrainedMessage> = messages.iter().map(DrainedMessage::from).collect();
+        if let Some(file) = out.as_mut() {
+            for r in &records {
+                serde_json::to_writer(&mut *file, r)?;
+                file.write_all(b"\n")?;
+            }
+            file.sync_all()?;
+        }
+        summary.drained = records.len();
+        bar.set_position(summary.drained as u64);
+        summary.messages = records;
+        return Ok(());
+    }
     let mut seen = HashSet::new();
     // Peeked messages stay hidden until the end, so the loop does not read them twice.
     let mut held: Vec<Delivery> = Vec::new();

@@ -401,6 +401,23 @@ pub fn queue_checks(config: &Config, stats: &QueueStats) -> Vec<Check> {
                 .map(|a| format!("{a:.0}"))
                 .unwrap_or_else(|| "n/a".into()),
         );
+    if let (Some(bytes), Some(cap)) = (stats.bytes, stats.capacity_bytes) {
+        let used = bytes as f64 / cap.max(1) as f64;
+        queue = queue
+            .figure("size_mb", format!("{:.1}", bytes as f64 / 1_048_576.0))
+            .figure("size_used", format!("{:.0}%", used * 100.0));
+        if used >= 1.0 {
+            queue.worsen(
+                State::Fail,
+                "the queue is at queue.max_bytes: POST answers 503 queue_full; get the worker to drain it",
+            );
+        } else if used >= 0.8 {
+            queue.worsen(
+                State::Warn,
+                "the queue is above 80% of queue.max_bytes: POSTs will be refused (queue_full) at 100%",
+            );
+        }
+    }
     if let Some(age) = stats.oldest_age_seconds {
         if age > s.oldest_message_fail.as_secs_f64() {
             queue.worsen(
@@ -774,6 +791,7 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
                 in_flight: 3,
                 oldest_age_seconds: Some(42.0),
                 dead_letter: 1,
+                ..QueueStats::default()
             },
         ));
         checks.push(

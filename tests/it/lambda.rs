@@ -139,3 +139,64 @@ async fn database_down_fails_every_message() {
         failures(&["a", "b", "poison"])
     );
 }
+
+/// During a store outage the handler keeps the batch invisible for the hold (through
+/// ChangeMessageVisibility) instead of letting it return after the queue's visibility
+/// timeout, which would spend a receive toward the DLQ every few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_holds_the_batch_instead_of_burning_receives() {
+    use latamctl::bus::OutboundMessage;
+    let Some(moto) = super::cloud::Moto::new().await else {
+        return;
+    };
+    let bus = moto.bus();
+    for i in 0..3 {
+        bus.publisher
+            .publish(&OutboundMessage {
+                transaction_id: Uuid::now_v7(),
+                topic: "data-ingestion-topic".into(),
+                message: format!("held {i}"),
+                attributes: Default::default(),
+                received_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut received = Vec::new();
+    while received.len() < 3 {
+        received.extend(
+            bus.queue
+                .receive(10, Duration::from_secs(2), Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+    }
+    let ev: SqsEvent = serde_json::from_value(json!({
+        "Records": received.iter().map(|d| json!({
+            "messageId": d.message_id,
+            "receiptHandle": d.receipt,
+            "body": d.body,
+            "attributes": {"ApproximateReceiveCount": d.receive_count.to_string()},
+            "messageAttributes": d.attributes.iter().map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"}))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let store = super::store::unreachable_postgres().await;
+    let response = latamctl::lambda::handle_with_hold(
+        &store,
+        Some((bus.queue.as_ref(), Duration::from_secs(60))),
+        ev,
+    )
+    .await;
+    assert_eq!(response.batch_item_failures.len(), 3, "{response:?}");
+    // Well past the 1 s visibility timeout the messages are still held, not redelivered.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = bus
+        .queue
+        .receive(10, Duration::from_secs(1), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "redelivered during the hold: {again:?}");
+    let stats = bus.queue.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.in_flight), (0, 3), "{stats:?}");
+}

@@ -321,3 +321,81 @@ async fn embedded_stats_count_visible_in_flight_and_dead() {
     );
     assert!(stats.oldest_age_seconds.is_some());
 }
+
+/// At `queue.max_bytes` the embedded queue refuses publishes (`Full`, which the API answers
+/// 503 `queue_full`) instead of filling the disk; everything it accepted is there.
+#[tokio::test]
+async fn embedded_queue_at_its_size_cap_refuses_publishes() {
+    let dir = super::support::tempdir();
+    let config = QueueConfig {
+        max_bytes: 256 * 1024,
+        ..QueueConfig::default()
+    };
+    let q = EmbeddedQueue::open(dir.path(), &config).await.unwrap();
+    let text = "x".repeat(2048);
+    let mut accepted = 0u64;
+    let refused = loop {
+        match q.publish(&message(&text)).await {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 1000, "the cap never applied");
+    };
+    assert_eq!(refused.kind(), "full", "{refused}");
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.visible, accepted, "an accepted message is missing");
+    assert!(stats.bytes.unwrap() <= config.max_bytes, "{stats:?}");
+    assert_eq!(stats.capacity_bytes, Some(config.max_bytes));
+    // The API's answer to it.
+    let body = axum::response::IntoResponse::into_response(latamctl::api::AppError::Bus(refused));
+    assert_eq!(body.status(), 503);
+}
+
+/// Messages past their retention are removed (SQS's 4 days by default), in the main queue
+/// and, with its own retention, in the DLQ.
+#[tokio::test]
+async fn embedded_queue_expires_messages_past_their_retention() {
+    let dir = super::support::tempdir();
+    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+        .await
+        .unwrap();
+    q.publish(&message("old")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let keep = QueueConfig::default();
+    assert_eq!(q.expire(&keep).await.unwrap(), 0, "4 days have not passed");
+    let short = QueueConfig {
+        retention: Duration::from_millis(5),
+        ..QueueConfig::default()
+    };
+    assert_eq!(q.expire(&short).await.unwrap(), 1);
+    assert_eq!(q.stats().await.unwrap().visible, 0);
+}
+
+/// `drain --peek` on the embedded queue reads without receiving: no receive count spent,
+/// nothing hidden from the worker.
+#[tokio::test]
+async fn embedded_peek_spends_no_receive() {
+    let dir = super::support::tempdir();
+    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        q.publish(&message(&format!("peek {i}"))).await.unwrap();
+    }
+    for _ in 0..2 {
+        let peeked = q
+            .peek(QueueName::Main, 10)
+            .await
+            .unwrap()
+            .expect("embedded peeks");
+        assert_eq!(peeked.len(), 3);
+        assert!(peeked.iter().all(|d| d.receive_count == 0), "{peeked:?}");
+    }
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.in_flight), (3, 0));
+    let got = q
+        .receive(10, Duration::from_millis(100), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(got.iter().all(|d| d.receive_count == 1), "{got:?}");
+}

@@ -11,6 +11,10 @@ locals {
   # still being retried by the poller does not become visible to another invocation.
   queue_visibility_timeout_seconds = var.enable_lambda_worker ? max(var.queue_visibility_timeout_seconds, 6 * var.lambda_timeout) : var.queue_visibility_timeout_seconds
 
+  # The Lambda worker holds a batch 15 min through a database outage (modules/lambda/README.md):
+  # 8 receives survive an outage of 7 x 15 min = 1 h 45 min without dead-lettering.
+  max_receive_count = var.enable_lambda_worker ? max(var.max_receive_count, 8) : var.max_receive_count
+
   # The database accepts connections only from these security groups. Static keys keep for_each
   # plannable before the groups exist.
   db_client_security_groups = merge(
@@ -61,7 +65,7 @@ module "sqs" {
   environment = var.environment
   topic_arn   = module.sns.topic_arn
 
-  max_receive_count          = var.max_receive_count
+  max_receive_count          = local.max_receive_count
   visibility_timeout_seconds = local.queue_visibility_timeout_seconds
   message_retention_seconds  = var.queue_message_retention_seconds
 

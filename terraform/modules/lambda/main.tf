@@ -18,12 +18,19 @@ locals {
 
   # The contract with the latamctl-lambda binary. The password is not here: the function reads it
   # from the secret at LATAMCTL_DATABASE_SECRET_ARN.
+  # arn:aws:sqs:REGION:ACCOUNT:NAME -> https://sqs.REGION.amazonaws.com/ACCOUNT/NAME
+  queue_arn_parts = split(":", var.queue_arn)
+  queue_url       = "https://sqs.${local.queue_arn_parts[3]}.amazonaws.com/${local.queue_arn_parts[4]}/${local.queue_arn_parts[5]}"
+
   latamctl_environment = {
     LATAMCTL_STORE               = "postgres"
     LATAMCTL_DATABASE_HOST       = var.database_host
     LATAMCTL_DATABASE_NAME       = var.database_name
     LATAMCTL_DATABASE_USER       = var.database_user
     LATAMCTL_DATABASE_SECRET_ARN = var.database_secret_arn
+    # A batch that fails store-wide is held invisible this long (README.md: the arithmetic).
+    LATAMCTL_AWS_QUEUE_URL            = local.queue_url
+    LATAMCTL_WORKER_STORE_OUTAGE_HOLD = "${var.store_outage_hold_seconds}s"
   }
 }
 

@@ -162,3 +162,14 @@ variable "kms_deletion_window_in_days" {
     error_message = "kms_deletion_window_in_days must be between 7 and 30."
   }
 }
+
+variable "store_outage_hold_seconds" {
+  description = "How long a batch that failed store-wide (database down or refusing writes) stays invisible before it is retried. With the queue's max_receive_count M, an outage of up to (M - 1) x this many seconds dead-letters no healthy message (README.md)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.store_outage_hold_seconds >= 0 && var.store_outage_hold_seconds <= 43200
+    error_message = "store_outage_hold_seconds must be between 0 and 43200 (SQS's 12 h visibility limit)."
+  }
+}
