@@ -70,7 +70,14 @@ run_rust_tests() {
   start_postgres
   export LATAMCTL_TEST_REQUIRE_SERVICES=1
   log "cargo nextest run"
-  cargo nextest run --profile ci --no-fail-fast "$@"
+  export LATAMCTL_FAULTS_REPORT="$WORK/faults.txt"
+  local rc=0
+  cargo nextest run --profile ci --no-fail-fast "$@" || rc=$?
+  if [ -s "$LATAMCTL_FAULTS_REPORT" ]; then
+    log "fault-injection suite (tests/it/faults.rs): fault | acked | stored | duplicates | in DLQ | recovered"
+    sort "$LATAMCTL_FAULTS_REPORT" >&2
+  fi
+  return $rc
 }
 
 run_iac_checks() {

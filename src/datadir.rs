@@ -66,3 +66,26 @@ pub fn sqlite_files(path: &Path) -> [PathBuf; 3] {
     };
     [path.to_owned(), with("-wal"), with("-shm")]
 }
+
+/// `BEGIN IMMEDIATE` on the one writer connection of `pool`, recovering that connection
+/// when an earlier transaction left it unusable.
+///
+/// When a `COMMIT` fails (SQLITE_FULL on a full disk, an I/O error) sqlx keeps counting the
+/// transaction as open on that connection, and every later `begin` fails with "attempted to
+/// call begin_with at non-zero transaction depth": with a pool of one writer, the queue or
+/// the store would stay down after the disk has room again. A failed `BEGIN` therefore
+/// closes the connection (SQLite rolls back whatever it still held, releasing the write
+/// lock) and begins once more on a fresh one.
+pub async fn begin_immediate(
+    pool: &sqlx::SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => Ok(tx),
+        Err(first) => {
+            tracing::warn!(message = "Reopening the SQLite writer connection after a failed transaction.", error = %first);
+            let mut conn = pool.acquire().await?;
+            conn.close_on_drop();
+            pool.begin_with("BEGIN IMMEDIATE").await
+        }
+    }
+}

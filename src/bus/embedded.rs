@@ -215,9 +215,7 @@ impl EmbeddedQueue {
     ) -> Result<Vec<Delivery>> {
         let now = now_ms();
         let token = Uuid::new_v4().simple().to_string();
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = crate::datadir::begin_immediate(&self.writer)
             .await
             .map_err(unavailable)?;
         let dead = if queue == QueueName::Main {
@@ -273,9 +271,7 @@ impl EmbeddedQueue {
         if deliveries.is_empty() {
             return Ok(report);
         }
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = crate::datadir::begin_immediate(&self.writer)
             .await
             .map_err(unavailable)?;
         for d in deliveries {
@@ -316,9 +312,7 @@ impl EmbeddedQueue {
         delay: Duration,
     ) -> Result<()> {
         let visible_at = now_ms().saturating_add(millis(delay));
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = crate::datadir::begin_immediate(&self.writer)
             .await
             .map_err(unavailable)?;
         for d in deliveries {
@@ -429,7 +423,7 @@ async fn group_commit_writer(
 
 async fn commit_batch(pool: &SqlitePool, batch: &[PendingPublish]) -> Result<(), sqlx::Error> {
     let now = now_ms();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::datadir::begin_immediate(pool).await?;
     for chunk in batch.chunks(100) {
         let mut qb = sqlx::QueryBuilder::new(
             "INSERT INTO messages (message_id, queue, body, attributes, sent_at, visible_at) ",

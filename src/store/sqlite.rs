@@ -116,7 +116,7 @@ impl Store for SqliteStore {
         }
         timed("insert_batch", self.query_timeout, async {
             let stored_at = format_time(Utc::now());
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = crate::datadir::begin_immediate(&self.writer).await?;
             let mut inserted = 0;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::new(
@@ -172,7 +172,7 @@ impl Store for SqliteStore {
         candidate: Uuid,
     ) -> Result<KeyReservation> {
         timed("reserve_key", self.query_timeout, async {
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = crate::datadir::begin_immediate(&self.writer).await?;
             let created = sqlx::query(
                 "INSERT INTO idempotency_keys (key, request_hash, transaction_id, published, created_at)
                  VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (key) DO NOTHING",
@@ -238,7 +238,7 @@ impl Store for SqliteStore {
     async fn probe_write(&self) -> Result<()> {
         timed("probe_write", self.query_timeout, async {
             // BEGIN IMMEDIATE takes the write lock; the INSERT needs a writable file.
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = crate::datadir::begin_immediate(&self.writer).await?;
             sqlx::query(
                 "INSERT INTO records (transaction_id, topic, message, attributes, received_at, stored_at)
                  VALUES (?1, 'latamctl-write-probe', 'write probe', '{}', ?2, ?2)

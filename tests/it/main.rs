@@ -3,6 +3,7 @@
 mod api;
 mod cloud;
 mod e2e;
+mod faults;
 mod iam;
 mod lambda;
 mod mocks;

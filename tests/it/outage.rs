@@ -145,13 +145,13 @@ async fn serve_starts_not_ready_when_postgres_is_down_and_migrates_later() {
 /// A private database with the schema migrated by the superuser and a login role `app_…`
 /// that owns nothing and holds only the grants the service needs — the shape of a
 /// production database where the service is not the schema owner.
-struct AppRoleDatabase {
-    admin: sqlx::PgPool,
-    app_url: String,
-    role: String,
+pub(super) struct AppRoleDatabase {
+    pub(super) admin: sqlx::PgPool,
+    pub(super) app_url: String,
+    pub(super) role: String,
 }
 
-async fn app_role_database() -> Option<AppRoleDatabase> {
+pub(super) async fn app_role_database() -> Option<AppRoleDatabase> {
     let url = fresh_database().await?;
     let (code, _, err) = support::run(
         &["migrate", "--store", "postgres", "--database-url", &url],
@@ -182,7 +182,7 @@ async fn app_role_database() -> Option<AppRoleDatabase> {
 }
 
 impl AppRoleDatabase {
-    async fn exec(&self, sql: &str) {
+    pub(super) async fn exec(&self, sql: &str) {
         sqlx::query(sqlx::AssertSqlSafe(sql.replace("{role}", &self.role)))
             .execute(&self.admin)
             .await
@@ -190,7 +190,7 @@ impl AppRoleDatabase {
     }
 
     /// Closes the app role's sessions, so role settings apply to the next connection.
-    async fn reconnect_app(&self) {
+    pub(super) async fn reconnect_app(&self) {
         self.exec(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'",
         )
