@@ -5,7 +5,16 @@
 #      embedded queue → SQLite, embedded queue → PostgreSQL, SQS on moto → PostgreSQL.
 # Uses the release binary (built when missing). Installs wrk with apt when missing.
 #
-# Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000]
+#   3. Backlog: `serve --role api` alone builds a backlog, then a worker starts on the same data
+#      dir while `latamctl publish --rate 500` keeps posting: errors, request p99 and the drain
+#      rate, against the same figures on an empty queue (the receive cost must not grow with
+#      the backlog).
+# Every HTTP figure is printed next to the same process's GET /healthz rate in the same run,
+# as a ratio: the machine is shared and noisy, ratios compare across runs.
+#
+# Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
+#                         [--only http|drain|backlog]
+# Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -14,11 +23,15 @@ DURATION=10s
 CONNECTIONS=64
 MESSAGES=20000
 MOTO_MESSAGES=1000
+BACKLOG=300000
+ONLY=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --messages) MESSAGES=$2; shift 2 ;;
+    --backlog) BACKLOG=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
 done
@@ -27,9 +40,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/latamctl-target}"
 . scripts/lib/services.sh
 services_init latamctl-bench
 
-BIN="$CARGO_TARGET_DIR/release/latamctl"
-log "building the release binary"
-cargo build --release --bin latamctl >&2
+if [ -n "${LATAMCTL_BENCH_BIN:-}" ]; then
+  BIN=$LATAMCTL_BENCH_BIN
+else
+  BIN="$CARGO_TARGET_DIR/release/latamctl"
+  log "building the release binary"
+  cargo build --release --bin latamctl >&2
+fi
 if ! command -v wrk >/dev/null; then
   log "installing wrk (apt)"
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -57,10 +74,18 @@ stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid" 2>/dev/null || true; 
 wrk_summary() { # FILE -> "N req/s, p50 X, p99 Y"
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s req/s  (p50 %s, p99 %s)", rps, p50, p99}' "$1"
 }
+wrk_rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+# Non-2xx answers wrk counted (0 when none).
+wrk_errors() { awk '/Non-2xx/ {print $NF} END {}' "$1" | tail -1; }
 
+if [ "$ONLY" = all ] || [ "$ONLY" = http ]; then
 # --- 1. HTTP on the embedded pipeline ---------------------------------------------------
 log "HTTP benchmark: wrk -t2 -c$CONNECTIONS -d$DURATION"
 serve_bg http --data-dir "$WORK/http-data"
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz" >"$WORK/wrk-health.txt"
+HEALTH_RPS=$(wrk_rps "$WORK/wrk-health.txt")
+result "GET /healthz (same process: the HTTP ceiling)" "$(wrk_summary "$WORK/wrk-health.txt")"
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"topic_arn":"data-ingestion-topic","message":"benchmark message from wrk"}'
@@ -68,6 +93,7 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_http/ingresar-datos" >"$WORK/wrk-post.txt"
 result "POST /ingresar-datos (embedded, durable)" "$(wrk_summary "$WORK/wrk-post.txt")"
+result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.40; non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
 ID=$(curl -fsS -XPOST "$URL_http/ingresar-datos" -H 'content-type: application/json' \
   -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
 for _ in $(seq 1 600); do
@@ -76,8 +102,58 @@ for _ in $(seq 1 600); do
 done
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/data/$ID" >"$WORK/wrk-get.txt"
 result "GET /data/{id} (SQLite)" "$(wrk_summary "$WORK/wrk-get.txt")"
+result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS")  (goal >= 0.70)"
 stop http
+fi
 
+# publish_summary FILE -> "acked/planned, errors, p50, p99" from `latamctl publish -o json`.
+publish_summary() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = r.get("request_latency") or {}
+errors = sum((r.get("errors") or {}).values())
+print(f"{r['acked']}/{r['planned']} acked, {errors} errors, request p50 {lat.get('p50_ms', 0):.1f} ms, p99 {lat.get('p99_ms', 0):.1f} ms")
+PY
+}
+
+if [ "$ONLY" = all ] || [ "$ONLY" = backlog ]; then
+# --- 3. A backlog: the worker starts behind ---------------------------------------------
+backlog_run() { # LABEL DATA_DIR BACKLOG
+  local label=$1 dir=$2 n=$3
+  serve_bg bapi --role api --data-dir "$dir"
+  if [ "$n" -gt 0 ]; then
+    log "backlog: the api alone takes $n messages"
+    "$BIN" publish --api "$URL_bapi" --count "$n" --rate 1000000 --concurrency 64 --max-p95 1h -o json \
+      >"$WORK/backlog-fill.json" 2>/dev/null || die "filling the backlog failed"
+  fi
+  local start; start=$(date +%s.%N)
+  serve_bg bworker --role worker --data-dir "$dir"
+  "$BIN" publish --api "$URL_bapi" --count 5000 --rate 500 --concurrency 64 --max-p95 1h -o json \
+    >"$WORK/backlog-publish.json" 2>/dev/null || true
+  result "$label: publish 5000 at 500/s" "$(publish_summary "$WORK/backlog-publish.json")"
+  # Everything acked must be stored (a 503 publish_timeout may or may not have been).
+  local acked total stored
+  acked=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["acked"])' "$WORK/backlog-publish.json")
+  total=$((n + acked))
+  while :; do
+    stored=$(sqlite_count "$dir/records.db" 2>/dev/null || echo 0)
+    [ "$stored" -ge "$total" ] && break
+    sleep 0.2
+  done
+  local end; end=$(date +%s.%N)
+  result "$label: drained" "$(python3 -c "d=$end-$start; print(f'{$total/d:,.0f} msg/s ({$total} in {d:.1f} s)')")"
+  stop bworker
+  stop bapi
+}
+sqlite_count() {
+  python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=2).execute("SELECT count(*) FROM records").fetchone()[0])' "$1"
+}
+backlog_run "empty queue" "$WORK/backlog-empty" 0
+backlog_run "backlog of $BACKLOG" "$WORK/backlog-full" "$BACKLOG"
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = drain ]; then
 # --- 2. Drain throughput ------------------------------------------------------------------
 start_postgres
 PG="$LATAMCTL_TEST_DATABASE_URL"
@@ -138,6 +214,8 @@ TOML
 DB=$(new_db)
 fill fill3 "$MOTO_MESSAGES" --bus aws --store postgres --database-url "$DB"
 result "drain SQS (moto) → PostgreSQL" "$(drain_time w3 "$MOTO_MESSAGES" "pg_count '$DB'" --bus aws --store postgres --database-url "$DB" --concurrency 8 --batch-size 10)"
+
+fi
 
 echo
 echo "latamctl benchmarks ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), release build)"

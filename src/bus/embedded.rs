@@ -60,6 +60,59 @@ pub struct EmbeddedQueue {
     path: PathBuf,
 }
 
+/// The next visible messages of a queue, in visibility order, at most a batch: an index
+/// range on `messages_ready (queue, visible_at, seq)`, never a scan of the backlog. The
+/// arguments are the statement's placeholders: queue, now, receive limit, batch size.
+macro_rules! claim_candidates {
+    ($queue:literal, $now:literal, $receives:literal, $limit:literal) => {
+        concat!(
+            "SELECT seq FROM messages WHERE queue = ",
+            $queue,
+            " AND visible_at <= ",
+            $now,
+            " AND receive_count < ",
+            $receives,
+            " ORDER BY visible_at, seq LIMIT ",
+            $limit
+        )
+    };
+}
+
+/// The next visible main-queue messages, exhausted or not (the DLQ sweep looks at these).
+macro_rules! sweep_candidates {
+    ($now:literal, $limit:literal) => {
+        concat!(
+            "SELECT seq FROM messages WHERE queue = 'main' AND visible_at <= ",
+            $now,
+            " ORDER BY visible_at, seq LIMIT ",
+            $limit
+        )
+    };
+}
+
+/// The claim's candidate range (`?1` queue, `?2` now, `?3` receive limit, `?4` batch), for
+/// plan checks.
+pub const CLAIM_CANDIDATES: &str = claim_candidates!("?1", "?2", "?3", "?4");
+
+/// The DLQ sweep's candidate range (`?1` now, `?3` batch), for plan checks.
+pub const SWEEP_CANDIDATES: &str = sweep_candidates!("?1", "?3");
+
+/// Moves the exhausted (`?2` receives) among the next `?3` visible main-queue messages to
+/// the DLQ.
+const SWEEP_DEAD: &str = concat!(
+    "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1 WHERE seq IN (",
+    sweep_candidates!("?1", "?3"),
+    ") AND receive_count >= ?2"
+);
+
+/// Claims the candidates: new receipt `?2`, invisible until `?1`.
+const CLAIM: &str = concat!(
+    "UPDATE messages SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2 ",
+    "WHERE seq IN (",
+    claim_candidates!("?3", "?4", "?5", "?6"),
+    ") RETURNING seq, message_id, body, attributes, sent_at, receive_count"
+);
+
 /// WAL size kept after a checkpoint (64 MiB).
 const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
@@ -218,36 +271,40 @@ impl EmbeddedQueue {
         let mut tx = crate::datadir::begin_immediate(&self.writer)
             .await
             .map_err(unavailable)?;
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        // Both statements read an index range bounded by the batch (`messages_ready`, in
+        // visibility order), never the whole backlog: a receive costs the same with ten
+        // messages waiting or a million (tests/it/queue.rs checks the plans).
         let dead = if queue == QueueName::Main {
-            sqlx::query(
-                "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1
-                 WHERE queue = 'main' AND visible_at <= ?1 AND receive_count >= ?2",
-            )
-            .bind(now)
-            .bind(i64::from(self.max_receive_count))
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?
-            .rows_affected()
+            // The exhausted among the next candidates move to the DLQ, as SQS does on the
+            // receive that would exceed maxReceiveCount.
+            sqlx::query(SWEEP_DEAD)
+                .bind(now)
+                .bind(i64::from(self.max_receive_count))
+                .bind(limit)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
         } else {
             0
         };
-        let rows = sqlx::query(
-            "UPDATE messages
-             SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2
-             WHERE seq IN (SELECT seq FROM messages
-                           WHERE queue = ?5 AND visible_at <= ?3
-                           ORDER BY seq LIMIT ?4)
-             RETURNING seq, message_id, body, attributes, sent_at, receive_count",
-        )
-        .bind(now.saturating_add(millis(visibility)))
-        .bind(&token)
-        .bind(now)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .bind(queue_label(queue))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unavailable)?;
+        // On the main queue an exhausted message deeper down is skipped, never received a
+        // time too many; it is swept when it reaches the head.
+        let receive_limit = match queue {
+            QueueName::Main => i64::from(self.max_receive_count),
+            QueueName::Dlq => i64::MAX,
+        };
+        let rows = sqlx::query(CLAIM)
+            .bind(now.saturating_add(millis(visibility)))
+            .bind(&token)
+            .bind(queue_label(queue))
+            .bind(now)
+            .bind(receive_limit)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         if dead > 0 {
             metrics::counter!("latamctl_queue_dead_lettered_total").increment(dead);

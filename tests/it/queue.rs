@@ -399,3 +399,72 @@ async fn embedded_peek_spends_no_receive() {
         .unwrap();
     assert!(got.iter().all(|d| d.receive_count == 1), "{got:?}");
 }
+
+/// A receive reads an index range bounded by the batch, in the claim and in the DLQ sweep:
+/// no scan, no sort of the backlog (the cost that made the API collapse when a worker
+/// started behind 300,000 messages).
+#[tokio::test]
+async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
+    use latamctl::bus::embedded::{CLAIM_CANDIDATES, QUEUE_FILE, SWEEP_CANDIDATES};
+    use sqlx::Row;
+    let dir = super::support::tempdir();
+    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+        .await
+        .unwrap();
+    for i in 0..200 {
+        q.publish(&message(&format!("plan {i}"))).await.unwrap();
+    }
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite:{}", dir.path().join(QUEUE_FILE).display()))
+            .await
+            .unwrap();
+    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for (name, sql, binds) in [
+        ("claim", CLAIM_CANDIDATES, 4),
+        ("dlq sweep", SWEEP_CANDIDATES, 3),
+    ] {
+        assert!(
+            sql.contains(" LIMIT "),
+            "{name}: not bounded by the batch: {sql}"
+        );
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(explain.as_str()));
+        let values: [sqlx::types::JsonValue; 4] = [
+            serde_json::json!("main"),
+            serde_json::json!(now),
+            serde_json::json!(5),
+            serde_json::json!(100),
+        ];
+        // Positional: the sweep uses ?1 (now) and ?3 (batch).
+        let args: Vec<&sqlx::types::JsonValue> = if binds == 4 {
+            values.iter().collect()
+        } else {
+            vec![&values[1], &values[2], &values[3]]
+        };
+        for v in args {
+            query = match v {
+                serde_json::Value::String(s) => query.bind(s.clone()),
+                other => query.bind(other.as_i64().unwrap()),
+            };
+        }
+        let plan: Vec<String> = query
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH") && d.contains("INDEX messages_ready")),
+            "{name}: not an index range on messages_ready: {plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.contains("TEMP B-TREE") || d.starts_with("SCAN")),
+            "{name}: scans or sorts the backlog: {plan:?}"
+        );
+    }
+}
