@@ -242,11 +242,7 @@ async fn drain(
         // The bus reads without receiving: no receive count spent, nothing hidden.
         let records: Vec<DrainedMessage> = messages.iter().map(DrainedMessage::from).collect();
         if let Some(file) = out.as_mut() {
-            for r in &records {
-                serde_json::to_writer(&mut *file, r)?;
-                file.write_all(b"\n")?;
-            }
-            file.sync_all()?;
+            write_jsonl(file, &records)?;
         }
         summary.drained = records.len();
         bar.set_position(summary.drained as u64);
@@ -273,12 +269,7 @@ async fn drain(
         }
         let records: Vec<DrainedMessage> = fresh.iter().map(DrainedMessage::from).collect();
         if let Some(file) = out.as_mut() {
-            for r in &records {
-                serde_json::to_writer(&mut *file, r)?;
-                file.write_all(b"\n")?;
-            }
-            file.flush()?;
-            file.sync_all()?;
+            write_jsonl(file, &records)?;
         }
         summary.drained += fresh.len();
         bar.set_position(summary.drained as u64);
@@ -298,6 +289,18 @@ async fn drain(
         let refs: Vec<&Delivery> = held.iter().collect();
         admin.release_to(args.queue, &refs).await?;
     }
+    Ok(())
+}
+
+/// Appends the messages as JSON Lines and syncs: the copy is on disk before anything is
+/// deleted.
+fn write_jsonl(file: &mut std::fs::File, records: &[DrainedMessage]) -> anyhow::Result<()> {
+    for r in records {
+        serde_json::to_writer(&mut *file, r)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()?;
+    file.sync_all()?;
     Ok(())
 }
 

@@ -742,6 +742,27 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
     }
 
     #[test]
+    fn the_queue_warns_before_its_size_cap_and_fails_at_it() {
+        let config = Config::default();
+        let at = |bytes| {
+            queue_checks(
+                &config,
+                &QueueStats {
+                    bytes: Some(bytes),
+                    capacity_bytes: Some(1000),
+                    ..QueueStats::default()
+                },
+            )[0]
+            .clone()
+        };
+        assert_eq!(at(500).state, State::Ok);
+        let near = at(850);
+        assert_eq!(near.state, State::Warn);
+        assert!(near.hint.contains("80%"), "{near:?}");
+        assert_eq!(at(1000).state, State::Fail);
+    }
+
+    #[test]
     fn queue_thresholds_warn_and_fail() {
         let config = Config::default();
         let ok = queue_checks(

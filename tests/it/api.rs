@@ -781,10 +781,15 @@ impl Publisher for SlowPublisher {
     }
 }
 
-/// Two concurrent POSTs with one Idempotency-Key publish once: the second waits for the
-/// first's outcome and answers the same transaction_id.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_with_one_idempotency_key_publish_once() {
+/// A router over a publisher that takes `delay` per message, with `max_in_flight`.
+struct SlowHarness {
+    router: Router,
+    queue: Arc<EmbeddedQueue>,
+    publisher: Arc<SlowPublisher>,
+    _dir: tempfile::TempDir,
+}
+
+async fn slow_router(delay: Duration, max_in_flight: usize) -> SlowHarness {
     let dir = super::support::tempdir();
     let queue = Arc::new(
         EmbeddedQueue::open(dir.path(), &QueueConfig::default())
@@ -793,7 +798,7 @@ async fn concurrent_requests_with_one_idempotency_key_publish_once() {
     );
     let publisher = Arc::new(SlowPublisher {
         inner: queue.clone(),
-        delay: Duration::from_millis(400),
+        delay,
         published: Default::default(),
     });
     let store = Arc::new(
@@ -801,13 +806,29 @@ async fn concurrent_requests_with_one_idempotency_key_publish_once() {
             .await
             .unwrap(),
     );
+    let mut settings = settings(None);
+    settings.max_in_flight = max_in_flight;
     let state = AppState::new(
-        settings(None),
+        settings,
         Some(publisher.clone() as Arc<dyn Publisher>),
         None,
         Some(store as Arc<dyn Store>),
     );
-    let router = app(state);
+    state.readiness().refresh().await;
+    SlowHarness {
+        router: app(state),
+        queue,
+        publisher,
+        _dir: dir,
+    }
+}
+
+/// Two concurrent POSTs with one Idempotency-Key publish once: the second waits for the
+/// first's outcome and answers the same transaction_id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_idempotency_key_publish_once() {
+    let slow = slow_router(Duration::from_millis(400), 256).await;
+    let (router, queue, publisher) = (&slow.router, &slow.queue, &slow.publisher);
     let request = || {
         Request::post("/ingresar-datos")
             .header(header::CONTENT_TYPE, "application/json")
@@ -817,7 +838,7 @@ async fn concurrent_requests_with_one_idempotency_key_publish_once() {
             ))
             .unwrap()
     };
-    let (a, b) = tokio::join!(send(&router, request()), send(&router, request()));
+    let (a, b) = tokio::join!(send(router, request()), send(router, request()));
     assert_eq!(
         (a.0, b.0),
         (StatusCode::OK, StatusCode::OK),
@@ -840,32 +861,8 @@ async fn concurrent_requests_with_one_idempotency_key_publish_once() {
 /// `Retry-After`; probes are not limited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_in_flight_limit_are_shed_with_503_json() {
-    let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let publisher = Arc::new(SlowPublisher {
-        inner: queue.clone(),
-        delay: Duration::from_millis(500),
-        published: Default::default(),
-    });
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
-    let mut limited = settings(None);
-    limited.max_in_flight = 2;
-    let state = AppState::new(
-        limited,
-        Some(publisher as Arc<dyn Publisher>),
-        None,
-        Some(store as Arc<dyn Store>),
-    );
-    state.readiness().refresh().await;
-    let router = app(state);
+    let slow = slow_router(Duration::from_millis(500), 2).await;
+    let (router, queue) = (slow.router.clone(), slow.queue.clone());
     let posts = (0..6).map(|i| {
         send(
             &router,

@@ -114,6 +114,20 @@ impl IamMoto {
     }
 }
 
+/// An RDS-style secret (`{"username", "password"}`) for the database at `url`, made by the
+/// admin; returns its ARN.
+async fn database_secret(admin: &AwsClients, url: &reqwest::Url) -> String {
+    aws_sdk_secretsmanager::Client::new(&admin.sdk)
+        .create_secret()
+        .name(format!("db-{}", Uuid::new_v4().simple()))
+        .secret_string(json!({"username": url.username(), "password": "unused"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
 /// The actions the Terraform grants `principal`.
 fn granted(principal: &str) -> Vec<String> {
     let path = std::env::var("LATAMCTL_TEST_IAM_ACTIONS")
@@ -330,15 +344,7 @@ async fn the_worker_role_stores_and_acks_with_only_its_terraform_grants() {
         .unwrap();
     // The database credentials from Secrets Manager, as the worker role is granted.
     let url = reqwest::Url::parse(&db).unwrap();
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&admin.sdk)
-        .create_secret()
-        .name(format!("db-{}", Uuid::new_v4().simple()))
-        .secret_string(json!({"username": url.username(), "password": "unused"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let secret_arn = database_secret(&admin, &url).await;
     let dir = support::tempdir();
     let keys = iam.user("worker", &emulator_actions(&granted("worker")));
     let mut env = iam.env(&keys);
@@ -413,15 +419,7 @@ async fn the_lambda_role_consumes_a_batch_with_only_its_terraform_grants() {
     let moto = iam.pipeline().await;
     let admin = iam.clients(&iam.admin).await;
     let url = reqwest::Url::parse(&db).unwrap();
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&admin.sdk)
-        .create_secret()
-        .name(format!("db-{}", Uuid::new_v4().simple()))
-        .secret_string(json!({"username": url.username(), "password": "unused"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let secret_arn = database_secret(&admin, &url).await;
     let publisher = SnsPublisher::new(&admin, &moto.topic_arn, 3);
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -479,16 +477,7 @@ async fn the_lambda_role_consumes_a_batch_with_only_its_terraform_grants() {
                 .expect("sqs:ReceiveMessage with the Lambda role"),
         );
     }
-    let event: latamctl::lambda::SqsEvent = serde_json::from_value(json!({
-        "Records": received.iter().map(|d| json!({
-            "messageId": d.message_id,
-            "receiptHandle": d.receipt,
-            "body": d.body,
-            "attributes": {"ApproximateReceiveCount": d.receive_count.to_string()},
-            "messageAttributes": d.attributes.iter().map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"}))).collect::<serde_json::Map<_, _>>(),
-        })).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let event = super::lambda::event_of(&received);
     let response = latamctl::lambda::handle(&store, event).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let done: Vec<&latamctl::bus::Delivery> = received.iter().collect();

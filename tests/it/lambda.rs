@@ -171,16 +171,7 @@ async fn a_store_outage_holds_the_batch_instead_of_burning_receives() {
                 .unwrap(),
         );
     }
-    let ev: SqsEvent = serde_json::from_value(json!({
-        "Records": received.iter().map(|d| json!({
-            "messageId": d.message_id,
-            "receiptHandle": d.receipt,
-            "body": d.body,
-            "attributes": {"ApproximateReceiveCount": d.receive_count.to_string()},
-            "messageAttributes": d.attributes.iter().map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"}))).collect::<serde_json::Map<_, _>>(),
-        })).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let ev = event_of(&received);
     let store = super::store::unreachable_postgres().await;
     let response = latamctl::lambda::handle_with_hold(
         &store,
@@ -199,4 +190,18 @@ async fn a_store_outage_holds_the_batch_instead_of_burning_receives() {
     assert!(again.is_empty(), "redelivered during the hold: {again:?}");
     let stats = bus.queue.stats().await.unwrap();
     assert_eq!((stats.visible, stats.in_flight), (0, 3), "{stats:?}");
+}
+
+/// The SQS event the event source mapping would build from these received messages.
+pub fn event_of(received: &[latamctl::bus::Delivery]) -> SqsEvent {
+    serde_json::from_value(json!({
+        "Records": received.iter().map(|d| json!({
+            "messageId": d.message_id,
+            "receiptHandle": d.receipt,
+            "body": d.body,
+            "attributes": {"ApproximateReceiveCount": d.receive_count.to_string()},
+            "messageAttributes": d.attributes.iter().map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"}))).collect::<serde_json::Map<_, _>>(),
+        })).collect::<Vec<_>>(),
+    }))
+    .expect("a valid SQS event")
 }
