@@ -459,6 +459,9 @@ mod tests {
         async fn mark_published(&self, _: &str) -> store::Result<()> {
             Ok(())
         }
+        async fn release_key(&self, _: &str) -> store::Result<()> {
+            Ok(())
+        }
         async fn purge_keys(&self, _: chrono::DateTime<chrono::Utc>) -> store::Result<u64> {
             Ok(0)
         }

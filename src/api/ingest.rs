@@ -151,18 +151,24 @@ pub async fn post_message(
             if age < settle {
                 // A concurrent request (here or on another replica) is publishing it: wait
                 // for its outcome instead of publishing the same message twice.
-                return wait_for_publish(
+                let waited = wait_for_publish(
                     store.as_ref(),
                     key,
                     &hash,
                     message.transaction_id,
                     settle - age,
                 )
-                .await;
+                .await?;
+                match waited {
+                    Waited::Published(id) => return Ok(accepted(id)),
+                    // That attempt failed and released the key; this request now holds it.
+                    Waited::Ours(id) => message.transaction_id = id,
+                }
+            } else {
+                // Reserved by an attempt that can no longer be running: publish again under
+                // the same id. Harmless if that attempt did publish: one row per id.
+                message.transaction_id = reservation.transaction_id;
             }
-            // Reserved by an attempt that can no longer be running: publish again under the
-            // same id. Harmless if that attempt did publish: the store keeps one row per id.
-            message.transaction_id = reservation.transaction_id;
         }
     }
 
@@ -173,6 +179,14 @@ pub async fn post_message(
     };
     if let Err(e) = outcome {
         metrics::counter!("latamctl_publish_errors_total", "error_type" => e.kind()).increment(1);
+        // Not published for certain (unlike a timeout, after which it may have been): let a
+        // retry, or a request waiting on this key, publish at once.
+        if let Some(key) = &key
+            && !matches!(e, crate::bus::Error::Timeout(_))
+            && let Err(error) = store.release_key(key).await
+        {
+            tracing::warn!(message = "Failed to release an idempotency key.", %error);
+        }
         return Err(e.into());
     }
     metrics::counter!("latamctl_messages_published_total").increment(1);
@@ -189,21 +203,33 @@ pub async fn post_message(
 /// first attempt answers within the publish timeout plus the time to mark the key.
 const IN_PROGRESS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Waits up to `within` for the concurrent request holding `key` to publish; its
-/// transaction id on success, 409 `in_progress` when it has not finished by then.
+/// What a request waiting on another's `Idempotency-Key` ends with.
+enum Waited {
+    /// The other request published: answer its transaction id.
+    Published(Uuid),
+    /// The other request failed and released the key, and this one reserved it again:
+    /// publish under this id.
+    Ours(Uuid),
+}
+
+/// Waits up to `within` for the concurrent request holding `key` to publish; 409
+/// `in_progress` when it has not finished by then.
 async fn wait_for_publish(
     store: &dyn crate::store::Store,
     key: &str,
     hash: &str,
     candidate: Uuid,
     within: std::time::Duration,
-) -> Result<Json<Accepted>, AppError> {
+) -> Result<Waited, AppError> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         let reservation = store.reserve_key(key, hash, candidate).await?;
         if reservation.published {
-            return Ok(accepted(reservation.transaction_id));
+            return Ok(Waited::Published(reservation.transaction_id));
+        }
+        if reservation.created {
+            return Ok(Waited::Ours(reservation.transaction_id));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(AppError::InProgress);

@@ -156,6 +156,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<KeyReservation>;
     /// Records that the message reserved under `key` was accepted by the bus.
     async fn mark_published(&self, key: &str) -> Result<()>;
+    /// Forgets the reservation of `key` if its message was never published (the publish
+    /// failed for certain), so a retry publishes at once instead of waiting for it.
+    async fn release_key(&self, key: &str) -> Result<()>;
     /// Forgets keys created before `cutoff`. Returns how many.
     async fn purge_keys(&self, cutoff: DateTime<Utc>) -> Result<u64>;
     /// Whether the store answers (a read: `SELECT 1`).

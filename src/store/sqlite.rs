@@ -214,6 +214,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release_key(&self, key: &str) -> Result<()> {
+        timed("release_key", self.query_timeout, async {
+            sqlx::query("DELETE FROM idempotency_keys WHERE key = ?1 AND published = 0")
+                .bind(key)
+                .execute(&self.writer)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn purge_keys(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         timed("purge_keys", self.query_timeout, async {
             Ok(

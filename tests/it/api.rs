@@ -2,6 +2,7 @@
 //! temp dir, no socket.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
@@ -694,6 +695,9 @@ impl Store for Counting<SqliteStore> {
     async fn mark_published(&self, key: &str) -> latamctl::store::Result<()> {
         self.inner.mark_published(key).await
     }
+    async fn release_key(&self, key: &str) -> latamctl::store::Result<()> {
+        self.inner.release_key(key).await
+    }
     async fn purge_keys(
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
@@ -888,4 +892,79 @@ async fn requests_past_the_in_flight_limit_are_shed_with_503_json() {
         2,
         "shed requests enqueue nothing"
     );
+}
+
+/// Fails its first publish (after a delay), then delegates.
+struct FailsOncePublisher {
+    inner: Arc<EmbeddedQueue>,
+    failed: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Publisher for FailsOncePublisher {
+    async fn publish(&self, m: &latamctl::bus::OutboundMessage) -> latamctl::bus::Result<()> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Err(latamctl::bus::Error::Unavailable("down once".into()));
+        }
+        self.inner.publish(m).await
+    }
+    async fn ready(&self) -> latamctl::bus::Result<()> {
+        Ok(())
+    }
+}
+
+/// A publish that failed for certain releases its Idempotency-Key: the request waiting on
+/// the key publishes at once (not after the in-progress wait), and the message is queued
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_publish_releases_its_idempotency_key_to_the_waiting_retry() {
+    let dir = super::support::tempdir();
+    let queue = Arc::new(
+        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(
+        SqliteStore::open(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let state = AppState::new(
+        settings(None),
+        Some(Arc::new(FailsOncePublisher {
+            inner: queue.clone(),
+            failed: AtomicBool::new(false),
+        }) as Arc<dyn Publisher>),
+        None,
+        Some(store as Arc<dyn Store>),
+    );
+    let router = app(state);
+    let request = || {
+        Request::post("/ingresar-datos")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "6d1c4a8e-2222-4f7e-9a59-3f3b2f1d9a02")
+            .body(Body::from(
+                json!({"topic_arn": "data-ingestion-topic", "message": "retry me"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        send(&router, request()).await
+    };
+    let (first, second) = tokio::join!(send(&router, request()), second);
+    assert_eq!(first.0, 503, "{}", first.1);
+    assert_eq!(second.0, 200, "{}", second.1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the waiting retry sat out the in-progress wait: {:?}",
+        started.elapsed()
+    );
+    // A later retry answers the same id, and nothing more is queued.
+    let (status, body, _) = send(&router, request()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["transaction_id"], second.1["transaction_id"]);
+    assert_eq!(queue.stats().await.unwrap().visible, 1);
 }

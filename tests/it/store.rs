@@ -75,7 +75,13 @@ async fn idempotency_keys(store: &dyn Store) {
     assert!(!second.created);
     assert_eq!(second.transaction_id, id, "a retry must get the first id");
     assert_eq!(second.request_hash, "hash-a");
+    // Released before publishing (the publish failed): the next request reserves it anew.
+    store.release_key("key-1").await.unwrap();
+    let again = store.reserve_key("key-1", "hash-a", id).await.unwrap();
+    assert!(again.created, "a released key is free again");
     store.mark_published("key-1").await.unwrap();
+    // A published key is never released.
+    store.release_key("key-1").await.unwrap();
     assert!(
         store
             .reserve_key("key-1", "hash-a", Uuid::now_v7())
