@@ -133,6 +133,55 @@ where
     Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
+/// The queue's size as the group-commit writer tracks it: read from the file at most every
+/// [`SIZE_REFRESH`] while the queue is under half its cap, estimated in between from the
+/// commits (twice their payload: rows, attributes, index entries and page slack take about
+/// 1.7 times it), and read before every commit past half the cap. The publish path thus pays
+/// one extra query per second, not one per commit, and the cap stays exact where it matters.
+#[derive(Default)]
+struct SizeEstimate {
+    /// Bytes at the last read plus what was committed since (`None` before the first read).
+    estimate: Option<u64>,
+    read_at: Option<Instant>,
+}
+
+/// How long [`SizeEstimate`] trusts its estimate far from the cap (acks and other processes
+/// change the size meanwhile).
+const SIZE_REFRESH: Duration = Duration::from_secs(1);
+
+impl SizeEstimate {
+    /// The used bytes when `incoming` more would exceed `max_bytes`; `None` when it fits (or
+    /// the size cannot be read: the commit itself then reports a full disk).
+    async fn would_exceed(
+        &mut self,
+        pool: &SqlitePool,
+        incoming: u64,
+        max_bytes: u64,
+    ) -> Option<u64> {
+        let stale = self.read_at.is_none_or(|t| t.elapsed() >= SIZE_REFRESH);
+        let near = self
+            .estimate
+            .is_none_or(|e| e.saturating_add(incoming.saturating_mul(2)) > max_bytes / 2);
+        if stale || near {
+            match used_bytes(pool).await {
+                Ok(used) => {
+                    self.estimate = Some(used);
+                    self.read_at = Some(Instant::now());
+                }
+                Err(_) => return None,
+            }
+        }
+        let used = self.estimate.unwrap_or(0);
+        (used.saturating_add(incoming) > max_bytes).then_some(used)
+    }
+
+    fn added(&mut self, payload: u64) {
+        if let Some(e) = self.estimate.as_mut() {
+            *e = e.saturating_add(payload.saturating_mul(2));
+        }
+    }
+}
+
 async fn expire(writer: &SqlitePool, config: &QueueConfig) -> Result<u64, sqlx::Error> {
     let now = now_ms();
     let mut expired = 0;
@@ -433,6 +482,7 @@ async fn group_commit_writer(
     max_bytes: u64,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut size = SizeEstimate::default();
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         // A publisher that gave up (timeout, client gone) was told 503: do not commit its
         // message behind its back.
@@ -445,16 +495,13 @@ async fn group_commit_writer(
             .iter()
             .map(|p| p.message.message.len() as u64 + 512)
             .sum();
-        match used_bytes(&pool).await {
-            Ok(used) if used.saturating_add(incoming) > max_bytes => {
-                metrics::counter!("latamctl_queue_full_total").increment(batch.len() as u64);
-                let why = format!("{used} of {max_bytes} bytes used (queue.max_bytes)");
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err(Error::Full(why.clone())));
-                }
-                continue;
+        if let Some(used) = size.would_exceed(&pool, incoming, max_bytes).await {
+            metrics::counter!("latamctl_queue_full_total").increment(batch.len() as u64);
+            let why = format!("{used} of {max_bytes} bytes used (queue.max_bytes)");
+            for pending in batch.drain(..) {
+                let _ = pending.done.send(Err(Error::Full(why.clone())));
             }
-            _ => {}
+            continue;
         }
         let started = Instant::now();
         let result = commit_batch(&pool, &batch).await;
@@ -463,6 +510,7 @@ async fn group_commit_writer(
             .record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
+                size.added(incoming);
                 for pending in batch.drain(..) {
                     let _ = pending.done.send(Ok(()));
                 }
