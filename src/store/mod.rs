@@ -71,8 +71,9 @@ impl From<sqlx::Error> for Error {
         });
         let text = match &code {
             // The code is what a runbook searches for; PostgreSQL's text alone does not say it.
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
+            Some(code) if code.len() == 5 => format!("{e} (SQLSTATE {code})"),
+            // SQLite's result codes (13 = full, 8 = read-only) are in its text already.
+            _ => e.to_string(),
         };
         if data_error {
             Error::Rejected(text)

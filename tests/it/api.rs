@@ -794,17 +794,37 @@ struct SlowHarness {
 }
 
 async fn slow_router(delay: Duration, max_in_flight: usize) -> SlowHarness {
+    let mut publisher = None;
+    let (router, queue, dir) = router_over(max_in_flight, |queue| {
+        let slow = Arc::new(SlowPublisher {
+            inner: queue,
+            delay,
+            published: Default::default(),
+        });
+        publisher = Some(slow.clone());
+        slow
+    })
+    .await;
+    SlowHarness {
+        router,
+        queue,
+        publisher: publisher.unwrap(),
+        _dir: dir,
+    }
+}
+
+/// A router whose publisher `wrap` builds around a fresh embedded queue (and a SQLite
+/// store), refreshed once as `serve` does.
+async fn router_over(
+    max_in_flight: usize,
+    wrap: impl FnOnce(Arc<EmbeddedQueue>) -> Arc<dyn Publisher>,
+) -> (Router, Arc<EmbeddedQueue>, tempfile::TempDir) {
     let dir = super::support::tempdir();
     let queue = Arc::new(
         EmbeddedQueue::open(dir.path(), &QueueConfig::default())
             .await
             .unwrap(),
     );
-    let publisher = Arc::new(SlowPublisher {
-        inner: queue.clone(),
-        delay,
-        published: Default::default(),
-    });
     let store = Arc::new(
         SqliteStore::open(dir.path(), Duration::from_secs(5))
             .await
@@ -814,17 +834,12 @@ async fn slow_router(delay: Duration, max_in_flight: usize) -> SlowHarness {
     settings.max_in_flight = max_in_flight;
     let state = AppState::new(
         settings,
-        Some(publisher.clone() as Arc<dyn Publisher>),
+        Some(wrap(queue.clone())),
         None,
         Some(store as Arc<dyn Store>),
     );
     state.readiness().refresh().await;
-    SlowHarness {
-        router: app(state),
-        queue,
-        publisher,
-        _dir: dir,
-    }
+    (app(state), queue, dir)
 }
 
 /// Two concurrent POSTs with one Idempotency-Key publish once: the second waits for the
@@ -919,27 +934,13 @@ impl Publisher for FailsOncePublisher {
 /// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_publish_releases_its_idempotency_key_to_the_waiting_retry() {
-    let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
-    let state = AppState::new(
-        settings(None),
-        Some(Arc::new(FailsOncePublisher {
-            inner: queue.clone(),
+    let (router, queue, _dir) = router_over(256, |queue| {
+        Arc::new(FailsOncePublisher {
+            inner: queue,
             failed: AtomicBool::new(false),
-        }) as Arc<dyn Publisher>),
-        None,
-        Some(store as Arc<dyn Store>),
-    );
-    let router = app(state);
+        })
+    })
+    .await;
     let request = || {
         Request::post("/ingresar-datos")
             .header(header::CONTENT_TYPE, "application/json")
