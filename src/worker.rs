@@ -530,6 +530,42 @@ mod tests {
         assert_eq!(outcome.failed_ids(&batch), vec!["a", "b"]);
     }
 
+    /// While the store refuses writes a worker-only process is not ready; one that also
+    /// serves the API stays ready (its POSTs still reach the durable queue) and says so.
+    #[tokio::test]
+    async fn readiness_follows_the_store_gate() {
+        use crate::api::readiness::{PAUSED, PAUSED_QUEUEING, Readiness};
+        let gate = Arc::new(StoreGate::default());
+        let worker_only = Readiness::new(None, None, None, Duration::from_secs(1));
+        worker_only.watch_worker(gate.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Arc::new(
+            crate::bus::embedded::EmbeddedQueue::open(dir.path(), &Default::default())
+                .await
+                .unwrap(),
+        );
+        let with_api = Readiness::new(
+            Some(queue as Arc<dyn crate::bus::Publisher>),
+            None,
+            None,
+            Duration::from_secs(1),
+        );
+        with_api.refresh().await;
+        with_api.watch_worker(gate.clone());
+        assert!(worker_only.snapshot().0 && with_api.snapshot().0);
+
+        gate.close(&store::Error::Unavailable("permission denied".into()));
+        let (ready, checks) = worker_only.snapshot();
+        assert!(!ready, "{checks:?}");
+        assert_eq!(checks["worker"], PAUSED);
+        let (ready, checks) = with_api.snapshot();
+        assert!(ready, "{checks:?}");
+        assert_eq!(checks["worker"], PAUSED_QUEUEING);
+
+        gate.open();
+        assert!(worker_only.snapshot().0);
+    }
+
     #[test]
     fn backoff_doubles_and_caps() {
         let base = Duration::from_millis(100);
