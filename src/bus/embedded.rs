@@ -11,7 +11,7 @@
 //! table, `queue = 'dlq'`) when it would be received once more, as SQS does. Several
 //! processes may share one data directory (`serve --role api` next to `--role worker`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -40,9 +40,59 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/queue");
 
-struct PendingPublish {
-    message: OutboundMessage,
-    done: oneshot::Sender<Result<()>>,
+/// One write for the group-commit writer. Everything waiting is done in one transaction,
+/// so one fsync covers the publishes, claims, acks and visibility changes of that moment:
+/// the worker's receives and acks do not add commits of their own on a busy queue.
+enum Op {
+    Publish {
+        message: OutboundMessage,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Claim {
+        queue: QueueName,
+        max: usize,
+        visibility: Duration,
+        done: oneshot::Sender<Result<Vec<Delivery>>>,
+    },
+    /// Deletes `(seq, token)` pairs of `queue` whose receipt is still current; answers the
+    /// seqs deleted.
+    Delete {
+        queue: QueueName,
+        receipts: Vec<(i64, String)>,
+        done: oneshot::Sender<Result<HashSet<i64>>>,
+    },
+    SetVisible {
+        queue: QueueName,
+        receipts: Vec<(i64, String)>,
+        visible_at: i64,
+        done: oneshot::Sender<Result<()>>,
+    },
+}
+
+impl Op {
+    /// Whether the caller stopped waiting (a publisher that timed out was told 503: its
+    /// message must not be committed behind its back).
+    fn abandoned(&self) -> bool {
+        match self {
+            Op::Publish { done, .. } | Op::SetVisible { done, .. } => done.is_closed(),
+            Op::Claim { done, .. } => done.is_closed(),
+            Op::Delete { done, .. } => done.is_closed(),
+        }
+    }
+
+    fn fail(self, error: Error) {
+        match self {
+            Op::Publish { done, .. } | Op::SetVisible { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+            Op::Claim { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+            Op::Delete { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+        }
+    }
 }
 
 /// The on-disk queue. Cheap to clone; clones share the pool and the writer.
@@ -53,9 +103,8 @@ pub struct EmbeddedQueue {
     /// The one connection every write goes through: SQLite has one writer at a time, and
     /// queueing writers here (async, in order) beats SQLite's busy handler, which sleeps.
     writer: SqlitePool,
-    publishes: mpsc::Sender<PendingPublish>,
+    writes: mpsc::Sender<Op>,
     notify: Arc<Notify>,
-    max_receive_count: u32,
     max_bytes: u64,
     path: PathBuf,
 }
@@ -284,14 +333,14 @@ impl EmbeddedQueue {
             notify.clone(),
             config.group_commit_max.max(1),
             config.max_bytes,
+            config.max_receive_count,
         ));
         tokio::spawn(upkeep(writer.clone(), config.clone()));
         Ok(Self {
             pool,
             writer,
-            publishes: tx,
+            writes: tx,
             notify,
-            max_receive_count: config.max_receive_count,
             max_bytes: config.max_bytes,
             path,
         })
@@ -307,6 +356,17 @@ impl EmbeddedQueue {
         &self.path
     }
 
+    /// Sends one write to the group-commit writer and waits for the commit that holds it.
+    async fn write<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> Op) -> Result<T> {
+        let (done, wait) = oneshot::channel();
+        self.writes
+            .send(op(done))
+            .await
+            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?;
+        wait.await
+            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?
+    }
+
     /// Claims up to `max` visible messages of `queue`; on the main queue, first moves the
     /// messages that exhausted their receives to the DLQ.
     async fn claim(
@@ -315,60 +375,13 @@ impl EmbeddedQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Delivery>> {
-        let now = now_ms();
-        let token = Uuid::new_v4().simple().to_string();
-        let mut tx = crate::datadir::begin_immediate(&self.writer)
-            .await
-            .map_err(unavailable)?;
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        // Both statements read an index range bounded by the batch (`messages_ready`, in
-        // visibility order), never the whole backlog: a receive costs the same with ten
-        // messages waiting or a million (tests/it/queue.rs checks the plans).
-        let dead = if queue == QueueName::Main {
-            // The exhausted among the next candidates move to the DLQ, as SQS does on the
-            // receive that would exceed maxReceiveCount.
-            sqlx::query(SWEEP_DEAD)
-                .bind(now)
-                .bind(i64::from(self.max_receive_count))
-                .bind(limit)
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?
-                .rows_affected()
-        } else {
-            0
-        };
-        // On the main queue an exhausted message deeper down is skipped, never received a
-        // time too many; it is swept when it reaches the head.
-        let receive_limit = match queue {
-            QueueName::Main => i64::from(self.max_receive_count),
-            QueueName::Dlq => i64::MAX,
-        };
-        let rows = sqlx::query(CLAIM)
-            .bind(now.saturating_add(millis(visibility)))
-            .bind(&token)
-            .bind(queue_label(queue))
-            .bind(now)
-            .bind(receive_limit)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        if dead > 0 {
-            metrics::counter!("latamctl_queue_dead_lettered_total").increment(dead);
-            tracing::warn!(
-                message = "Moved messages to the dead-letter queue.",
-                count = dead,
-                max_receive_count = self.max_receive_count
-            );
-        }
-        let mut out: Vec<Delivery> = rows
-            .iter()
-            .map(|row| row_to_delivery(row, Some(&token)))
-            .collect::<Result<_>>()?;
-        out.sort_by_key(|d| d.receipt.clone());
-        Ok(out)
+        self.write(|done| Op::Claim {
+            queue,
+            max,
+            visibility,
+            done,
+        })
+        .await
     }
 
     /// Deletes the messages whose receipt is still current.
@@ -377,36 +390,27 @@ impl EmbeddedQueue {
         if deliveries.is_empty() {
             return Ok(report);
         }
-        let mut tx = crate::datadir::begin_immediate(&self.writer)
-            .await
-            .map_err(unavailable)?;
+        let receipts = parse_receipts(deliveries);
+        let deleted = self
+            .write(|done| Op::Delete {
+                queue,
+                receipts,
+                done,
+            })
+            .await?;
         for d in deliveries {
-            let Some((seq, token)) = parse_receipt(&d.receipt) else {
-                report
-                    .failed
-                    .push((d.message_id.clone(), "malformed receipt".into()));
-                continue;
-            };
-            let deleted =
-                sqlx::query("DELETE FROM messages WHERE seq = ?1 AND receipt = ?2 AND queue = ?3")
-                    .bind(seq)
-                    .bind(token)
-                    .bind(queue_label(queue))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(unavailable)?
-                    .rows_affected();
-            if deleted == 1 {
-                report.acked += 1;
-            } else {
-                report.failed.push((
+            match parse_receipt(&d.receipt) {
+                Some((seq, _)) if deleted.contains(&seq) => report.acked += 1,
+                Some(_) => report.failed.push((
                     d.message_id.clone(),
                     "receipt expired: the message was received again after its visibility timeout"
                         .into(),
-                ));
+                )),
+                None => report
+                    .failed
+                    .push((d.message_id.clone(), "malformed receipt".into())),
             }
         }
-        tx.commit().await.map_err(unavailable)?;
         Ok(report)
     }
 
@@ -417,30 +421,27 @@ impl EmbeddedQueue {
         deliveries: &[&Delivery],
         delay: Duration,
     ) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
         let visible_at = now_ms().saturating_add(millis(delay));
-        let mut tx = crate::datadir::begin_immediate(&self.writer)
-            .await
-            .map_err(unavailable)?;
-        for d in deliveries {
-            if let Some((seq, token)) = parse_receipt(&d.receipt) {
-                sqlx::query(
-                    "UPDATE messages SET visible_at = ?1 WHERE seq = ?2 AND receipt = ?3 AND queue = ?4",
-                )
-                .bind(visible_at)
-                .bind(seq)
-                .bind(token)
-                .bind(queue_label(queue))
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            }
-        }
-        tx.commit().await.map_err(unavailable)?;
-        if delay.is_zero() {
-            self.notify.notify_waiters();
-        }
-        Ok(())
+        let receipts = parse_receipts(deliveries);
+        self.write(|done| Op::SetVisible {
+            queue,
+            receipts,
+            visible_at,
+            done,
+        })
+        .await
     }
+}
+
+fn parse_receipts(deliveries: &[&Delivery]) -> Vec<(i64, String)> {
+    deliveries
+        .iter()
+        .filter_map(|d| parse_receipt(&d.receipt))
+        .map(|(seq, token)| (seq, token.to_owned()))
+        .collect()
 }
 
 fn queue_label(queue: QueueName) -> &'static str {
@@ -473,98 +474,300 @@ fn parse_receipt(receipt: &str) -> Option<(i64, &str)> {
     Some((seq.parse().ok()?, token))
 }
 
-/// Commits everything waiting in one transaction, then answers every publisher at once.
+/// What one write of a transaction produced, answered after the commit.
+enum Outcome {
+    Published,
+    Claimed {
+        deliveries: Result<Vec<Delivery>>,
+        dead: u64,
+    },
+    Deleted(HashSet<i64>),
+    Visible,
+}
+
+/// Does everything waiting in one transaction, then answers every caller at once.
 async fn group_commit_writer(
     pool: SqlitePool,
-    mut rx: mpsc::Receiver<PendingPublish>,
+    mut rx: mpsc::Receiver<Op>,
     notify: Arc<Notify>,
     max_batch: usize,
     max_bytes: u64,
+    max_receive_count: u32,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
+    let mut ops = Vec::with_capacity(max_batch);
     let mut size = SizeEstimate::default();
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        // A publisher that gave up (timeout, client gone) was told 503: do not commit its
-        // message behind its back.
-        batch.retain(|p| !p.done.is_closed());
-        if batch.is_empty() {
-            continue;
-        }
-        // The cap: refuse what would not fit rather than fill the disk.
-        let incoming: u64 = batch
+    while rx.recv_many(&mut ops, max_batch).await > 0 {
+        ops.retain(|op| !op.abandoned());
+        // The cap: refuse publishes that would not fit rather than fill the disk. Acks and
+        // receives still go through: they are what frees the space.
+        let incoming: u64 = ops
             .iter()
-            .map(|p| p.message.message.len() as u64 + 512)
+            .map(|op| match op {
+                Op::Publish { message, .. } => message.message.len() as u64 + 512,
+                _ => 0,
+            })
             .sum();
-        if let Some(used) = size.would_exceed(&pool, incoming, max_bytes).await {
-            metrics::counter!("latamctl_queue_full_total").increment(batch.len() as u64);
+        if incoming > 0
+            && let Some(used) = size.would_exceed(&pool, incoming, max_bytes).await
+        {
             let why = format!("{used} of {max_bytes} bytes used (queue.max_bytes)");
-            for pending in batch.drain(..) {
-                let _ = pending.done.send(Err(Error::Full(why.clone())));
+            let (refused, kept): (Vec<Op>, Vec<Op>) = ops
+                .drain(..)
+                .partition(|op| matches!(op, Op::Publish { .. }));
+            metrics::counter!("latamctl_queue_full_total").increment(refused.len() as u64);
+            for op in refused {
+                op.fail(Error::Full(why.clone()));
             }
+            ops = kept;
+        }
+        if ops.is_empty() {
             continue;
         }
+        let publishes = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Publish { .. }))
+            .count();
         let started = Instant::now();
-        let result = commit_batch(&pool, &batch).await;
-        metrics::histogram!("latamctl_queue_commit_batch_size").record(batch.len() as f64);
-        metrics::histogram!("latamctl_queue_commit_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        let result = transaction(&pool, &ops, max_receive_count).await;
+        if publishes > 0 {
+            metrics::histogram!("latamctl_queue_commit_batch_size").record(publishes as f64);
+            metrics::histogram!("latamctl_queue_commit_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
         match result {
-            Ok(()) => {
-                size.added(incoming);
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Ok(()));
+            Ok(outcomes) => {
+                if publishes > 0 {
+                    size.added(incoming);
                 }
-                notify.notify_waiters();
+                let now = now_ms();
+                let mut wake = publishes > 0;
+                for (op, outcome) in ops.drain(..).zip(outcomes) {
+                    match (op, outcome) {
+                        (Op::Publish { done, .. }, Outcome::Published) => {
+                            let _ = done.send(Ok(()));
+                        }
+                        (Op::Claim { done, .. }, Outcome::Claimed { deliveries, dead }) => {
+                            if dead > 0 {
+                                metrics::counter!("latamctl_queue_dead_lettered_total")
+                                    .increment(dead);
+                                tracing::warn!(
+                                    message = "Moved messages to the dead-letter queue.",
+                                    count = dead,
+                                    max_receive_count
+                                );
+                            }
+                            let _ = done.send(deliveries);
+                        }
+                        (Op::Delete { done, .. }, Outcome::Deleted(seqs)) => {
+                            let _ = done.send(Ok(seqs));
+                        }
+                        (
+                            Op::SetVisible {
+                                done, visible_at, ..
+                            },
+                            Outcome::Visible,
+                        ) => {
+                            wake |= visible_at <= now;
+                            let _ = done.send(Ok(()));
+                        }
+                        (op, _) => op.fail(Error::Unavailable("queue writer mismatch".into())),
+                    }
+                }
+                if wake {
+                    notify.notify_waiters();
+                }
             }
             Err(e) => {
-                tracing::error!(message = "Failed to commit published messages.", error = %e, count = batch.len());
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err(Error::Unavailable(e.to_string())));
+                tracing::error!(message = "Failed to commit queue writes.", error = %e, count = ops.len(), publishes);
+                for op in ops.drain(..) {
+                    op.fail(Error::Unavailable(e.to_string()));
                 }
             }
         }
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, batch: &[PendingPublish]) -> Result<(), sqlx::Error> {
+/// One transaction for every waiting write: acks and visibility changes first, then the
+/// publishes, then the claims (which may receive what was just published: it is answered
+/// only after the commit, like the publish).
+async fn transaction(
+    pool: &SqlitePool,
+    ops: &[Op],
+    max_receive_count: u32,
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let now = now_ms();
     let mut tx = crate::datadir::begin_immediate(pool).await?;
-    for chunk in batch.chunks(100) {
+    let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Delete {
+                queue, receipts, ..
+            } => {
+                let mut deleted = HashSet::with_capacity(receipts.len());
+                for (token, seqs) in by_token(receipts) {
+                    let rows = sqlx::query_scalar::<_, i64>(
+                        "DELETE FROM messages WHERE queue = ?1 AND receipt = ?2
+                         AND seq IN (SELECT value FROM json_each(?3)) RETURNING seq",
+                    )
+                    .bind(queue_label(*queue))
+                    .bind(token)
+                    .bind(seqs)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    deleted.extend(rows);
+                }
+                outcomes[i] = Some(Outcome::Deleted(deleted));
+            }
+            Op::SetVisible {
+                queue,
+                receipts,
+                visible_at,
+                ..
+            } => {
+                for (token, seqs) in by_token(receipts) {
+                    sqlx::query(
+                        "UPDATE messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3
+                         AND seq IN (SELECT value FROM json_each(?4))",
+                    )
+                    .bind(visible_at)
+                    .bind(queue_label(*queue))
+                    .bind(token)
+                    .bind(seqs)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                outcomes[i] = Some(Outcome::Visible);
+            }
+            Op::Publish { .. } | Op::Claim { .. } => {}
+        }
+    }
+    let publishes: Vec<(usize, &OutboundMessage)> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            Op::Publish { message, .. } => Some((i, message)),
+            _ => None,
+        })
+        .collect();
+    for chunk in publishes.chunks(100) {
         let mut qb = sqlx::QueryBuilder::new(
             "INSERT INTO messages (message_id, queue, body, attributes, sent_at, visible_at) ",
         );
-        qb.push_values(chunk, |mut row, p| {
-            let attrs = serde_json::to_string(&p.message.wire_attributes())
+        qb.push_values(chunk, |mut row, (_, message)| {
+            let attrs = serde_json::to_string(&message.wire_attributes())
                 .unwrap_or_else(|_| "{}".to_owned());
             row.push_bind(Uuid::now_v7().to_string())
                 .push_bind("main")
-                .push_bind(&p.message.message)
+                .push_bind(&message.message)
                 .push_bind(attrs)
                 .push_bind(now)
                 .push_bind(now);
         });
         qb.build().execute(&mut *tx).await?;
+        for (i, _) in chunk {
+            outcomes[*i] = Some(Outcome::Published);
+        }
     }
-    tx.commit().await
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Claim {
+            queue,
+            max,
+            visibility,
+            ..
+        } = op
+        {
+            outcomes[i] =
+                Some(claim(&mut tx, *queue, *max, *visibility, now, max_receive_count).await?);
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every write has an outcome"))
+        .collect())
+}
+
+/// `(seq, token)` pairs grouped by token, each group's seqs as a JSON array (for
+/// `json_each`): a batch received together is one statement.
+fn by_token(receipts: &[(i64, String)]) -> BTreeMap<&str, String> {
+    let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (seq, token) in receipts {
+        groups.entry(token.as_str()).or_default().push(*seq);
+    }
+    groups
+        .into_iter()
+        .map(|(token, seqs)| {
+            let json = serde_json::to_string(&seqs).unwrap_or_else(|_| "[]".into());
+            (token, json)
+        })
+        .collect()
+}
+
+/// Claims up to `max` visible messages of `queue` inside the writer's transaction; on the
+/// main queue, first moves the exhausted among the next candidates to the DLQ, as SQS does
+/// on the receive that would exceed maxReceiveCount.
+async fn claim(
+    conn: &mut sqlx::SqliteConnection,
+    queue: QueueName,
+    max: usize,
+    visibility: Duration,
+    now: i64,
+    max_receive_count: u32,
+) -> Result<Outcome, sqlx::Error> {
+    let token = Uuid::new_v4().simple().to_string();
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    // Both statements read an index range bounded by the batch (`messages_ready`, in
+    // visibility order), never the whole backlog: a receive costs the same with ten
+    // messages waiting or a million (tests/it/queue.rs checks the plans).
+    let dead = if queue == QueueName::Main {
+        sqlx::query(SWEEP_DEAD)
+            .bind(now)
+            .bind(i64::from(max_receive_count))
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+    } else {
+        0
+    };
+    // On the main queue an exhausted message deeper down is skipped, never received a
+    // time too many; it is swept when it reaches the head.
+    let receive_limit = match queue {
+        QueueName::Main => i64::from(max_receive_count),
+        QueueName::Dlq => i64::MAX,
+    };
+    let rows = sqlx::query(CLAIM)
+        .bind(now.saturating_add(millis(visibility)))
+        .bind(&token)
+        .bind(queue_label(queue))
+        .bind(now)
+        .bind(receive_limit)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let deliveries = rows
+        .iter()
+        .map(|row| row_to_delivery(row, Some(&token)))
+        .collect::<Result<Vec<_>>>()
+        .map(|mut out| {
+            out.sort_by(|a, b| a.receipt.cmp(&b.receipt));
+            out
+        });
+    Ok(Outcome::Claimed { deliveries, dead })
 }
 
 #[async_trait]
 impl Publisher for EmbeddedQueue {
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        let (done, wait) = oneshot::channel();
-        self.publishes
-            .send(PendingPublish {
-                message: message.clone(),
-                done,
-            })
-            .await
-            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?;
-        wait.await
-            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?
+        self.write(|done| Op::Publish {
+            message: message.clone(),
+            done,
+        })
+        .await
     }
 
     async fn ready(&self) -> Result<()> {
-        if self.publishes.is_closed() {
+        if self.writes.is_closed() {
             return Err(Error::Unavailable("queue writer stopped".into()));
         }
         Queue::ready(self).await
