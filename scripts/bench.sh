@@ -74,10 +74,13 @@ stop() { local pid; eval "pid=\$PID_$1"; kill -TERM "$pid" 2>/dev/null || true; 
 wrk_summary() { # FILE -> "N req/s, p50 X, p99 Y"
   awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "%s req/s  (p50 %s, p99 %s)", rps, p50, p99}' "$1"
 }
+sqlite_count() {
+  python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=2).execute("SELECT count(*) FROM records").fetchone()[0])' "$1"
+}
 wrk_rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 # Non-2xx answers wrk counted (0 when none).
-wrk_errors() { awk '/Non-2xx/ {print $NF} END {}' "$1" | tail -1; }
+wrk_errors() { awk '/Non-2xx/ {n=$NF} END {print n+0}' "$1"; }
 
 if [ "$ONLY" = all ] || [ "$ONLY" = http ]; then
 # --- 1. HTTP on the embedded pipeline ---------------------------------------------------
@@ -94,6 +97,12 @@ LUA
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_http/ingresar-datos" >"$WORK/wrk-post.txt"
 result "POST /ingresar-datos (embedded, durable)" "$(wrk_summary "$WORK/wrk-post.txt")"
 result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.40; non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
+# The worker must keep up: what was acked is stored within a few seconds of the load's end.
+POSTED=$(awk '/requests in/ {print $1}' "$WORK/wrk-post.txt")
+POSTED=$((POSTED - $(wrk_errors "$WORK/wrk-post.txt")))
+DRAIN_START=$(date +%s.%N)
+while [ "$(sqlite_count "$WORK/http-data/records.db" 2>/dev/null || echo 0)" -lt "$POSTED" ]; do sleep 0.1; done
+result "  backlog after the POST load stored in" "$(python3 -c "import time; print(f'{time.time()-$DRAIN_START:.1f} s ($POSTED messages)')")"
 ID=$(curl -fsS -XPOST "$URL_http/ingresar-datos" -H 'content-type: application/json' \
   -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
 for _ in $(seq 1 600); do
@@ -146,9 +155,6 @@ backlog_run() { # LABEL DATA_DIR BACKLOG
   stop bworker
   stop bapi
 }
-sqlite_count() {
-  python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=2).execute("SELECT count(*) FROM records").fetchone()[0])' "$1"
-}
 backlog_run "empty queue" "$WORK/backlog-empty" 0
 backlog_run "backlog of $BACKLOG" "$WORK/backlog-full" "$BACKLOG"
 fi
@@ -186,9 +192,6 @@ drain_time() {
 }
 
 pg_count() { psql "$1" -Atc 'SELECT count(*) FROM records'; }
-sqlite_count() {
-  python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=2).execute("SELECT count(*) FROM records").fetchone()[0])' "$1"
-}
 new_db() { local db="b_$(date +%s%N)"; psql "$PG" -qc "CREATE DATABASE $db" >/dev/null; echo "${PG%/*}/$db"; }
 
 log "drain: embedded queue → SQLite ($MESSAGES messages)"

@@ -1,11 +1,26 @@
-//! The embedded data directory (`queue.db`, `records.db` and their `-wal`/`-shm` files) is
-//! private: every message is in there in clear text, so only the service's own user may read
+//! The embedded data directory: `queue.db`, `records.db` and their `-wal`/`-shm` files, and
+//! the SQLite plumbing both files share ([`prepare`], [`Writer`], [`Readers`]).
+//!
+//! sqlx runs the migrations (the same `_sqlx_migrations` bookkeeping as the PostgreSQL
+//! store); the queries run on rusqlite connections. Measured under load, sqlx's SQLite
+//! driver sent every statement to a thread of its own and back, and `serve` spent about half
+//! its CPU switching threads: here a whole transaction runs on the writer's thread in one
+//! hop, and a point read runs on the caller's thread with no hop at all.
+//!
+//! The directory is private: every message is in there in clear text, so only the service's own user may read
 //! it. The directory is `0700`, the files `0600` (SQLite gives a database's `-wal` and
 //! `-shm` files the database file's mode, so the database file is created `0600` before
 //! SQLite opens it, and modes that are too open are tightened on every start).
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Creates `dir` (and its parents) if missing, mode `0700`; an existing data directory that
 /// others can read is tightened to `0700`.
@@ -67,25 +82,199 @@ pub fn sqlite_files(path: &Path) -> [PathBuf; 3] {
     [path.to_owned(), with("-wal"), with("-shm")]
 }
 
-/// `BEGIN IMMEDIATE` on the one writer connection of `pool`, recovering that connection
-/// when an earlier transaction left it unusable.
-///
-/// When a `COMMIT` fails (SQLITE_FULL on a full disk, an I/O error) sqlx keeps counting the
-/// transaction as open on that connection, and every later `begin` fails with "attempted to
-/// call begin_with at non-zero transaction depth": with a pool of one writer, the queue or
-/// the store would stay down after the disk has room again. A failed `BEGIN` therefore
-/// closes the connection (SQLite rolls back whatever it still held, releasing the write
-/// lock) and begins once more on a fresh one.
-pub async fn begin_immediate(
-    pool: &sqlx::SqlitePool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => Ok(tx),
-        Err(first) => {
-            tracing::warn!(message = "Reopening the SQLite writer connection after a failed transaction.", error = %first);
-            let mut conn = pool.acquire().await?;
-            conn.close_on_drop();
-            pool.begin_with("BEGIN IMMEDIATE").await
+/// How long a connection waits for another process's write lock (`serve --role api` and
+/// `--role worker` may share a data directory) before the statement fails.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a database file could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("cannot create data directory {}: {source}", dir.display())]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("cannot create {}: {source}", path.display())]
+    File { path: PathBuf, source: io::Error },
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot migrate {}: {source}", path.display())]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Creates `file` in `data_dir` if needed (private, WAL mode) and applies `migrator`.
+/// Returns the file's path.
+pub async fn prepare(
+    data_dir: &Path,
+    file: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<PathBuf, PrepareError> {
+    ensure_private_dir(data_dir).map_err(|source| PrepareError::Dir {
+        dir: data_dir.to_owned(),
+        source,
+    })?;
+    let path = data_dir.join(file);
+    ensure_private_database(&path).map_err(|source| PrepareError::File {
+        path: path.clone(),
+        source,
+    })?;
+    let open = |source| PrepareError::Open {
+        path: path.clone(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str("sqlite:")
+        .map_err(open)?
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(open)?;
+    let migrated = migrator.run(&pool).await;
+    pool.close().await;
+    migrated.map_err(|source| PrepareError::Migrate {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// A connection to a prepared database: WAL, `synchronous = FULL` (a commit survives a power
+/// cut), [`BUSY_TIMEOUT`], and `journal_size_limit` when given (the WAL is truncated back to
+/// it after a checkpoint, so it cannot keep the high-water mark of a burst forever).
+pub fn connect(path: &Path, journal_size_limit: Option<u64>) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    if let Some(limit) = journal_size_limit {
+        conn.pragma_update_and_check(
+            None,
+            "journal_size_limit",
+            i64::try_from(limit).unwrap_or(i64::MAX),
+            |row| row.get::<_, i64>(0),
+        )?;
+    }
+    Ok(conn)
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The one connection every write to a file goes through, on a thread of its own. SQLite
+/// has one writer at a time; queueing writes here (in order, each a closure that runs its
+/// whole transaction on the thread) beats both SQLite's busy handler, which sleeps, and a
+/// thread hop per statement. Cheap to clone; the thread stops when the last clone is gone.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+/// The writer's thread is gone (it panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("the database writer thread stopped")]
+pub struct WriterStopped;
+
+impl Writer {
+    /// Starts the writer thread `name` on `conn`.
+    pub fn spawn(name: &str, mut conn: Connection) -> io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                for job in rx {
+                    // A COMMIT that failed (SQLITE_FULL on a full disk, an I/O error) can
+                    // leave the transaction open: roll it back, or every later BEGIN fails
+                    // and the file stays unwritable after the disk has room again.
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    job(&mut conn);
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the writer's thread and returns what it returned.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> T + Send + 'static,
+    ) -> Result<T, WriterStopped> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
+            }))
+            .map_err(|_| WriterStopped)?;
+        wait.await.map_err(|_| WriterStopped)
+    }
+}
+
+/// Read connections (`query_only`), reused. [`Readers::with`] runs on the caller's thread:
+/// for point reads (a primary-key lookup in WAL mode never waits for the writer, and costs
+/// microseconds from the page cache, less than a hop to another thread). Anything that can
+/// scan goes through [`Readers::blocking`], on tokio's blocking pool.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    in_use: AtomicUsize,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf, max_idle: usize) -> Arc<Self> {
+        Arc::new(Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            in_use: AtomicUsize::new(0),
+        })
+    }
+
+    /// Connections in use and idle (the `latamctl_db_pool_connections` gauges).
+    pub fn stats(&self) -> (usize, usize) {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (self.in_use.load(Ordering::Relaxed), idle)
+    }
+
+    /// Runs `f` on an idle connection (opening one when none is idle).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = connect(&self.path, None)?;
+                conn.pragma_update(None, "query_only", true)?;
+                conn
+            }
+        };
+        self.in_use.fetch_add(1, Ordering::Relaxed);
+        let out = f(&conn);
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(conn);
         }
+        out
+    }
+
+    /// [`Readers::with`] on tokio's blocking pool, for reads that may scan.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> rusqlite::Result<T> {
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            // Only a panic in `f` gets here; it reads as the error of that read.
+            .unwrap_or_else(|e| Err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))
     }
 }

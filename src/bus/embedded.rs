@@ -13,14 +13,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{Connection, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -30,6 +28,7 @@ use super::{
     QueueStats, Result,
 };
 use crate::config::QueueConfig;
+use crate::datadir::{Readers, Writer};
 
 /// File name of the queue inside the data directory.
 pub const QUEUE_FILE: &str = "queue.db";
@@ -95,18 +94,20 @@ impl Op {
     }
 }
 
-/// The on-disk queue. Cheap to clone; clones share the pool and the writer.
+/// The on-disk queue. Cheap to clone; clones share the readers and the writer.
 #[derive(Clone)]
 pub struct EmbeddedQueue {
-    /// Readers (stats, readiness).
-    pool: SqlitePool,
-    /// The one connection every write goes through: SQLite has one writer at a time, and
-    /// queueing writers here (async, in order) beats SQLite's busy handler, which sleeps.
-    writer: SqlitePool,
+    /// Readers (stats, peek, readiness).
+    readers: Arc<Readers>,
+    /// The one connection every write goes through (upkeep and redrive directly, the rest
+    /// through the group-commit task in front of it).
+    writer: Writer,
     writes: mpsc::Sender<Op>,
     notify: Arc<Notify>,
     max_bytes: u64,
     path: PathBuf,
+    /// Held by every clone: the upkeep task stops once the last clone is gone.
+    _alive: Arc<()>,
 }
 
 /// The next visible messages of a queue, in visibility order, at most a batch: an index
@@ -169,16 +170,13 @@ const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Bytes the data takes in the file: pages in use (not on the free list) times page size.
-async fn used_bytes<'e, E>(executor: E) -> Result<u64, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    let bytes: i64 = sqlx::query_scalar(
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let bytes: i64 = conn.query_row(
         "SELECT (p.page_count - f.freelist_count) * s.page_size
          FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
-    )
-    .fetch_one(executor)
-    .await?;
+        [],
+        |row| row.get(0),
+    )?;
     Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
@@ -203,7 +201,7 @@ impl SizeEstimate {
     /// the size cannot be read: the commit itself then reports a full disk).
     async fn would_exceed(
         &mut self,
-        pool: &SqlitePool,
+        writer: &Writer,
         incoming: u64,
         max_bytes: u64,
     ) -> Option<u64> {
@@ -212,12 +210,12 @@ impl SizeEstimate {
             .estimate
             .is_none_or(|e| e.saturating_add(incoming.saturating_mul(2)) > max_bytes / 2);
         if stale || near {
-            match used_bytes(pool).await {
-                Ok(used) => {
+            match writer.run(|conn| used_bytes(conn)).await {
+                Ok(Ok(used)) => {
                     self.estimate = Some(used);
                     self.read_at = Some(Instant::now());
                 }
-                Err(_) => return None,
+                _ => return None,
             }
         }
         let used = self.estimate.unwrap_or(0);
@@ -231,30 +229,41 @@ impl SizeEstimate {
     }
 }
 
-async fn expire(writer: &SqlitePool, config: &QueueConfig) -> Result<u64, sqlx::Error> {
+fn expire(conn: &Connection, config: &QueueConfig) -> rusqlite::Result<u64> {
     let now = now_ms();
     let mut expired = 0;
     for (queue, retention) in [("main", config.retention), ("dlq", config.dlq_retention)] {
-        expired += sqlx::query("DELETE FROM messages WHERE queue = ?1 AND sent_at < ?2")
-            .bind(queue)
-            .bind(now.saturating_sub(millis(retention)))
-            .execute(writer)
-            .await?
-            .rows_affected();
+        expired += conn.execute(
+            "DELETE FROM messages WHERE queue = ?1 AND sent_at < ?2",
+            params![queue, now.saturating_sub(millis(retention))],
+        )? as u64;
     }
     Ok(expired)
 }
 
 /// Every minute: drop messages past their retention (as SQS does) and checkpoint the WAL,
-/// so neither the table nor `queue.db-wal` grows without bound.
-async fn upkeep(writer: SqlitePool, config: QueueConfig) {
+/// so neither the table nor `queue.db-wal` grows without bound. Stops with the queue.
+async fn upkeep(writer: Writer, writes: std::sync::Weak<()>, config: QueueConfig) {
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
         tick.tick().await;
-        if writer.is_closed() {
+        if writes.upgrade().is_none() {
             return;
         }
-        match expire(&writer, &config).await {
+        let config = config.clone();
+        let done = writer
+            .run(move |conn| {
+                let expired = expire(conn, &config);
+                let checkpoint = conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    .map_err(|e| e.to_string());
+                (expired, checkpoint)
+            })
+            .await;
+        let Ok((expired, checkpoint)) = done else {
+            return;
+        };
+        match expired {
             Ok(0) => {}
             Ok(n) => {
                 metrics::counter!("latamctl_queue_expired_total").increment(n);
@@ -265,10 +274,7 @@ async fn upkeep(writer: SqlitePool, config: QueueConfig) {
             }
             Err(error) => tracing::warn!(message = "Failed to expire old messages.", %error),
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&writer)
-            .await
-        {
+        if let Err(error) = checkpoint {
             tracing::debug!(message = "WAL checkpoint failed.", %error);
         }
     }
@@ -289,42 +295,14 @@ fn millis(d: Duration) -> i64 {
 impl EmbeddedQueue {
     /// Opens (creating if needed) the queue in `data_dir`.
     pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
-        crate::datadir::ensure_private_dir(data_dir).map_err(|e| {
-            Error::Config(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
-            ))
-        })?;
-        let path = data_dir.join(QUEUE_FILE);
-        crate::datadir::ensure_private_database(&path)
-            .map_err(|e| Error::Config(format!("cannot create {}: {e}", path.display())))?;
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(unavailable)?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            // After a checkpoint the WAL is truncated back to this size: it cannot keep the
-            // high-water mark of a burst forever.
-            .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string());
+        let path = crate::datadir::prepare(data_dir, QUEUE_FILE, &MIGRATOR)
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?;
         let open_error =
-            |e: sqlx::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(open_error)?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|e| Error::Config(format!("cannot migrate queue {}: {e}", path.display())))?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .map_err(open_error)?;
-
+            |e: std::io::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
+        let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT))
+            .map_err(|e| open_error(std::io::Error::other(e)))?;
+        let writer = Writer::spawn("queue-writer", conn).map_err(open_error)?;
         let (tx, rx) = mpsc::channel(16 * 1024);
         let notify = Arc::new(Notify::new());
         tokio::spawn(group_commit_writer(
@@ -335,20 +313,31 @@ impl EmbeddedQueue {
             config.max_bytes,
             config.max_receive_count,
         ));
-        tokio::spawn(upkeep(writer.clone(), config.clone()));
+        let alive = Arc::new(());
+        tokio::spawn(upkeep(
+            writer.clone(),
+            Arc::downgrade(&alive),
+            config.clone(),
+        ));
         Ok(Self {
-            pool,
+            readers: Readers::new(path.clone(), 2),
             writer,
             writes: tx,
             notify,
             max_bytes: config.max_bytes,
             path,
+            _alive: alive,
         })
     }
 
     /// Removes messages older than their queue's retention. Returns how many.
     pub async fn expire(&self, config: &QueueConfig) -> Result<u64> {
-        expire(&self.writer, config).await.map_err(unavailable)
+        let config = config.clone();
+        self.writer
+            .run(move |conn| expire(conn, &config))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
     }
 
     /// Where the queue lives on disk.
@@ -451,18 +440,25 @@ fn queue_label(queue: QueueName) -> &'static str {
     }
 }
 
-fn row_to_delivery(row: &sqlx::sqlite::SqliteRow, token: Option<&str>) -> Result<Delivery> {
-    let seq: i64 = row.get("seq");
-    let attributes: String = row.get("attributes");
-    let attributes: BTreeMap<String, String> = serde_json::from_str(&attributes)
-        .map_err(|e| Error::Unavailable(format!("queue row {seq} has corrupt attributes: {e}")))?;
-    let sent_at: i64 = row.get("sent_at");
-    let receive_count: i64 = row.get("receive_count");
+/// The columns a delivery is read from, in this order: seq, message_id, body, attributes,
+/// sent_at, receive_count.
+fn row_to_delivery(row: &rusqlite::Row<'_>, token: Option<&str>) -> rusqlite::Result<Delivery> {
+    let seq: i64 = row.get(0)?;
+    let attributes: String = row.get(3)?;
+    let attributes: BTreeMap<String, String> = serde_json::from_str(&attributes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("queue row {seq} has corrupt attributes: {e}").into(),
+        )
+    })?;
+    let sent_at: i64 = row.get(4)?;
+    let receive_count: i64 = row.get(5)?;
     Ok(Delivery {
-        message_id: row.get("message_id"),
+        message_id: row.get(1)?,
         // `seq:token` — the ack must present the token of the latest receive.
         receipt: token.map(|t| format!("{seq:020}:{t}")).unwrap_or_default(),
-        body: row.get("body"),
+        body: row.get(2)?,
         attributes,
         receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
         sent_at: DateTime::from_timestamp_millis(sent_at),
@@ -485,18 +481,22 @@ enum Outcome {
     Visible,
 }
 
-/// Does everything waiting in one transaction, then answers every caller at once.
+/// Collects everything waiting, has the writer thread do it in one transaction, then
+/// answers every caller at once.
 async fn group_commit_writer(
-    pool: SqlitePool,
+    writer: Writer,
     mut rx: mpsc::Receiver<Op>,
     notify: Arc<Notify>,
     max_batch: usize,
     max_bytes: u64,
     max_receive_count: u32,
 ) {
-    let mut ops = Vec::with_capacity(max_batch);
     let mut size = SizeEstimate::default();
-    while rx.recv_many(&mut ops, max_batch).await > 0 {
+    loop {
+        let mut ops = Vec::with_capacity(max_batch);
+        if rx.recv_many(&mut ops, max_batch).await == 0 {
+            return;
+        }
         ops.retain(|op| !op.abandoned());
         // The cap: refuse publishes that would not fit rather than fill the disk. Acks and
         // receives still go through: they are what frees the space.
@@ -508,11 +508,11 @@ async fn group_commit_writer(
             })
             .sum();
         if incoming > 0
-            && let Some(used) = size.would_exceed(&pool, incoming, max_bytes).await
+            && let Some(used) = size.would_exceed(&writer, incoming, max_bytes).await
         {
             let why = format!("{used} of {max_bytes} bytes used (queue.max_bytes)");
             let (refused, kept): (Vec<Op>, Vec<Op>) = ops
-                .drain(..)
+                .into_iter()
                 .partition(|op| matches!(op, Op::Publish { .. }));
             metrics::counter!("latamctl_queue_full_total").increment(refused.len() as u64);
             for op in refused {
@@ -528,7 +528,16 @@ async fn group_commit_writer(
             .filter(|op| matches!(op, Op::Publish { .. }))
             .count();
         let started = Instant::now();
-        let result = transaction(&pool, &ops, max_receive_count).await;
+        let done = writer
+            .run(move |conn| {
+                let result = transaction(conn, &ops, max_receive_count);
+                (ops, result)
+            })
+            .await;
+        let Ok((ops, result)) = done else {
+            // The thread is gone; the callers see their senders dropped.
+            return;
+        };
         if publishes > 0 {
             metrics::histogram!("latamctl_queue_commit_batch_size").record(publishes as f64);
             metrics::histogram!("latamctl_queue_commit_duration_seconds")
@@ -539,47 +548,13 @@ async fn group_commit_writer(
                 if publishes > 0 {
                     size.added(incoming);
                 }
-                let now = now_ms();
-                let mut wake = publishes > 0;
-                for (op, outcome) in ops.drain(..).zip(outcomes) {
-                    match (op, outcome) {
-                        (Op::Publish { done, .. }, Outcome::Published) => {
-                            let _ = done.send(Ok(()));
-                        }
-                        (Op::Claim { done, .. }, Outcome::Claimed { deliveries, dead }) => {
-                            if dead > 0 {
-                                metrics::counter!("latamctl_queue_dead_lettered_total")
-                                    .increment(dead);
-                                tracing::warn!(
-                                    message = "Moved messages to the dead-letter queue.",
-                                    count = dead,
-                                    max_receive_count
-                                );
-                            }
-                            let _ = done.send(deliveries);
-                        }
-                        (Op::Delete { done, .. }, Outcome::Deleted(seqs)) => {
-                            let _ = done.send(Ok(seqs));
-                        }
-                        (
-                            Op::SetVisible {
-                                done, visible_at, ..
-                            },
-                            Outcome::Visible,
-                        ) => {
-                            wake |= visible_at <= now;
-                            let _ = done.send(Ok(()));
-                        }
-                        (op, _) => op.fail(Error::Unavailable("queue writer mismatch".into())),
-                    }
-                }
-                if wake {
+                if answer(ops, outcomes, max_receive_count) {
                     notify.notify_waiters();
                 }
             }
             Err(e) => {
                 tracing::error!(message = "Failed to commit queue writes.", error = %e, count = ops.len(), publishes);
-                for op in ops.drain(..) {
+                for op in ops {
                     op.fail(Error::Unavailable(e.to_string()));
                 }
             }
@@ -587,36 +562,76 @@ async fn group_commit_writer(
     }
 }
 
+/// Answers every caller of a committed transaction; true when something became visible
+/// (a long poll should look again).
+fn answer(ops: Vec<Op>, outcomes: Vec<Outcome>, max_receive_count: u32) -> bool {
+    let now = now_ms();
+    let mut wake = false;
+    for (op, outcome) in ops.into_iter().zip(outcomes) {
+        match (op, outcome) {
+            (Op::Publish { done, .. }, Outcome::Published) => {
+                wake = true;
+                let _ = done.send(Ok(()));
+            }
+            (Op::Claim { done, .. }, Outcome::Claimed { deliveries, dead }) => {
+                if dead > 0 {
+                    metrics::counter!("latamctl_queue_dead_lettered_total").increment(dead);
+                    tracing::warn!(
+                        message = "Moved messages to the dead-letter queue.",
+                        count = dead,
+                        max_receive_count
+                    );
+                }
+                let _ = done.send(deliveries);
+            }
+            (Op::Delete { done, .. }, Outcome::Deleted(seqs)) => {
+                let _ = done.send(Ok(seqs));
+            }
+            (
+                Op::SetVisible {
+                    done, visible_at, ..
+                },
+                Outcome::Visible,
+            ) => {
+                wake |= visible_at <= now;
+                let _ = done.send(Ok(()));
+            }
+            (op, _) => op.fail(Error::Unavailable("queue writer mismatch".into())),
+        }
+    }
+    wake
+}
+
 /// One transaction for every waiting write: acks and visibility changes first, then the
 /// publishes, then the claims (which may receive what was just published: it is answered
 /// only after the commit, like the publish).
-async fn transaction(
-    pool: &SqlitePool,
+fn transaction(
+    conn: &mut Connection,
     ops: &[Op],
     max_receive_count: u32,
-) -> Result<Vec<Outcome>, sqlx::Error> {
+) -> rusqlite::Result<Vec<Outcome>> {
     let now = now_ms();
-    let mut tx = crate::datadir::begin_immediate(pool).await?;
-    let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
-    for (i, op) in ops.iter().enumerate() {
-        match op {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        outcomes.push(match op {
             Op::Delete {
                 queue, receipts, ..
             } => {
                 let mut deleted = HashSet::with_capacity(receipts.len());
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM messages WHERE queue = ?1 AND receipt = ?2
+                     AND seq IN (SELECT value FROM json_each(?3)) RETURNING seq",
+                )?;
                 for (token, seqs) in by_token(receipts) {
-                    let rows = sqlx::query_scalar::<_, i64>(
-                        "DELETE FROM messages WHERE queue = ?1 AND receipt = ?2
-                         AND seq IN (SELECT value FROM json_each(?3)) RETURNING seq",
-                    )
-                    .bind(queue_label(*queue))
-                    .bind(token)
-                    .bind(seqs)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    deleted.extend(rows);
+                    let rows = stmt.query_map(params![queue_label(*queue), token, seqs], |r| {
+                        r.get::<_, i64>(0)
+                    })?;
+                    for seq in rows {
+                        deleted.insert(seq?);
+                    }
                 }
-                outcomes[i] = Some(Outcome::Deleted(deleted));
+                Some(Outcome::Deleted(deleted))
             }
             Op::SetVisible {
                 queue,
@@ -624,51 +639,38 @@ async fn transaction(
                 visible_at,
                 ..
             } => {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3
+                     AND seq IN (SELECT value FROM json_each(?4))",
+                )?;
                 for (token, seqs) in by_token(receipts) {
-                    sqlx::query(
-                        "UPDATE messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3
-                         AND seq IN (SELECT value FROM json_each(?4))",
-                    )
-                    .bind(visible_at)
-                    .bind(queue_label(*queue))
-                    .bind(token)
-                    .bind(seqs)
-                    .execute(&mut *tx)
-                    .await?;
+                    stmt.execute(params![visible_at, queue_label(*queue), token, seqs])?;
                 }
-                outcomes[i] = Some(Outcome::Visible);
+                Some(Outcome::Visible)
             }
-            Op::Publish { .. } | Op::Claim { .. } => {}
-        }
-    }
-    let publishes: Vec<(usize, &OutboundMessage)> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(i, op)| match op {
-            Op::Publish { message, .. } => Some((i, message)),
-            _ => None,
-        })
-        .collect();
-    for chunk in publishes.chunks(100) {
-        let mut qb = sqlx::QueryBuilder::new(
-            "INSERT INTO messages (message_id, queue, body, attributes, sent_at, visible_at) ",
-        );
-        qb.push_values(chunk, |mut row, (_, message)| {
-            let attrs = serde_json::to_string(&message.wire_attributes())
-                .unwrap_or_else(|_| "{}".to_owned());
-            row.push_bind(Uuid::now_v7().to_string())
-                .push_bind("main")
-                .push_bind(&message.message)
-                .push_bind(attrs)
-                .push_bind(now)
-                .push_bind(now);
+            Op::Publish { .. } | Op::Claim { .. } => None,
         });
-        qb.build().execute(&mut *tx).await?;
-        for (i, _) in chunk {
-            outcomes[*i] = Some(Outcome::Published);
+    }
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO messages (message_id, queue, body, attributes, sent_at, visible_at)
+             VALUES (?1, 'main', ?2, ?3, ?4, ?4)",
+        )?;
+        for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+            if let Op::Publish { message, .. } = op {
+                let attributes = serde_json::to_string(&message.wire_attributes())
+                    .unwrap_or_else(|_| "{}".to_owned());
+                insert.execute(params![
+                    Uuid::now_v7().to_string(),
+                    message.message,
+                    attributes,
+                    now
+                ])?;
+                *outcome = Some(Outcome::Published);
+            }
         }
     }
-    for (i, op) in ops.iter().enumerate() {
+    for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
         if let Op::Claim {
             queue,
             max,
@@ -676,11 +678,17 @@ async fn transaction(
             ..
         } = op
         {
-            outcomes[i] =
-                Some(claim(&mut tx, *queue, *max, *visibility, now, max_receive_count).await?);
+            *outcome = Some(claim(
+                &tx,
+                *queue,
+                *max,
+                *visibility,
+                now,
+                max_receive_count,
+            )?);
         }
     }
-    tx.commit().await?;
+    tx.commit()?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every write has an outcome"))
@@ -706,27 +714,25 @@ fn by_token(receipts: &[(i64, String)]) -> BTreeMap<&str, String> {
 /// Claims up to `max` visible messages of `queue` inside the writer's transaction; on the
 /// main queue, first moves the exhausted among the next candidates to the DLQ, as SQS does
 /// on the receive that would exceed maxReceiveCount.
-async fn claim(
-    conn: &mut sqlx::SqliteConnection,
+fn claim(
+    conn: &Connection,
     queue: QueueName,
     max: usize,
     visibility: Duration,
     now: i64,
     max_receive_count: u32,
-) -> Result<Outcome, sqlx::Error> {
+) -> rusqlite::Result<Outcome> {
     let token = Uuid::new_v4().simple().to_string();
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     // Both statements read an index range bounded by the batch (`messages_ready`, in
     // visibility order), never the whole backlog: a receive costs the same with ten
     // messages waiting or a million (tests/it/queue.rs checks the plans).
     let dead = if queue == QueueName::Main {
-        sqlx::query(SWEEP_DEAD)
-            .bind(now)
-            .bind(i64::from(max_receive_count))
-            .bind(limit)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+        conn.prepare_cached(SWEEP_DEAD)?.execute(params![
+            now,
+            i64::from(max_receive_count),
+            limit
+        ])? as u64
     } else {
         0
     };
@@ -736,23 +742,33 @@ async fn claim(
         QueueName::Main => i64::from(max_receive_count),
         QueueName::Dlq => i64::MAX,
     };
-    let rows = sqlx::query(CLAIM)
-        .bind(now.saturating_add(millis(visibility)))
-        .bind(&token)
-        .bind(queue_label(queue))
-        .bind(now)
-        .bind(receive_limit)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    let deliveries = rows
-        .iter()
-        .map(|row| row_to_delivery(row, Some(&token)))
-        .collect::<Result<Vec<_>>>()
-        .map(|mut out| {
-            out.sort_by(|a, b| a.receipt.cmp(&b.receipt));
-            out
-        });
+    let mut stmt = conn.prepare_cached(CLAIM)?;
+    let rows = stmt.query_map(
+        params![
+            now.saturating_add(millis(visibility)),
+            token,
+            queue_label(queue),
+            now,
+            receive_limit,
+            limit
+        ],
+        |row| Ok(row_to_delivery(row, Some(&token))),
+    )?;
+    let mut deliveries = Vec::with_capacity(max);
+    let mut corrupt = None;
+    for row in rows {
+        match row? {
+            Ok(delivery) => deliveries.push(delivery),
+            Err(e) => corrupt = Some(e),
+        }
+    }
+    let deliveries = match corrupt {
+        Some(e) => Err(unavailable(e)),
+        None => {
+            deliveries.sort_by(|a, b| a.receipt.cmp(&b.receipt));
+            Ok(deliveries)
+        }
+    };
     Ok(Outcome::Claimed { deliveries, dead })
 }
 
@@ -809,35 +825,48 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn ready(&self) -> Result<()> {
-        sqlx::query("SELECT 1 FROM messages LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await
+        self.readers
+            .with(|conn| {
+                conn.prepare_cached("SELECT 1 FROM messages LIMIT 1")?
+                    .exists([])
+            })
             .map_err(unavailable)?;
         Ok(())
     }
 
     async fn stats(&self) -> Result<QueueStats> {
         let now = now_ms();
-        let row = sqlx::query(
-            "SELECT
-               COALESCE(SUM(queue = 'main' AND visible_at <= ?1), 0) AS visible,
-               COALESCE(SUM(queue = 'main' AND visible_at > ?1), 0) AS in_flight,
-               MIN(CASE WHEN queue = 'main' THEN sent_at END) AS oldest,
-               COALESCE(SUM(queue = 'dlq'), 0) AS dead
-             FROM messages",
-        )
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let count = |name: &str| u64::try_from(row.get::<i64, _>(name)).unwrap_or(0);
-        let oldest: Option<i64> = row.get("oldest");
+        let (visible, in_flight, oldest, dead, bytes) = self
+            .readers
+            .blocking(move |conn| {
+                let (visible, in_flight, oldest, dead) = conn.query_row(
+                    "SELECT
+                       COALESCE(SUM(queue = 'main' AND visible_at <= ?1), 0),
+                       COALESCE(SUM(queue = 'main' AND visible_at > ?1), 0),
+                       MIN(CASE WHEN queue = 'main' THEN sent_at END),
+                       COALESCE(SUM(queue = 'dlq'), 0)
+                     FROM messages",
+                    [now],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, Option<i64>>(2)?,
+                            row.get::<_, i64>(3)?,
+                        ))
+                    },
+                )?;
+                Ok((visible, in_flight, oldest, dead, used_bytes(conn)?))
+            })
+            .await
+            .map_err(unavailable)?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(QueueStats {
-            visible: count("visible"),
-            in_flight: count("in_flight"),
+            visible: count(visible),
+            in_flight: count(in_flight),
             oldest_age_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
-            dead_letter: count("dead"),
-            bytes: Some(used_bytes(&self.pool).await.map_err(unavailable)?),
+            dead_letter: count(dead),
+            bytes: Some(bytes),
             capacity_bytes: Some(self.max_bytes),
         })
     }
@@ -863,34 +892,39 @@ impl QueueAdmin for EmbeddedQueue {
     }
 
     async fn peek(&self, queue: QueueName, max: usize) -> Result<Option<Vec<Delivery>>> {
-        let rows = sqlx::query(
-            "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
-             WHERE queue = ?1 ORDER BY seq LIMIT ?2",
-        )
-        .bind(queue_label(queue))
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|row| row_to_delivery(row, None))
-            .collect::<Result<Vec<_>>>()
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        self.readers
+            .blocking(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
+                     WHERE queue = ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![queue_label(queue), limit], |row| {
+                    row_to_delivery(row, None)
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
             .map(Some)
+            .map_err(unavailable)
     }
 
     async fn redrive(&self, max: usize) -> Result<u64> {
-        let moved = sqlx::query(
-            "UPDATE messages SET queue = 'main', receive_count = 0, receipt = NULL, visible_at = ?1
-             WHERE seq IN (SELECT seq FROM messages WHERE queue = 'dlq' ORDER BY seq LIMIT ?2)",
-        )
-        .bind(now_ms())
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(&self.writer)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let moved = self
+            .writer
+            .run(move |conn| {
+                conn.execute(
+                    "UPDATE messages SET queue = 'main', receive_count = 0, receipt = NULL, visible_at = ?1
+                     WHERE seq IN (SELECT seq FROM messages WHERE queue = 'dlq' ORDER BY seq LIMIT ?2)",
+                    params![now_ms(), limit],
+                )
+            })
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
         self.notify.notify_waiters();
-        Ok(moved)
+        Ok(moved as u64)
     }
 
     fn describe(&self, queue: QueueName) -> String {
