@@ -468,3 +468,74 @@ async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
         );
     }
 }
+
+/// A `queue.db` made before migration 0003 (the UNIQUE index on `message_id` dropped by a
+/// table rebuild) keeps its messages, their queues and the AUTOINCREMENT counter: a seq is
+/// never reused, so no old receipt can match a new message.
+#[tokio::test]
+async fn embedded_queue_from_before_the_rebuild_keeps_its_messages_and_counter() {
+    let dir = super::support::tempdir();
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    for file in ["0001_messages.sql", "0002_retention.sql"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations/queue")
+                .join(file),
+            old.join(file),
+        )
+        .unwrap();
+    }
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(data.join("queue.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let now = Utc::now().timestamp_millis();
+        for (seq, queue) in [(7, "main"), (8, "dlq"), (41, "main")] {
+            sqlx::query(
+                "INSERT INTO messages (seq, message_id, queue, body, attributes, sent_at, visible_at)
+                 VALUES (?1, ?2, ?3, 'old', '{}', ?4, ?4)",
+            )
+            .bind(seq)
+            .bind(Uuid::now_v7().to_string())
+            .bind(queue)
+            .bind(now)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        // The newest message was consumed: the counter stays at 41.
+        sqlx::query("DELETE FROM messages WHERE seq = 41")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let q = EmbeddedQueue::open(&data, &QueueConfig::default())
+        .await
+        .unwrap();
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.dead_letter), (1, 1), "{stats:?}");
+    q.publish(&message("new")).await.unwrap();
+    let got = q
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|d| d.receipt.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 2, "{got:?}");
+    assert_eq!(seqs[0], 7, "the old message keeps its seq");
+    assert!(seqs[1] > 41, "a new message must not reuse a seq: {seqs:?}");
+}
