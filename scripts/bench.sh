@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Benchmarks: prints throughput and latency figures (this is not a test; nothing asserts).
-#   1. HTTP: wrk against POST /ingresar-datos and GET /data/{id} on the embedded pipeline.
-#   2. Drain: a worker emptying a pre-filled queue into a store —
-#      embedded queue → SQLite, embedded queue → PostgreSQL, SQS on moto → PostgreSQL.
-# Uses the release binary (built when missing). Installs wrk with apt when missing.
-#
+#   1. HTTP: wrk against POST /ingresar-datos and GET /data/{id} on the embedded pipeline,
+#      and how long the worker takes to store the POST load's backlog after it.
+#   2. Latency with use: `latamctl publish --rate 1000 --count 10000 --verify` three times on
+#      one data dir (request p99 and stored_at − received_at p99 of each run).
 #   3. Backlog: `serve --role api` alone builds a backlog, then a worker starts on the same data
 #      dir while `latamctl publish --rate 500` keeps posting: errors, request p99 and the drain
 #      rate, against the same figures on an empty queue (the receive cost must not grow with
 #      the backlog).
+#   4. Drain: a worker emptying a pre-filled queue into a store —
+#      embedded queue → SQLite, embedded queue → PostgreSQL, SQS on moto → PostgreSQL.
+# Uses the release binary (built when missing). Installs wrk with apt when missing.
 # Every HTTP figure is printed next to the same process's GET /healthz rate in the same run,
 # as a ratio: the machine is shared and noisy, ratios compare across runs.
 #
 # Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
-#                         [--only http|drain|backlog]
+#                         [--only http|latency|backlog|drain]
 # Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,6 +105,7 @@ POSTED=$((POSTED - $(wrk_errors "$WORK/wrk-post.txt")))
 DRAIN_START=$(date +%s.%N)
 while [ "$(sqlite_count "$WORK/http-data/records.db" 2>/dev/null || echo 0)" -lt "$POSTED" ]; do sleep 0.1; done
 result "  backlog after the POST load stored in" "$(python3 -c "import time; print(f'{time.time()-$DRAIN_START:.1f} s ($POSTED messages)')")"
+result "  peak RSS of serve (VmHWM)" "$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$PID_http/status")  (goal <= 40 MB)"
 ID=$(curl -fsS -XPOST "$URL_http/ingresar-datos" -H 'content-type: application/json' \
   -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
 for _ in $(seq 1 600); do
@@ -125,6 +128,27 @@ errors = sum((r.get("errors") or {}).values())
 print(f"{r['acked']}/{r['planned']} acked, {errors} errors, request p50 {lat.get('p50_ms', 0):.1f} ms, p99 {lat.get('p99_ms', 0):.1f} ms")
 PY
 }
+
+if [ "$ONLY" = all ] || [ "$ONLY" = latency ]; then
+# --- 2. Latency with use: three runs of publish --verify on one data dir ------------------
+log "latency: publish --rate 1000 --count 10000 --verify, three runs on one data dir"
+serve_bg lat --data-dir "$WORK/latency-data"
+for run in 1 2 3; do
+  "$BIN" publish --api "$URL_lat" --count 10000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
+    >"$WORK/latency-$run.json" 2>/dev/null || true
+  result "latency run $run: publish 10000 at 1000/s --verify" "$(python3 - "$WORK/latency-$run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+q = r.get("request_latency") or {}
+e = (r.get("verified") or {}).get("end_to_end_latency") or {}
+missing = (r.get("verified") or {}).get("missing", "?")
+print(f"request p95 {q.get('p95_ms', 0):.1f} / p99 {q.get('p99_ms', 0):.1f} ms (goal <= 10), "
+      f"stored_at-received_at p99 {e.get('p99_ms', 0):.1f} ms (goal <= 25), missing {missing}")
+PY
+)"
+done
+stop lat
+fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = backlog ]; then
 # --- 3. A backlog: the worker starts behind ---------------------------------------------

@@ -151,7 +151,7 @@ pub fn connect(path: &Path, journal_size_limit: Option<u64>) -> rusqlite::Result
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     if let Some(limit) = journal_size_limit {
         conn.pragma_update_and_check(
@@ -162,6 +162,43 @@ pub fn connect(path: &Path, journal_size_limit: Option<u64>) -> rusqlite::Result
         )?;
     }
     Ok(conn)
+}
+
+/// How often a connection that finds the file locked by another process looks again.
+const LOCK_POLL: Duration = Duration::from_micros(100);
+
+/// How long the writer steps aside after a transaction that had to wait for another
+/// process's lock, so that process (polling every [`LOCK_POLL`]) gets its turn.
+const LOCK_YIELD: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// When this thread started waiting for the current lock.
+    static WAIT_STARTED: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    /// Whether this thread waited for a lock since the flag was last cleared.
+    static WAITED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// SQLite's busy handler: polls every [`LOCK_POLL`] for up to [`BUSY_TIMEOUT`].
+///
+/// SQLite's own handler sleeps 1, 2, 5, 10 … 100 ms between looks. Against a process that
+/// commits back to back (a worker draining a backlog next to `serve --role api` on one data
+/// directory) the API then almost never looks in the microseconds between two of the
+/// worker's transactions, and its publishes time out while the worker runs.
+fn wait_for_lock(attempt: i32) -> bool {
+    let now = std::time::Instant::now();
+    let started = match WAIT_STARTED.get() {
+        Some(t) if attempt > 0 => t,
+        _ => {
+            WAIT_STARTED.set(Some(now));
+            now
+        }
+    };
+    WAITED.set(true);
+    if now.duration_since(started) >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -194,7 +231,14 @@ impl Writer {
                     if !conn.is_autocommit() {
                         let _ = conn.execute_batch("ROLLBACK");
                     }
+                    WAITED.set(false);
                     job(&mut conn);
+                    // This transaction had to wait for another process: that process is
+                    // busy too, and may be waiting for us now. Step aside once, or two
+                    // writers in different processes starve each other.
+                    if WAITED.get() {
+                        std::thread::sleep(LOCK_YIELD);
+                    }
                 }
             })?;
         Ok(Self { jobs })
