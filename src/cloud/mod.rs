@@ -20,16 +20,37 @@ pub struct Names {
 
 impl Names {
     pub fn from_config(config: &Config) -> Self {
-        let prefix = format!("{}-{}-ingest", config.name, config.environment);
+        let env = format!("{}-{}", config.name, config.environment);
+        let prefix = format!("{env}-ingest");
         Self {
             topic: prefix.clone(),
             queue: prefix.clone(),
             dlq: format!("{prefix}-dlq"),
             sns_dlq: format!("{prefix}-sns-dlq"),
-            alarm_oldest_age: format!("{prefix}-oldest-message-age"),
-            alarm_dlq_depth: format!("{prefix}-dlq-depth"),
-            alarm_sns_dlq_depth: format!("{prefix}-sns-dlq-depth"),
+            // As `terraform/modules/alarms` names them.
+            alarm_oldest_age: format!("{env}-sqs-oldest-message-age"),
+            alarm_dlq_depth: format!("{env}-sqs-dlq-not-empty"),
+            alarm_sns_dlq_depth: format!("{env}-sqs-sns-dlq-not-empty"),
         }
+    }
+
+    /// Every alarm `provision` creates: what `provision --destroy` deletes.
+    pub fn alarms(&self) -> [&str; 3] {
+        [
+            &self.alarm_oldest_age,
+            &self.alarm_dlq_depth,
+            &self.alarm_sns_dlq_depth,
+        ]
+    }
+
+    /// Names earlier releases of `provision` gave the same alarms; `--destroy` removes these
+    /// too when they exist, so an upgrade leaves nothing behind.
+    pub fn legacy_alarms(&self) -> [String; 3] {
+        [
+            format!("{}-oldest-message-age", self.queue),
+            format!("{}-dlq-depth", self.queue),
+            format!("{}-sns-dlq-depth", self.queue),
+        ]
     }
 }
 

@@ -872,14 +872,13 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
         subscription.clone().unwrap_or_default(),
     );
 
-    let alarm_names = vec![
-        names.alarm_oldest_age.clone(),
-        names.alarm_dlq_depth.clone(),
-    ];
+    // The same list `provision` creates from, plus the names earlier releases used.
+    let current: Vec<String> = names.alarms().iter().map(|n| n.to_string()).collect();
+    let legacy = names.legacy_alarms();
     let existing: Vec<String> = clients
         .cloudwatch
         .describe_alarms()
-        .set_alarm_names(Some(alarm_names.clone()))
+        .set_alarm_names(Some(current.iter().chain(&legacy).cloned().collect()))
         .send()
         .await
         .map_err(|e| classify("cloudwatch:DescribeAlarms", e))?
@@ -897,7 +896,10 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
             .await
             .map_err(|e| classify("cloudwatch:DeleteAlarms", e))?;
     }
-    for name in &alarm_names {
+    for name in current
+        .iter()
+        .chain(legacy.iter().filter(|n| existing.contains(n)))
+    {
         push(
             "cloudwatch alarm",
             name,

@@ -235,10 +235,38 @@ async fn provision_serve_publish_status_drain_destroy() {
     assert_eq!(written.lines().count(), 1);
     assert!(written.contains("poison"));
 
-    // Destroy: everything deleted, then everything absent.
+    // The alarms carry the names the Terraform alarms module gives them (one name per
+    // alarm, whichever tool made it).
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&super::cloud::moto_clients(&moto).await.sdk);
+    let alarms = || async {
+        let mut names: Vec<String> = cloudwatch
+            .describe_alarms()
+            .alarm_name_prefix(format!("{name}-"))
+            .send()
+            .await
+            .unwrap()
+            .metric_alarms
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|a| a.alarm_name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        alarms().await,
+        [
+            format!("{name}-test-sqs-dlq-not-empty"),
+            format!("{name}-test-sqs-oldest-message-age"),
+            format!("{name}-test-sqs-sns-dlq-not-empty"),
+        ]
+    );
+
+    // Destroy: everything deleted, then everything absent, and no alarm left behind.
     let (code, out, err) = run(&["provision", "--destroy", "--yes", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(actions(&json(&out)).iter().all(|a| a == "delete"), "{out}");
+    assert_eq!(alarms().await, Vec::<String>::new(), "{out}");
     let (code, out, err) = run(&["provision", "--destroy", "--yes", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(actions(&json(&out)).iter().all(|a| a == "absent"), "{out}");
