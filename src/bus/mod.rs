@@ -1,8 +1,9 @@
 //! The message bus between the API and the worker.
 //!
-//! Two traits, because the two roles need different halves: the API only publishes
-//! ([`Publisher`]), the worker only consumes ([`Queue`]). The embedded bus implements both on
-//! one on-disk queue; in the cloud, SNS publishes and SQS delivers.
+//! Three traits, because the roles need different parts: the API only publishes
+//! ([`Publisher`]), the worker only consumes ([`Queue`]), and the operator commands (`drain`,
+//! `status`) also reach the dead-letter queue ([`QueueAdmin`]). The embedded bus implements
+//! all three on one on-disk queue; in the cloud, SNS publishes and SQS delivers.
 //!
 //! Wire format (the same on every bus, so one decoder serves them all): the body is the
 //! client's message, untouched; the transaction id, topic and receive time travel as message

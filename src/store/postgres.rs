@@ -94,10 +94,6 @@ impl PostgresStore {
         Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Whether the `citus` extension is installed (records are then distributed).
     pub async fn is_citus(&self) -> Result<bool> {
         Ok(sqlx::query_scalar::<_, bool>(
