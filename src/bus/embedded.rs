@@ -106,8 +106,6 @@ pub struct EmbeddedQueue {
     notify: Arc<Notify>,
     max_bytes: u64,
     path: PathBuf,
-    /// Held by every clone: the upkeep task stops once the last clone is gone.
-    _alive: Arc<()>,
 }
 
 /// The next visible messages of a queue, in visibility order, at most a batch: an index
@@ -241,42 +239,36 @@ fn expire(conn: &Connection, config: &QueueConfig) -> rusqlite::Result<u64> {
     Ok(expired)
 }
 
-/// Every minute: drop messages past their retention (as SQS does) and checkpoint the WAL,
-/// so neither the table nor `queue.db-wal` grows without bound. Stops with the queue.
-async fn upkeep(writer: Writer, writes: std::sync::Weak<()>, config: QueueConfig) {
-    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
-    loop {
-        tick.tick().await;
-        if writes.upgrade().is_none() {
-            return;
+/// Drops messages past their retention (as SQS does) and checkpoints the WAL, so neither
+/// the table nor `queue.db-wal` grows without bound. The group-commit task runs it every
+/// [`UPKEEP_INTERVAL`], between two transactions.
+async fn upkeep(writer: &Writer, config: &QueueConfig) {
+    let config = config.clone();
+    let done = writer
+        .run(move |conn| {
+            let expired = expire(conn, &config);
+            let checkpoint = conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .map_err(|e| e.to_string());
+            (expired, checkpoint)
+        })
+        .await;
+    let Ok((expired, checkpoint)) = done else {
+        return;
+    };
+    match expired {
+        Ok(0) => {}
+        Ok(n) => {
+            metrics::counter!("latamctl_queue_expired_total").increment(n);
+            tracing::warn!(
+                message = "Removed messages past their retention.",
+                count = n
+            );
         }
-        let config = config.clone();
-        let done = writer
-            .run(move |conn| {
-                let expired = expire(conn, &config);
-                let checkpoint = conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    .map_err(|e| e.to_string());
-                (expired, checkpoint)
-            })
-            .await;
-        let Ok((expired, checkpoint)) = done else {
-            return;
-        };
-        match expired {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics::counter!("latamctl_queue_expired_total").increment(n);
-                tracing::warn!(
-                    message = "Removed messages past their retention.",
-                    count = n
-                );
-            }
-            Err(error) => tracing::warn!(message = "Failed to expire old messages.", %error),
-        }
-        if let Err(error) = checkpoint {
-            tracing::debug!(message = "WAL checkpoint failed.", %error);
-        }
+        Err(error) => tracing::warn!(message = "Failed to expire old messages.", %error),
+    }
+    if let Err(error) = checkpoint {
+        tracing::debug!(message = "WAL checkpoint failed.", %error);
     }
 }
 
@@ -309,14 +301,6 @@ impl EmbeddedQueue {
             writer.clone(),
             rx,
             notify.clone(),
-            config.group_commit_max.max(1),
-            config.max_bytes,
-            config.max_receive_count,
-        ));
-        let alive = Arc::new(());
-        tokio::spawn(upkeep(
-            writer.clone(),
-            Arc::downgrade(&alive),
             config.clone(),
         ));
         Ok(Self {
@@ -326,7 +310,6 @@ impl EmbeddedQueue {
             notify,
             max_bytes: config.max_bytes,
             path,
-            _alive: alive,
         })
     }
 
@@ -482,20 +465,30 @@ enum Outcome {
 }
 
 /// Collects everything waiting, has the writer thread do it in one transaction, then
-/// answers every caller at once.
+/// answers every caller at once; runs [`upkeep`] in between. Stops, and with it the writer
+/// thread, once every clone of the queue is gone.
 async fn group_commit_writer(
     writer: Writer,
     mut rx: mpsc::Receiver<Op>,
     notify: Arc<Notify>,
-    max_batch: usize,
-    max_bytes: u64,
-    max_receive_count: u32,
+    config: QueueConfig,
 ) {
+    let max_batch = config.group_commit_max.max(1);
+    let (max_bytes, max_receive_count) = (config.max_bytes, config.max_receive_count);
     let mut size = SizeEstimate::default();
+    let mut upkeep_tick = tokio::time::interval(UPKEEP_INTERVAL);
     loop {
         let mut ops = Vec::with_capacity(max_batch);
-        if rx.recv_many(&mut ops, max_batch).await == 0 {
-            return;
+        tokio::select! {
+            received = rx.recv_many(&mut ops, max_batch) => {
+                if received == 0 {
+                    return;
+                }
+            }
+            _ = upkeep_tick.tick() => {
+                upkeep(&writer, &config).await;
+                continue;
+            }
         }
         ops.retain(|op| !op.abandoned());
         // The cap: refuse publishes that would not fit rather than fill the disk. Acks and
