@@ -39,6 +39,17 @@ pub fn settings(token: Option<&str>) -> ApiSettings {
     }
 }
 
+/// A fresh embedded queue and SQLite store in `dir`, as `serve` opens them.
+async fn open_embedded(dir: &std::path::Path) -> (Arc<EmbeddedQueue>, Arc<SqliteStore>) {
+    let queue = EmbeddedQueue::open(dir, &QueueConfig::default())
+        .await
+        .unwrap();
+    let store = SqliteStore::open(dir, Duration::from_secs(5))
+        .await
+        .unwrap();
+    (Arc::new(queue), Arc::new(store))
+}
+
 pub async fn harness(token: Option<&str>) -> Harness {
     harness_with(settings(token), true, true).await.0
 }
@@ -51,16 +62,7 @@ pub async fn harness_with(
     consume: bool,
 ) -> (Harness, AppState) {
     let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
+    let (queue, store) = open_embedded(dir.path()).await;
     let state = AppState::new(
         settings,
         publish.then(|| queue.clone() as Arc<dyn Publisher>),
@@ -723,20 +725,13 @@ impl Store for Counting<SqliteStore> {
 async fn a_flood_of_readiness_probes_makes_no_upstream_calls() {
     let dir = super::support::tempdir();
     let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (queue, store) = open_embedded(dir.path()).await;
     let queue = Counting {
-        inner: Arc::new(
-            EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-                .await
-                .unwrap(),
-        ),
+        inner: queue,
         ready_calls: calls.clone(),
     };
     let store = Counting {
-        inner: Arc::new(
-            SqliteStore::open(dir.path(), Duration::from_secs(5))
-                .await
-                .unwrap(),
-        ),
+        inner: store,
         ready_calls: calls.clone(),
     };
     let state = AppState::new(
@@ -820,16 +815,7 @@ async fn router_over(
     wrap: impl FnOnce(Arc<EmbeddedQueue>) -> Arc<dyn Publisher>,
 ) -> (Router, Arc<EmbeddedQueue>, tempfile::TempDir) {
     let dir = super::support::tempdir();
-    let queue = Arc::new(
-        EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-            .await
-            .unwrap(),
-    );
-    let store = Arc::new(
-        SqliteStore::open(dir.path(), Duration::from_secs(5))
-            .await
-            .unwrap(),
-    );
+    let (queue, store) = open_embedded(dir.path()).await;
     let mut settings = settings(None);
     settings.max_in_flight = max_in_flight;
     let state = AppState::new(

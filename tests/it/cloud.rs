@@ -291,8 +291,8 @@ async fn serve_on_sns_sqs_and_postgres_stores_every_message_once() {
     }
     let missing = wait_stored(&http, &serve.base, &ids, Duration::from_secs(180)).await;
     if !missing.is_empty() {
-        let (main, in_flight) = approx(&moto, &moto.queue_url).await;
-        let (dlq, _) = approx(&moto, &moto.dlq_url).await;
+        let (main, in_flight) = queue_counts(&moto.clients, &moto.queue_url).await;
+        let (dlq, _) = queue_counts(&moto.clients, &moto.dlq_url).await;
         let logs = serve.logs();
         let tail: Vec<&str> = logs.lines().rev().take(30).collect();
         panic!(
@@ -345,7 +345,7 @@ async fn poison_message_reaches_the_dlq_and_the_worker_keeps_going() {
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (dlq, _) = approx(&moto, &moto.dlq_url).await;
+        let (dlq, _) = queue_counts(&moto.clients, &moto.dlq_url).await;
         if dlq == 1 {
             break;
         }
@@ -370,9 +370,9 @@ async fn poison_message_reaches_the_dlq_and_the_worker_keeps_going() {
     assert_eq!(serve.terminate(), Some(0));
 }
 
-async fn approx(moto: &Moto, url: &str) -> (u64, u64) {
-    let attrs = moto
-        .clients
+/// `(visible, in flight)` of an SQS queue, as SQS approximates them.
+pub async fn queue_counts(clients: &AwsClients, url: &str) -> (u64, u64) {
+    let attrs = clients
         .sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -382,7 +382,7 @@ async fn approx(moto: &Moto, url: &str) -> (u64, u64) {
         .await
         .unwrap()
         .attributes
-        .unwrap();
+        .unwrap_or_default();
     let get = |n: QueueAttributeName| attrs.get(&n).and_then(|v| v.parse().ok()).unwrap_or(0);
     (
         get(QueueAttributeName::ApproximateNumberOfMessages),

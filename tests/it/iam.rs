@@ -14,13 +14,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::Credentials;
-use aws_sdk_sqs::types::QueueAttributeName;
 use latamctl::bus::aws::{AwsClients, SnsPublisher, SqsQueue};
 use latamctl::bus::{Publisher, Queue};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::cloud::Moto;
+use super::cloud::{Moto, queue_counts};
 use super::store::fresh_database;
 use super::support::{self, Serve, client, post};
 
@@ -171,29 +170,6 @@ fn without(actions: &[String], removed: &str) -> Vec<String> {
 
 fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
-async fn queue_counts(clients: &AwsClients, url: &str) -> (u64, u64) {
-    let out = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    let attrs = out.attributes.unwrap_or_default();
-    let get = |n| {
-        attrs
-            .get(&n)
-            .and_then(|v: &String| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (
-        get(QueueAttributeName::ApproximateNumberOfMessages),
-        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-    )
 }
 
 async fn rows(db: &str) -> i64 {
