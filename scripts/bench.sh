@@ -83,38 +83,61 @@ wrk_rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 # Non-2xx answers wrk counted (0 when none).
 wrk_errors() { awk '/Non-2xx/ {n=$NF} END {print n+0}' "$1"; }
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# wrk_cpu PID OUT WRK-ARGS... : runs wrk, and appends to OUT the server's CPU µs per request.
+wrk_cpu() {
+  local pid=$1 out=$2; shift 2
+  local before after
+  before=$(cpu_seconds "$pid")
+  wrk "$@" >"$out"
+  after=$(cpu_seconds "$pid")
+  python3 -c "import sys; n=int(sys.argv[3]); print(f'cpu_us_per_request {(float(sys.argv[2])-float(sys.argv[1]))*1e6/max(n,1):.1f}')" \
+    "$before" "$after" "$(awk '/requests in/ {print $1}' "$out")" >>"$out"
+}
+wrk_cpu_us() { awk '/cpu_us_per_request/ {print $2}' "$1"; }
 
 if [ "$ONLY" = all ] || [ "$ONLY" = http ]; then
 # --- 1. HTTP on the embedded pipeline ---------------------------------------------------
 log "HTTP benchmark: wrk -t2 -c$CONNECTIONS -d$DURATION"
 serve_bg http --data-dir "$WORK/http-data"
-wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz" >"$WORK/wrk-health.txt"
-HEALTH_RPS=$(wrk_rps "$WORK/wrk-health.txt")
-result "GET /healthz (same process: the HTTP ceiling)" "$(wrk_summary "$WORK/wrk-health.txt")"
+# The ceiling is measured before and after the routes (the machine is shared: its load
+# drifts), and the ratios use the mean of the two.
+wrk_cpu "$PID_http" "$WORK/wrk-health.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz"
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"topic_arn":"data-ingestion-topic","message":"benchmark message from wrk"}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
-wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_http/ingresar-datos" >"$WORK/wrk-post.txt"
-result "POST /ingresar-datos (embedded, durable)" "$(wrk_summary "$WORK/wrk-post.txt")"
-result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.40; non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
+wrk_cpu "$PID_http" "$WORK/wrk-post.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_http/ingresar-datos"
 # The worker must keep up: what was acked is stored within a few seconds of the load's end.
 POSTED=$(awk '/requests in/ {print $1}' "$WORK/wrk-post.txt")
 POSTED=$((POSTED - $(wrk_errors "$WORK/wrk-post.txt")))
 DRAIN_START=$(date +%s.%N)
 while [ "$(sqlite_count "$WORK/http-data/records.db" 2>/dev/null || echo 0)" -lt "$POSTED" ]; do sleep 0.1; done
-result "  backlog after the POST load stored in" "$(python3 -c "import time; print(f'{time.time()-$DRAIN_START:.1f} s ($POSTED messages)')")"
-result "  peak RSS of serve (VmHWM)" "$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$PID_http/status")  (goal <= 40 MB)"
+DRAINED="$(python3 -c "import time; print(f'{time.time()-$DRAIN_START:.1f} s ($POSTED messages)')")"
+RSS="$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$PID_http/status")"
 ID=$(curl -fsS -XPOST "$URL_http/ingresar-datos" -H 'content-type: application/json' \
   -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
 for _ in $(seq 1 600); do
   curl -fsS "$URL_http/data/$ID" >/dev/null 2>&1 && break
   sleep 0.1
 done
-wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/data/$ID" >"$WORK/wrk-get.txt"
-result "GET /data/{id} (SQLite)" "$(wrk_summary "$WORK/wrk-get.txt")"
-result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS")  (goal >= 0.70)"
+wrk_cpu "$PID_http" "$WORK/wrk-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/data/$ID"
+wrk_cpu "$PID_http" "$WORK/wrk-health2.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz"
+HEALTH_RPS=$(python3 -c "import sys; print((float(sys.argv[1]) + float(sys.argv[2])) / 2)" \
+  "$(wrk_rps "$WORK/wrk-health.txt")" "$(wrk_rps "$WORK/wrk-health2.txt")")
+HEALTH_CPU=$(python3 -c "import sys; print((float(sys.argv[1]) + float(sys.argv[2])) / 2)" \
+  "$(wrk_cpu_us "$WORK/wrk-health.txt")" "$(wrk_cpu_us "$WORK/wrk-health2.txt")")
+cpu_note() { echo "$(wrk_cpu_us "$1") µs CPU/request"; }
+result "GET /healthz before (same process: the ceiling)" "$(wrk_summary "$WORK/wrk-health.txt"), $(cpu_note "$WORK/wrk-health.txt")"
+result "GET /healthz after" "$(wrk_summary "$WORK/wrk-health2.txt"), $(cpu_note "$WORK/wrk-health2.txt")"
+result "POST /ingresar-datos (embedded, durable)" "$(wrk_summary "$WORK/wrk-post.txt"), $(cpu_note "$WORK/wrk-post.txt")"
+result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.40; CPU per request healthz/POST $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-post.txt")"); non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
+result "  backlog after the POST load stored in" "$DRAINED"
+result "  peak RSS of serve (VmHWM)" "$RSS  (goal <= 40 MB)"
+result "GET /data/{id} (SQLite)" "$(wrk_summary "$WORK/wrk-get.txt"), $(cpu_note "$WORK/wrk-get.txt")"
+result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS")  (goal >= 0.70; CPU per request healthz/GET $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-get.txt")"))"
 stop http
 fi
 

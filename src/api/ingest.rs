@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AppError, AppState, ErrorBody, TopicPolicy};
+use super::{Admitted, AppError, AppState, ErrorBody, TopicPolicy};
 use crate::bus::{MAX_CLIENT_ATTRIBUTES, MAX_MESSAGE_BYTES, OutboundMessage, RESERVED_PREFIX};
 use crate::store::StoredRecord;
 
@@ -74,6 +74,7 @@ pub struct Accepted {
         (status = 503, description = "The bus or the database is unavailable; retry.", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn post_message(
+    _admitted: Admitted,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -255,6 +256,7 @@ fn accepted(transaction_id: Uuid) -> Json<Accepted> {
         (status = 503, description = "The database is unavailable; retry.", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn get_record(
+    _admitted: Admitted,
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<StoredRecord>, AppError> {

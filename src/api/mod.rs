@@ -71,6 +71,8 @@ struct Inner {
     store: Option<Arc<dyn Store>>,
     settings: ApiSettings,
     token_digest: Option<[u8; 32]>,
+    /// Ingest requests in flight ([`Admitted`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
     readiness: Arc<Readiness>,
 }
@@ -94,12 +96,14 @@ impl AppState {
             store.clone(),
             READY_CHECK_TIMEOUT,
         ));
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
         Self {
             inner: Arc::new(Inner {
                 publisher,
                 store,
                 settings,
                 token_digest,
+                in_flight,
                 shutting_down: AtomicBool::new(false),
                 readiness,
             }),
@@ -132,26 +136,13 @@ pub fn app(state: AppState) -> Router {
     let settings = state.inner.settings.clone();
     let mut routes = Router::new();
     if state.serves_ingest() {
+        // Token and load shedding are the `Admitted` extractor of each ingest handler, not
+        // route layers: a layer clones the boxed services below it on every request, and
+        // the nested clones were a tenth of a POST's instructions.
         let protected = Router::new()
             .route("/ingresar-datos", post(ingest::post_message))
             .route("/ingresar-datos/", post(ingest::post_message))
-            .route("/data/{transaction_id}", get(ingest::get_record))
-            .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-            // One limit shared by every ingest route; past it, shed instead of queueing, so
-            // memory stays bounded by the limit times the body limit. Probes are not limited.
-            .route_layer(
-                tower::ServiceBuilder::new()
-                    .layer(axum::error_handling::HandleErrorLayer::new(
-                        |_: tower::BoxError| async {
-                            metrics::counter!("latamctl_requests_shed_total").increment(1);
-                            AppError::Overloaded
-                        },
-                    ))
-                    .load_shed()
-                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                        settings.max_in_flight.max(1),
-                    )),
-            );
+            .route("/data/{transaction_id}", get(ingest::get_record));
         routes = routes
             .merge(protected)
             .route("/openapi.json", get(openapi::openapi_json));
@@ -203,16 +194,41 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     response
 }
 
+/// Admission to an ingest route, checked before the body is read: one of
+/// `api.max_in_flight` slots, held until the response (past the limit the request is shed at
+/// once with 503 `overloaded` instead of queueing, so memory stays bounded by the limit
+/// times the body limit; probes are not limited), then the bearer token when one is
+/// configured.
+pub struct Admitted {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Admitted {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, AppError> {
+        let slot = state
+            .inner
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                metrics::counter!("latamctl_requests_shed_total").increment(1);
+                AppError::Overloaded
+            })?;
+        check_token(state, &parts.headers)?;
+        Ok(Self { _slot: slot })
+    }
+}
+
 /// Bearer-token check when a token is configured; the comparison is constant-time over
 /// SHA-256 digests, so neither content nor length leaks through timing.
-async fn require_token(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, AppError> {
+fn check_token(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), AppError> {
     if let Some(expected) = &state.inner.token_digest {
-        let presented = req
-            .headers()
+        let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
@@ -225,7 +241,7 @@ async fn require_token(
             return Err(AppError::Unauthorized);
         }
     }
-    Ok(next.run(req).await)
+    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]
