@@ -156,6 +156,22 @@ pub fn claim_sql(limit: usize) -> String {
     )
 }
 
+/// Deletes the listed seqs (`?3`, a JSON array) of queue `?1` still holding receipt `?2`;
+/// returns the seqs deleted.
+///
+/// By primary key, one lookup per seq. The `+` keeps `queue` and `receipt` filters, not an
+/// index: left to itself the planner searched `messages_by_age (queue=?)`, every message
+/// of the queue, on each ack (measured: 25 ms per batch of 100 behind 200,000 messages, and
+/// the API's publishes in another process waited for it). Tests check the plan.
+pub const DELETE_RECEIVED: &str = "DELETE FROM messages \
+     WHERE seq IN (SELECT value FROM json_each(?3)) AND +queue = ?1 AND +receipt = ?2 \
+     RETURNING seq";
+
+/// Makes the listed seqs (`?4`) of queue `?2` holding receipt `?3` visible at `?1`; by
+/// primary key, like [`DELETE_RECEIVED`].
+pub const SET_VISIBLE: &str = "UPDATE messages SET visible_at = ?1 \
+     WHERE seq IN (SELECT value FROM json_each(?4)) AND +queue = ?2 AND +receipt = ?3";
+
 /// Statements kept prepared on a connection (rusqlite's default is 16): one claim and one
 /// sweep per batch size in use, plus the fixed ones.
 pub const STATEMENT_CACHE: usize = 64;
@@ -614,10 +630,7 @@ fn transaction(
                 queue, receipts, ..
             } => {
                 let mut deleted = HashSet::with_capacity(receipts.len());
-                let mut stmt = tx.prepare_cached(
-                    "DELETE FROM messages WHERE queue = ?1 AND receipt = ?2
-                     AND seq IN (SELECT value FROM json_each(?3)) RETURNING seq",
-                )?;
+                let mut stmt = tx.prepare_cached(DELETE_RECEIVED)?;
                 for (token, seqs) in by_token(receipts) {
                     let rows = stmt.query_map(params![queue_label(*queue), token, seqs], |r| {
                         r.get::<_, i64>(0)
@@ -634,10 +647,7 @@ fn transaction(
                 visible_at,
                 ..
             } => {
-                let mut stmt = tx.prepare_cached(
-                    "UPDATE messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3
-                     AND seq IN (SELECT value FROM json_each(?4))",
-                )?;
+                let mut stmt = tx.prepare_cached(SET_VISIBLE)?;
                 for (token, seqs) in by_token(receipts) {
                     stmt.execute(params![visible_at, queue_label(*queue), token, seqs])?;
                 }

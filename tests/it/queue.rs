@@ -456,6 +456,45 @@ async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
     }
 }
 
+/// An ack and a visibility change look up their messages by primary key: their cost does
+/// not grow with the backlog (the planner, left alone, searched every message of the queue
+/// through an index on `queue`, and each ack behind 200,000 messages took milliseconds).
+#[tokio::test]
+async fn embedded_ack_and_release_plans_look_up_by_primary_key() {
+    use latamctl::bus::embedded::{DELETE_RECEIVED, QUEUE_FILE, SET_VISIBLE};
+    let dir = super::support::tempdir();
+    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+        .await
+        .unwrap();
+    for i in 0..200 {
+        q.publish(&message(&format!("plan {i}"))).await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(dir.path().join(QUEUE_FILE)).unwrap();
+    conn.execute_batch("ANALYZE").unwrap();
+    for (name, sql) in [("ack", DELETE_RECEIVED), ("release", SET_VISIBLE)] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>("detail")
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH messages USING INTEGER PRIMARY KEY")),
+            "{name}: not a primary-key lookup: {plan:?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|d| d.contains("USING INDEX") || d.starts_with("SCAN messages")),
+            "{name}: reads an index range of the queue: {plan:?}"
+        );
+    }
+}
+
 /// The claim and the DLQ sweep stay prepared from one receive to the next. With the batch
 /// size as a bound `LIMIT ?`, SQLite expires the statement on every rebind and parses and
 /// plans it again each receive: 4% of `serve`'s CPU under POST load.
