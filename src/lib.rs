@@ -6,6 +6,7 @@
 //! turns the SLO spec into alerts, dashboards and the `latamctl slo` report.
 
 pub mod api;
+pub mod aws;
 pub mod bus;
 pub mod cli;
 pub mod cloud;

@@ -1,16 +1,18 @@
 //! Builds the pipeline's parts from the configuration: the store, the publisher and the
-//! queue. The only place that knows which implementation a config selects.
+//! queue, to run them (`serve`, `lambda`) or to inspect them (`status`, `drain`,
+//! `publish --via sns`). The only place that knows which implementation a config selects;
+//! commands ask here and hold trait objects.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::bus::aws::{AwsClients, SnsPublisher, SqsQueue};
-use crate::bus::embedded::EmbeddedQueue;
+use crate::bus::embedded::{EmbeddedQueue, QUEUE_FILE};
 use crate::bus::{Publisher, Queue, QueueAdmin};
 use crate::config::{BusKind, Config, StoreKind};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{STORE_FILE, SqliteStore};
 
 /// Which halves of the pipeline a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -119,14 +121,14 @@ pub async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Bus> {
             let clients = AwsClients::from_config(&config.aws).await?;
             let mut describe = Vec::new();
             let publisher: Option<Arc<dyn Publisher>> = if role.runs_api() {
-                let topic_arn =
-                    config.require(&config.aws.topic_arn, "aws.topic_arn", "bus = \"aws\"")?;
-                describe.push(format!("SNS {topic_arn}"));
-                Some(Arc::new(SnsPublisher::new(
+                let (publisher, topic_arn) = sns_publisher(
+                    config,
                     &clients,
-                    topic_arn,
                     config.aws.publish_attempts,
-                )))
+                    "bus = \"aws\"",
+                )?;
+                describe.push(format!("SNS {topic_arn}"));
+                Some(publisher)
             } else {
                 None
             };
@@ -154,4 +156,108 @@ pub async fn open_bus(config: &Config, role: Role) -> anyhow::Result<Bus> {
             })
         }
     }
+}
+
+/// A publisher to the configured SNS topic (`aws.topic_arn`, required for `why`), trying
+/// each publish up to `attempts` times; and the topic's ARN.
+pub fn sns_publisher(
+    config: &Config,
+    clients: &AwsClients,
+    attempts: u32,
+    why: &str,
+) -> anyhow::Result<(Arc<dyn Publisher>, String)> {
+    let topic_arn = config.require(&config.aws.topic_arn, "aws.topic_arn", why)?;
+    Ok((
+        Arc::new(SnsPublisher::new(clients, topic_arn, attempts)),
+        topic_arn.to_owned(),
+    ))
+}
+
+/// A queue that exists, to inspect: its messages (`Queue`) and its admin side.
+pub struct ExistingQueue {
+    pub queue: Arc<dyn Queue>,
+    pub admin: Arc<dyn QueueAdmin>,
+}
+
+/// The configured queue if there is one to inspect (`status`, `drain`): the embedded queue
+/// only when its file exists (inspecting never creates one), SQS only when `aws.queue_url`
+/// is set. `aws` reuses clients the caller already built.
+pub async fn existing_queue(
+    config: &Config,
+    aws: Option<&AwsClients>,
+) -> anyhow::Result<Option<ExistingQueue>> {
+    match config.bus {
+        BusKind::Embedded => {
+            let dir = data_dir(config);
+            if !dir.join(QUEUE_FILE).exists() {
+                return Ok(None);
+            }
+            let queue = Arc::new(EmbeddedQueue::open(&dir, &config.queue).await?);
+            Ok(Some(ExistingQueue {
+                queue: queue.clone(),
+                admin: queue,
+            }))
+        }
+        BusKind::Aws => {
+            let Some(url) = config.aws.queue_url.as_deref() else {
+                return Ok(None);
+            };
+            let built;
+            let clients = match aws {
+                Some(clients) => clients,
+                None => {
+                    built = AwsClients::from_config(&config.aws).await?;
+                    &built
+                }
+            };
+            let queue = Arc::new(SqsQueue::new(clients, url, config.aws.dlq_url.as_deref()));
+            Ok(Some(ExistingQueue {
+                queue: queue.clone(),
+                admin: queue,
+            }))
+        }
+    }
+}
+
+/// Why [`existing_queue`] found none, as a hint that says what to set.
+pub fn missing_queue_hint(config: &Config) -> String {
+    match config.bus {
+        BusKind::Embedded if config.aws.queue_url.is_some() => format!(
+            "no embedded queue at {}, and the config names an SQS queue ([aws] queue_url) but \
+             selects the embedded bus: pass --bus aws, or set bus = \"aws\" in the config",
+            data_dir(config).join(QUEUE_FILE).display()
+        ),
+        BusKind::Embedded => format!(
+            "no embedded queue at {}: point --data-dir at the directory `latamctl serve` uses",
+            data_dir(config).join(QUEUE_FILE).display()
+        ),
+        BusKind::Aws => "no SQS queue configured: set aws.queue_url (`latamctl provision \
+                         --write-config FILE` writes it)"
+            .to_owned(),
+    }
+}
+
+/// The configured store if there is one to inspect (`status`): the SQLite file only when
+/// it exists, PostgreSQL only when `database.url` or `database.host` is set. Never creates
+/// or migrates anything.
+pub async fn existing_store(config: &Config) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    Ok(match config.store {
+        StoreKind::Sqlite => {
+            let dir = data_dir(config);
+            if !dir.join(STORE_FILE).exists() {
+                return Ok(None);
+            }
+            Some(Arc::new(
+                SqliteStore::open(&dir, config.database.query_timeout).await?,
+            ))
+        }
+        StoreKind::Postgres => {
+            if config.database.url.is_none() && config.database.host.is_none() {
+                return Ok(None);
+            }
+            Some(Arc::new(
+                PostgresStore::connect(&config.database, &config.aws).await?,
+            ))
+        }
+    })
 }

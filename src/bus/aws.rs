@@ -9,12 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use chrono::DateTime;
@@ -43,7 +41,11 @@ impl AwsClients {
     /// Region and endpoint from config, else the standard chain (`AWS_REGION`,
     /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`). Fails up front when no region is known.
     pub async fn from_config(aws: &AwsConfig) -> Result<Self> {
-        let sdk = load_sdk_config(aws).await?;
+        Ok(Self::from_sdk(crate::aws::load_sdk_config(aws).await?))
+    }
+
+    /// The bus's clients on an SDK configuration already loaded.
+    pub fn from_sdk(sdk: aws_config::SdkConfig) -> Self {
         // Publish: fail fast, we retry ourselves.
         let sns_config = aws_sdk_sns::config::Builder::from(&sdk)
             .retry_config(RetryConfig::disabled())
@@ -63,75 +65,30 @@ impl AwsClients {
                     .build(),
             )
             .build();
-        Ok(Self {
+        Self {
             sns: aws_sdk_sns::Client::from_conf(sns_config),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
             sdk,
-        })
-    }
-}
-
-/// Loads the SDK configuration and checks that a region is set.
-pub async fn load_sdk_config(aws: &AwsConfig) -> Result<aws_config::SdkConfig> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &aws.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(endpoint) = &aws.endpoint_url {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
-        return Err(Error::Config(
-            "no AWS region: set AWS_REGION, a profile with a region (AWS_PROFILE), \
-             [aws] region in latamctl.toml, or LATAMCTL_AWS_REGION"
-                .into(),
-        ));
-    }
-    Ok(sdk)
-}
-
-/// Maps an SDK error to a bus error by its error code and kind.
-pub fn classify<E>(operation: &str, err: aws_sdk_sqs::error::SdkError<E>) -> Error
-where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    use aws_sdk_sqs::error::SdkError;
-    let detail = format!("{operation}: {}", DisplayErrorContext(&err));
-    match &err {
-        SdkError::TimeoutError(_) => Error::Unavailable(detail),
-        SdkError::DispatchFailure(_) => Error::Unavailable(detail),
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            let status = service.raw().status().as_u16();
-            if code.contains("Throttl") || code == "RequestThrottled" || status == 429 {
-                Error::Throttled(detail)
-            } else if matches!(
-                code,
-                "InvalidParameter"
-                    | "InvalidParameterValue"
-                    | "InvalidParameterValueException"
-                    | "ParameterValueInvalid"
-                    | "InvalidAttributeValue"
-                    | "InvalidMessageContents"
-            ) {
-                Error::Rejected(detail)
-            } else if matches!(
-                code,
-                "NotFound"
-                    | "NotFoundException"
-                    | "AWS.SimpleQueueService.NonExistentQueue"
-                    | "QueueDoesNotExist"
-            ) {
-                Error::Config(format!(
-                    "{detail} — check aws.topic_arn / aws.queue_url, or run `latamctl provision`"
-                ))
-            } else {
-                Error::Unavailable(detail)
-            }
         }
-        _ => Error::Unavailable(detail),
     }
+}
+
+/// [`crate::aws::classify`] as a bus error.
+fn classify<E>(
+    operation: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    crate::aws::classify(operation, err).into()
 }
 
 fn retryable(e: &Error) -> bool {

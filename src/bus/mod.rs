@@ -109,6 +109,19 @@ pub enum Error {
     Full(String),
 }
 
+impl From<crate::aws::AwsError> for Error {
+    fn from(e: crate::aws::AwsError) -> Self {
+        use crate::aws::AwsError;
+        match e {
+            AwsError::Unavailable(d) => Error::Unavailable(d),
+            AwsError::Throttled(d) => Error::Throttled(d),
+            AwsError::Rejected(d) => Error::Rejected(d),
+            not_found @ AwsError::NotFound(_) => Error::Config(not_found.to_string()),
+            AwsError::Config(d) => Error::Config(d),
+        }
+    }
+}
+
 impl Error {
     /// Stable label for metrics (`error_type`).
     pub fn kind(&self) -> &'static str {

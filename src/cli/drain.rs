@@ -17,7 +17,7 @@ use super::{Context, Exit};
 use crate::bus::{Delivery, QueueAdmin, QueueName};
 use crate::config::{BusKind, Overrides};
 use crate::output;
-use crate::pipeline::{self, Role};
+use crate::pipeline;
 
 /// How long drained messages stay hidden while being written and deleted.
 const DRAIN_VISIBILITY: Duration = Duration::from_secs(60);
@@ -110,19 +110,10 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
     )
     .set_opt("aws.endpoint_url", args.aws_endpoint_url.clone());
     let (config, _) = ctx.load(&o)?;
-    if config.bus == BusKind::Embedded {
-        let file = pipeline::data_dir(&config).join(crate::bus::embedded::QUEUE_FILE);
-        if !file.exists() {
-            anyhow::bail!(
-                "no embedded queue at {}: point --data-dir at the directory `latamctl serve` uses",
-                file.display()
-            );
-        }
-    }
-    let bus = pipeline::open_bus(&config, Role::Worker).await?;
-    let admin = bus
-        .admin
-        .ok_or_else(|| anyhow::anyhow!("this bus has no queue to drain"))?;
+    let admin = pipeline::existing_queue(&config, None)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!(pipeline::missing_queue_hint(&config)))?
+        .admin;
     let source = admin.describe(args.queue);
 
     let bar = indicatif::ProgressBar::new(args.max as u64);

@@ -173,10 +173,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         Via::Api => None,
         Via::Sns => {
             let clients = crate::bus::aws::AwsClients::from_config(&config.aws).await?;
-            let arn = config.require(&config.aws.topic_arn, "aws.topic_arn", "--via sns")?;
-            Some(Arc::new(crate::bus::aws::SnsPublisher::new(
-                &clients, arn, 3,
-            )))
+            Some(crate::pipeline::sns_publisher(&config, &clients, 3, "--via sns")?.0)
         }
     };
     let target = match args.via {

@@ -1,22 +1,15 @@
 //! `latamctl status`: the runbook table. Exit 0 all ok, 1 any warn/fail, 2 could not run.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::{Context, Exit};
-use crate::bus::Queue;
-use crate::bus::aws::{AwsClients, SqsQueue};
-use crate::bus::embedded::{EmbeddedQueue, QUEUE_FILE};
 use crate::cloud::CloudClients;
-use crate::config::{BusKind, Config, Overrides, StoreKind};
+use crate::config::{BusKind, Config, Overrides};
 use crate::output::{self, OutputFormat};
 use crate::pipeline;
 use crate::status::{self, State, Targets};
-use crate::store::Store;
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::{STORE_FILE, SqliteStore};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -87,36 +80,10 @@ async fn targets(config: &Config, args: &StatusArgs) -> anyhow::Result<Targets> 
     } else {
         None
     };
-    let data_dir = pipeline::data_dir(config);
-    let queue: Option<Arc<dyn Queue>> = match config.bus {
-        BusKind::Embedded if data_dir.join(QUEUE_FILE).exists() => Some(Arc::new(
-            EmbeddedQueue::open(&data_dir, &config.queue).await?,
-        )),
-        BusKind::Embedded => None,
-        BusKind::Aws => match (&config.aws.queue_url, &cloud) {
-            (Some(url), Some(_)) => {
-                let clients = AwsClients::from_config(&config.aws).await?;
-                Some(Arc::new(SqsQueue::new(
-                    &clients,
-                    url,
-                    config.aws.dlq_url.as_deref(),
-                )))
-            }
-            _ => None,
-        },
-    };
-    let store: Option<Arc<dyn Store>> = match config.store {
-        StoreKind::Sqlite if data_dir.join(STORE_FILE).exists() => Some(Arc::new(
-            SqliteStore::open(&data_dir, config.database.query_timeout).await?,
-        )),
-        StoreKind::Sqlite => None,
-        StoreKind::Postgres if config.database.url.is_some() || config.database.host.is_some() => {
-            Some(Arc::new(
-                PostgresStore::connect(&config.database, &config.aws).await?,
-            ))
-        }
-        StoreKind::Postgres => None,
-    };
+    let queue = pipeline::existing_queue(config, cloud.as_ref().map(|c| &c.bus))
+        .await?
+        .map(|q| q.queue);
+    let store = pipeline::existing_store(config).await?;
     let kube = if config.kubernetes.enabled {
         status::kubernetes::client(config.kubernetes.context.as_deref()).await
     } else {

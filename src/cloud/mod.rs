@@ -2,7 +2,8 @@
 
 pub mod provision;
 
-use crate::bus::aws::{AwsClients, load_sdk_config};
+use crate::aws::{AwsError, load_sdk_config};
+use crate::bus::aws::AwsClients;
 use crate::config::Config;
 
 /// Names of the resources `provision` manages, derived from `name` and `environment` (the
@@ -64,9 +65,9 @@ pub struct CloudClients {
 }
 
 impl CloudClients {
-    pub async fn from_config(config: &Config) -> crate::bus::Result<Self> {
-        let bus = AwsClients::from_config(&config.aws).await?;
+    pub async fn from_config(config: &Config) -> Result<Self, AwsError> {
         let sdk = load_sdk_config(&config.aws).await?;
+        let bus = AwsClients::from_sdk(sdk.clone());
         Ok(Self {
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             rds: aws_sdk_rds::Client::new(&sdk),

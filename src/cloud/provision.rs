@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{CloudClients, Names};
-use crate::bus::aws::classify;
+use crate::aws::{AwsError, classify};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Aws(#[from] crate::bus::Error),
+    Aws(#[from] AwsError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -762,7 +762,7 @@ async fn existing_queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Opt
     match sqs.get_queue_url().queue_name(name).send().await {
         Ok(out) => Ok(out.queue_url),
         Err(e) => match classify("sqs:GetQueueUrl", e) {
-            crate::bus::Error::Config(_) => Ok(None),
+            AwsError::NotFound(_) => Ok(None),
             other => Err(other.into()),
         },
     }
@@ -953,8 +953,9 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
     })
 }
 
-/// Writes the outputs into the `[aws]` table of a TOML config file, keeping everything else
-/// (comments included). Atomic: a temp file renamed over the original.
+/// Writes the outputs into the `[aws]` table of a TOML config file and sets `bus = "aws"`,
+/// keeping everything else (comments included). Atomic: a temp file renamed over the
+/// original.
 pub fn write_config(
     path: &std::path::Path,
     outputs: &Outputs,
@@ -973,6 +974,8 @@ pub fn write_config(
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e| Error::Invalid(format!("{} is not valid TOML: {e}", path.display())))?;
+    // What provision made is SNS/SQS: every later command reading this file means them.
+    doc["bus"] = toml_edit::value("aws");
     if !doc.contains_table("aws") {
         doc["aws"] = toml_edit::table();
     }

@@ -488,7 +488,7 @@ async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
         Err(e) => {
             return Check::new("sns topic", State::Fail)
                 .figure("arn", arn)
-                .hint(crate::bus::aws::classify("sns:GetTopicAttributes", e).to_string());
+                .hint(crate::aws::classify("sns:GetTopicAttributes", e).to_string());
         }
     };
     let get = |k: &str| attrs.get(k).cloned().unwrap_or_else(|| "0".into());
@@ -556,7 +556,7 @@ async fn check_sns_dlq(cloud: &CloudClients, url: &str) -> Check {
             c
         }
         Err(e) => Check::new("sns dlq", State::Fail)
-            .hint(crate::bus::aws::classify("sqs:GetQueueAttributes", e).to_string()),
+            .hint(crate::aws::classify("sqs:GetQueueAttributes", e).to_string()),
     }
 }
 
@@ -649,7 +649,7 @@ async fn check_rds(cloud: &CloudClients, id: &str) -> Check {
         },
         Err(e) => Check::new("rds", State::Fail)
             .figure("instance", id)
-            .hint(crate::bus::aws::classify("rds:DescribeDBInstances", e).to_string()),
+            .hint(crate::aws::classify("rds:DescribeDBInstances", e).to_string()),
     }
 }
 
@@ -676,7 +676,7 @@ async fn check_eks(cloud: &CloudClients, name: &str) -> Check {
         }
         Err(e) => Check::new("eks", State::Fail)
             .figure("cluster", name)
-            .hint(crate::bus::aws::classify("eks:DescribeCluster", e).to_string()),
+            .hint(crate::aws::classify("eks:DescribeCluster", e).to_string()),
     }
 }
 

@@ -211,7 +211,7 @@ async fn refresh_credentials(pool: PgPool, config: DatabaseConfig, aws: AwsConfi
 }
 
 async fn read_secret(aws: &AwsConfig, arn: &str) -> Result<SecretCredentials> {
-    let sdk = crate::bus::aws::load_sdk_config(aws)
+    let sdk = crate::aws::load_sdk_config(aws)
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
     let client = aws_sdk_secretsmanager::Client::new(&sdk);

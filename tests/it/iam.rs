@@ -473,9 +473,11 @@ async fn the_operator_policy_runs_provision_status_drain_and_destroy() {
     let Some(iam) = IamMoto::new() else { return };
     let dir = support::tempdir();
     let name = format!("op{}", &Uuid::new_v4().simple().to_string()[..8]);
+    // No `bus` yet: the file `provision --write-config` writes must select SNS/SQS for the
+    // commands after it (the README's cloud path).
     std::fs::write(
         dir.path().join("latamctl.toml"),
-        format!("name = \"{name}\"\nenvironment = \"test\"\nbus = \"aws\"\n"),
+        format!("name = \"{name}\"\nenvironment = \"test\"\n"),
     )
     .unwrap();
     let keys = iam.user("operator", &emulator_actions(&granted("operator")));
@@ -495,6 +497,11 @@ async fn the_operator_policy_runs_provision_status_drain_and_destroy() {
     no_refusal("provision", &out, &err);
     assert_eq!(code, 0, "provision: {err}");
     let applied: Value = serde_json::from_str(&out).unwrap();
+    let written = std::fs::read_to_string(dir.path().join("latamctl.toml")).unwrap();
+    assert!(
+        written.contains("bus = \"aws\"") && written.contains(&format!("name = \"{name}\"")),
+        "{written}"
+    );
     let (code, _, err) = run(&["provision", "--dry-run"]);
     no_refusal("provision --dry-run", "", &err);
     assert_eq!(code, 0, "a second plan finds nothing to do: {err}");

@@ -136,3 +136,38 @@ async fn sqs_ack_batches_in_tens() {
         "25 deletes = 3 DeleteMessageBatch calls (SQS max 10)"
     );
 }
+
+/// `crate::aws::classify` reads any service's error by its code, and says "AWS", not "the
+/// message bus": `status` and `provision` use it for RDS, EKS and CloudWatch calls too.
+#[tokio::test]
+async fn aws_errors_are_classified_by_code_for_every_service() {
+    use aws_sdk_sns::operation::get_topic_attributes::GetTopicAttributesError;
+    use latamctl::aws::{AwsError, classify};
+    let cases = [
+        ("NotFound", "not found"),
+        ("Throttling", "throttling"),
+        ("InternalError", "AWS unavailable: sns:GetTopicAttributes"),
+    ];
+    for (code, expected) in cases {
+        let rule = mock!(aws_sdk_sns::Client::get_topic_attributes).then_error(move || {
+            GetTopicAttributesError::generic(ErrorMetadata::builder().code(code).build())
+        });
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+        let err = client
+            .get_topic_attributes()
+            .topic_arn("arn:aws:sns:us-east-1:123456789012:t")
+            .send()
+            .await
+            .unwrap_err();
+        let classified = classify("sns:GetTopicAttributes", err);
+        let text = classified.to_string();
+        assert!(text.contains(expected), "{code}: {text}");
+        assert!(!text.contains("message bus"), "{code}: {text}");
+        match code {
+            "NotFound" => assert!(matches!(classified, AwsError::NotFound(_))),
+            "Throttling" => assert!(matches!(classified, AwsError::Throttled(_))),
+            _ => assert!(matches!(classified, AwsError::Unavailable(_))),
+        }
+    }
+}

@@ -325,6 +325,29 @@ async fn drain_on_the_embedded_queue_peeks_writes_deletes_and_redrives() {
 
     let d = data.to_str().unwrap();
     let run = |args: &[&str]| support::run(args, &[], dir.path());
+
+    // A config that names an SQS queue but selects the embedded bus: the error says so.
+    let cloudish = dir.path().join("cloud.toml");
+    std::fs::write(
+        &cloudish,
+        "[aws]\nregion = \"us-east-1\"\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "--config",
+        cloudish.to_str().unwrap(),
+        "drain",
+        "--queue",
+        "dlq",
+        "--peek",
+        "--data-dir",
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--bus aws") && err.contains("bus = \"aws\""),
+        "the hint must point at the cloud bus: {err}"
+    );
     let (code, out, err) = run(&[
         "drain",
         "--queue",
