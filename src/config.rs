@@ -631,7 +631,9 @@ fn insert_path(root: &mut Value, path: &[&str], value: Value) {
 }
 
 /// Deep merge: objects merge key by key, anything else is replaced by `top`.
-fn merge(base: &mut Value, top: Value) {
+/// Deep merge of JSON objects: `top` wins, objects merge key by key (config layers, Helm
+/// values).
+pub fn merge(base: &mut Value, top: Value) {
     match (base, top) {
         (Value::Object(b), Value::Object(t)) => {
             for (k, v) in t {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::config::{BusKind, Config, StoreKind};
+use crate::config::{BusKind, Config, StoreKind, merge};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -297,19 +297,7 @@ pub fn argocd_application(
     Ok(app)
 }
 
-/// Deep merge: objects key by key, anything else replaced by `top`.
-pub fn merge(base: &mut Value, top: Value) {
-    match (base, top) {
-        (Value::Object(b), Value::Object(t)) => {
-            for (k, v) in t {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, t) => *b = t,
-    }
-}
-
-/// The opposite of [`merge`]: adds what `base` lacks from `under`, keeps what `base` has.
+/// The opposite of [`merge`](crate::config::merge): adds what `base` lacks from `under`, keeps what `base` has.
 fn fill(base: &mut Value, under: Value) {
     if let (Value::Object(b), Value::Object(u)) = (base, under) {
         for (k, v) in u {

@@ -65,3 +65,25 @@ pub fn key_value_table<K: AsRef<str>, V: AsRef<str>>(
     table.with(tabled::settings::Style::blank());
     table.to_string()
 }
+
+/// Writes `text` to a temporary file next to `path` (creating the directory), then renames
+/// it over `path`: readers (and a concurrent `git diff`) never see half a file. The error
+/// names the file.
+pub fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {}", path.display())
+    })
+}

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::{Context, Exit};
 use crate::bus::{Delivery, QueueAdmin, QueueName};
-use crate::config::{BusKind, Overrides};
+use crate::config::Overrides;
 use crate::output;
 use crate::pipeline;
 
@@ -41,15 +41,6 @@ pub struct DrainArgs {
     /// directory keeps a copy: a drain never destroys the only copy of a message.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
-    /// Data directory of the embedded queue (config: data_dir).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Message bus (config: bus).
-    #[arg(long, value_enum)]
-    pub bus: Option<BusKind>,
-    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
-    #[arg(long, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
 }
 
 /// One drained message as printed and written.
@@ -98,18 +89,7 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
     if args.max == 0 {
         anyhow::bail!("--max must be at least 1");
     }
-    let mut o = Overrides::default();
-    o.set_opt(
-        "data_dir",
-        args.data_dir.as_ref().map(|p| p.display().to_string()),
-    )
-    .set_opt(
-        "bus",
-        args.bus
-            .map(|b| serde_json::to_value(b).unwrap_or_default()),
-    )
-    .set_opt("aws.endpoint_url", args.aws_endpoint_url.clone());
-    let (config, _) = ctx.load(&o)?;
+    let (config, _) = ctx.load(&Overrides::default())?;
     let admin = pipeline::existing_queue(&config, None)
         .await?
         .ok_or_else(|| anyhow::anyhow!(pipeline::missing_queue_hint(&config)))?

@@ -1,7 +1,5 @@
 //! `latamctl migrate`: apply the versioned schema in `migrations/` to the configured store.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use serde::Serialize;
 
@@ -12,15 +10,9 @@ use crate::store::postgres::{PostgresStore, known_migrations};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Store to migrate (config: store).
-    #[arg(long, value_enum)]
-    pub store: Option<StoreKind>,
     /// PostgreSQL URL (config: database.url; env DATABASE_URL too).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Data directory of the SQLite store (config: data_dir).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -40,16 +32,7 @@ struct Migration {
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt(
-        "store",
-        args.store
-            .map(|s| serde_json::to_value(s).unwrap_or_default()),
-    )
-    .set_opt("database.url", args.database_url.clone())
-    .set_opt(
-        "data_dir",
-        args.data_dir.as_ref().map(|p| p.display().to_string()),
-    );
+    o.set_opt("database.url", args.database_url.clone());
     let (config, _) = ctx.load(&o)?;
     let report = match config.store {
         StoreKind::Postgres => {

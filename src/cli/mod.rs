@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, LogFormat, Overrides};
+use crate::config::{self, BusKind, Config, LogFormat, Overrides, StoreKind};
 use crate::output::OutputFormat;
 
 /// Exit status of every command: 0 success, 1 a check failed (drift, threshold, unhealthy),
@@ -64,6 +64,47 @@ pub struct GlobalArgs {
     /// Log format on stderr (config: log.format).
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Which implementations and where, for every command (the config's `bus`, `store`,
+/// `data_dir`, `aws.endpoint_url`), accepted before or after the subcommand like `--config`.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Backend")]
+pub struct BackendArgs {
+    /// Message bus (config: bus).
+    #[arg(long, global = true, value_enum)]
+    pub bus: Option<BusKind>,
+    /// Record store (config: store).
+    #[arg(long, global = true, value_enum)]
+    pub store: Option<StoreKind>,
+    /// Directory of the embedded queue and SQLite store (config: data_dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
+    #[arg(long, global = true, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+impl BackendArgs {
+    fn apply(&self, o: &mut Overrides) {
+        o.set_opt(
+            "bus",
+            self.bus
+                .map(|b| serde_json::to_value(b).unwrap_or_default()),
+        )
+        .set_opt(
+            "store",
+            self.store
+                .map(|s| serde_json::to_value(s).unwrap_or_default()),
+        )
+        .set_opt(
+            "data_dir",
+            self.data_dir.as_ref().map(|p| p.display().to_string()),
+        )
+        .set_opt("aws.endpoint_url", self.aws_endpoint_url.clone());
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +140,7 @@ impl Context {
     /// Loads the configuration with this command's flag overrides and starts logging.
     pub fn load(&self, overrides: &Overrides) -> anyhow::Result<(Config, config::Sources)> {
         let mut overrides = overrides.clone();
+        self.global.backend.apply(&mut overrides);
         if let Some(format) = self.global.log_format {
             overrides.set(
                 "log.format",

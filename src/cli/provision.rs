@@ -28,9 +28,6 @@ pub struct ProvisionArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
-    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
-    #[arg(long, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
     /// AWS region (config: aws.region).
     #[arg(long, value_name = "REGION")]
     pub aws_region: Option<String>,
@@ -46,8 +43,7 @@ struct Report<'a> {
 
 pub async fn run(ctx: &Context, args: ProvisionArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt("aws.endpoint_url", args.aws_endpoint_url.clone())
-        .set_opt("aws.region", args.aws_region.clone());
+    o.set_opt("aws.region", args.aws_region.clone());
     let (config, _) = ctx.load(&o)?;
     let clients = CloudClients::from_config(&config).await?;
 

@@ -81,9 +81,6 @@ pub struct PublishArgs {
     /// Threshold: fail (exit 1) when the p95 request latency is above this (seed SLO: 200 ms).
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_p95: Duration,
-    /// AWS endpoint override (with --via sns).
-    #[arg(long, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,8 +134,7 @@ pub struct Threshold {
 
 pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt("api.token", args.api_token.clone())
-        .set_opt("aws.endpoint_url", args.aws_endpoint_url.clone());
+    o.set_opt("api.token", args.api_token.clone());
     let (config, _) = ctx.load(&o)?;
     let shape = Shape {
         pattern: args.pattern,

@@ -5,7 +5,6 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{Context, Exit};
@@ -217,24 +216,9 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Writes `text` to a temporary file next to `path`, then renames it over `path`: readers
-/// (and a concurrent `git diff`) never see half a file.
+/// [`crate::output::write_atomically`], then says so on stderr.
 fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot replace {}", path.display())
-    })?;
+    crate::output::write_atomically(path, text)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -1,6 +1,5 @@
 //! `latamctl serve`: the API and/or the worker, until SIGINT/SIGTERM.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Context, Exit};
 use crate::api::{self, ApiSettings, AppState, TopicPolicy};
-use crate::config::{BusKind, Config, Overrides, StoreKind, redact_url};
+use crate::config::{Config, Overrides, StoreKind, redact_url};
 use crate::pipeline::{self, Role};
 use crate::store::Store;
 use crate::worker::{self, Worker};
@@ -23,15 +22,6 @@ pub struct ServeArgs {
     /// Address to listen on (config: api.listen; default 127.0.0.1:8080; port 0 = any free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Directory of the embedded queue and SQLite database (config: data_dir).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Message bus (config: bus).
-    #[arg(long, value_enum)]
-    pub bus: Option<BusKind>,
-    /// Record store (config: store).
-    #[arg(long, value_enum)]
-    pub store: Option<StoreKind>,
     /// Require `Authorization: Bearer TOKEN` on POST and GET (config: api.token).
     #[arg(long, value_name = "TOKEN")]
     pub api_token: Option<String>,
@@ -41,9 +31,6 @@ pub struct ServeArgs {
     /// Do not apply database migrations at start (config: database.migrate_on_start).
     #[arg(long)]
     pub no_migrate: bool,
-    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
-    #[arg(long, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
     /// AWS region (config: aws.region).
     #[arg(long, value_name = "REGION")]
     pub aws_region: Option<String>,
@@ -68,23 +55,8 @@ impl ServeArgs {
     fn overrides(&self) -> Overrides {
         let mut o = Overrides::default();
         o.set_opt("api.listen", self.listen.clone())
-            .set_opt(
-                "data_dir",
-                self.data_dir.as_ref().map(|p| p.display().to_string()),
-            )
-            .set_opt(
-                "bus",
-                self.bus
-                    .map(|b| serde_json::to_value(b).unwrap_or_default()),
-            )
-            .set_opt(
-                "store",
-                self.store
-                    .map(|s| serde_json::to_value(s).unwrap_or_default()),
-            )
             .set_opt("api.token", self.api_token.clone())
             .set_opt("database.url", self.database_url.clone())
-            .set_opt("aws.endpoint_url", self.aws_endpoint_url.clone())
             .set_opt("aws.region", self.aws_region.clone())
             .set_opt("aws.topic_arn", self.topic_arn.clone())
             .set_opt("aws.queue_url", self.queue_url.clone())

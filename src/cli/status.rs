@@ -22,21 +22,10 @@ pub struct StatusArgs {
     /// Skip the Kubernetes checks (config: kubernetes.enabled).
     #[arg(long)]
     pub no_kubernetes: bool,
-    /// Data directory of the embedded queue and SQLite store (config: data_dir).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<std::path::PathBuf>,
-    /// AWS endpoint override for emulators such as moto (config: aws.endpoint_url).
-    #[arg(long, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
 }
 
 pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt(
-        "data_dir",
-        args.data_dir.as_ref().map(|p| p.display().to_string()),
-    )
-    .set_opt("aws.endpoint_url", args.aws_endpoint_url.clone());
     if args.no_kubernetes {
         o.set("kubernetes.enabled", false);
     }

@@ -994,10 +994,8 @@ pub fn write_config(
             aws[key] = toml_edit::value(v.clone());
         }
     }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, doc.to_string())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::Invalid(format!("cannot write {}: {e}", path.display())))
+    crate::output::write_atomically(path, &doc.to_string())
+        .map_err(|e| Error::Invalid(format!("{e:#}")))
 }
 
 #[cfg(test)]

@@ -360,6 +360,21 @@ async fn drain_on_the_embedded_queue_peeks_writes_deletes_and_redrives() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["drained"], 3);
+    // Backend flags go before the subcommand too, like --config.
+    let (code, out, err) = run(&[
+        "--data-dir",
+        d,
+        "--bus",
+        "embedded",
+        "drain",
+        "--queue",
+        "dlq",
+        "--peek",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["drained"], 3);
     let (code, out, _) = run(&["drain", "--queue", "dlq", "--peek", "--data-dir", d]);
     assert_eq!(code, 0);
     assert!(
