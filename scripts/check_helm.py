@@ -203,20 +203,23 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
             check("/tmp" in mounts, f"{cw}: /tmp emptyDir mount (read-only root filesystem)")
             check(mounts.get("/etc/latamctl") == "config", f"{cw}: config mount at /etc/latamctl")
             env = {e["name"]: e for e in c_.get("env", [])}
-            db = env.get("LATAMCTL_DATABASE_URL", {})
-            check(db.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == v["database"]["existingSecret"], f"{cw}: LATAMCTL_DATABASE_URL must come from Secret {v['database']['existingSecret']}")
+            check(not any("secretKeyRef" in e.get("valueFrom", {}) for e in c_.get("env", [])), f"{cw}: no secret in the environment (they are mounted files)")
+            check(env.get("LATAMCTL_DATABASE_URL_FILE", {}).get("value") == "/var/run/secrets/latamctl/database/url" and mounts.get("/var/run/secrets/latamctl/database") == "database-secret", f"{cw}: the database URL must be the mounted file of Secret {v['database']['existingSecret']}")
             check(env.get("AWS_REGION", {}).get("value") == v["config"]["aws"]["region"], f"{cw}: AWS_REGION env")
             for e in c_.get("env", []):
-                if SECRET_ENV.search(e["name"]):
+                if SECRET_ENV.search(e["name"]) and not e["name"].endswith("_FILE"):
                     check("value" not in e, f"{cw}: env {e['name']} must use valueFrom, not a literal value")
-            token = env.get("LATAMCTL_API_TOKEN")
+            token = env.get("LATAMCTL_API_TOKEN_FILE")
             if component == "api" and v["apiToken"]["existingSecret"]:
-                check(token is not None and token["valueFrom"]["secretKeyRef"]["name"] == v["apiToken"]["existingSecret"], f"{cw}: LATAMCTL_API_TOKEN from its Secret")
+                check(token is not None and token.get("value") == "/var/run/secrets/latamctl/api-token/token" and mounts.get("/var/run/secrets/latamctl/api-token") == "api-token-secret", f"{cw}: the API token must be the mounted file of its Secret")
             else:
-                check(token is None, f"{cw}: LATAMCTL_API_TOKEN only on the api with apiToken.existingSecret")
+                check(token is None and "/var/run/secrets/latamctl/api-token" not in mounts, f"{cw}: the API token only on the api with apiToken.existingSecret")
         volumes = {vol["name"]: vol for vol in spec["volumes"]}
         check("emptyDir" in volumes.get("tmp", {}), f"{where}: tmp must be an emptyDir")
         check(volumes.get("config", {}).get("configMap", {}).get("name") == config_maps[0]["metadata"]["name"] if config_maps else False, f"{where}: config volume from the ConfigMap")
+        check(volumes.get("database-secret", {}).get("secret", {}).get("secretName") == v["database"]["existingSecret"], f"{where}: database-secret volume from Secret {v['database']['existingSecret']}")
+        if component == "api" and v["apiToken"]["existingSecret"]:
+            check(volumes.get("api-token-secret", {}).get("secret", {}).get("secretName") == v["apiToken"]["existingSecret"], f"{where}: api-token-secret volume from its Secret")
         annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
         check(re.fullmatch(r"[0-9a-f]{64}", annotations.get("checksum/config", "")) is not None, f"{where}: checksum/config annotation")
         if v["topologySpread"]["enabled"] and not c["topologySpreadConstraints"]:

@@ -101,6 +101,9 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer token required on POST and GET when set. Secret: never printed.
     pub token: Option<String>,
+    /// File holding `token` (a mounted Kubernetes Secret), so the token is on no command
+    /// line and in no environment; instead of `token`.
+    pub token_file: Option<PathBuf>,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     /// Time after which a request is answered 503.
@@ -254,6 +257,9 @@ pub struct DatabaseConfig {
     /// PostgreSQL URL (`postgres://user:pass@host:5432/db`). Secret: never printed.
     /// `DATABASE_URL` is accepted too.
     pub url: Option<String>,
+    /// File holding `url` (a mounted Kubernetes Secret); instead of `url`. `DATABASE_URL_FILE`
+    /// is accepted too.
+    pub url_file: Option<PathBuf>,
     /// Host, when the connection is given in parts instead of `url` (RDS with a managed secret).
     pub host: Option<String>,
     /// Port with `host`.
@@ -264,6 +270,8 @@ pub struct DatabaseConfig {
     pub user: Option<String>,
     /// Password with `host`. Secret: never printed; prefer `secret_arn`.
     pub password: Option<String>,
+    /// File holding `password`; instead of `password`.
+    pub password_file: Option<PathBuf>,
     /// Secrets Manager secret holding `{"username", "password"}` (RDS-managed master secret).
     pub secret_arn: Option<String>,
     /// TLS with `host`: disable, prefer, require, verify-ca, verify-full.
@@ -368,6 +376,7 @@ impl Default for ApiConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             token: None,
+            token_file: None,
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(5),
@@ -408,11 +417,13 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: None,
+            url_file: None,
             host: None,
             port: 5432,
             name: None,
             user: None,
             password: None,
+            password_file: None,
             secret_arn: None,
             ssl_mode: "prefer".to_owned(),
             secret_refresh: Duration::from_secs(300),
@@ -465,6 +476,85 @@ impl Overrides {
 pub struct Sources {
     pub file: Option<PathBuf>,
     pub env: Vec<String>,
+    /// Where each secret came from (`file /run/secrets/token`, `env LATAMCTL_API_TOKEN`,
+    /// `flag`, `config file`, `unset`), never its value.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// Secrets that may be read from a file (a mounted Kubernetes Secret) instead of being
+/// given as a value: the value's key and the file's key.
+pub const SECRET_FILES: [(&str, &str); 3] = [
+    ("api.token", "api.token_file"),
+    ("database.url", "database.url_file"),
+    ("database.password", "database.password_file"),
+];
+
+/// Reads every `*_file` secret of `merged` into its value, and says where each secret came
+/// from. A value and its file both set is an error (which one would win is a guess).
+fn resolve_secret_files(
+    merged: &mut Value,
+    file_layer: Option<&Value>,
+    env_names: &[String],
+    overrides: &Overrides,
+) -> Result<BTreeMap<String, String>> {
+    let invalid = |message: String| Error::Invalid {
+        origin: String::new(),
+        message,
+    };
+    let pointer = |key: &str| format!("/{}", key.replace('.', "/"));
+    let mut sources = BTreeMap::new();
+    for (key, file_key) in SECRET_FILES {
+        let file = merged
+            .pointer(&pointer(file_key))
+            .and_then(Value::as_str)
+            .map(PathBuf::from);
+        let given = merged.pointer(&pointer(key)).is_some_and(|v| !v.is_null());
+        let source = match file {
+            Some(path) => {
+                if given {
+                    return Err(invalid(format!(
+                        "both `{key}` and `{file_key}` are set: keep one (the file, for a mounted secret)"
+                    )));
+                }
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    invalid(format!(
+                        "cannot read `{file_key}` {}: {e}; mount the secret there or fix the path",
+                        path.display()
+                    ))
+                })?;
+                let secret = text.trim();
+                if secret.is_empty() {
+                    return Err(invalid(format!(
+                        "`{file_key}` {} is empty: it must hold the {key} value",
+                        path.display()
+                    )));
+                }
+                if let Some(slot) = merged.pointer_mut(&pointer(key)) {
+                    *slot = Value::String(secret.to_owned());
+                }
+                format!("file {}", path.display())
+            }
+            None if !given => "unset".to_owned(),
+            None if overrides.0.iter().any(|(k, _)| *k == key) => "flag".to_owned(),
+            None => {
+                let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                let name = env_name(&path);
+                let conventional = (key == "database.url").then_some("DATABASE_URL");
+                match env_names
+                    .iter()
+                    .find(|n| **n == name || Some(n.as_str()) == conventional)
+                {
+                    Some(n) => format!("env {n}"),
+                    None if file_layer.and_then(|f| f.pointer(&pointer(key))).is_some() => {
+                        "config file".to_owned()
+                    }
+                    None => "default".to_owned(),
+                }
+            }
+        };
+        sources.insert(key.to_owned(), source);
+    }
+    Ok(sources)
 }
 
 /// Loads the configuration: defaults < file < env < overrides.
@@ -483,6 +573,7 @@ pub fn load_with_env(
 ) -> Result<(Config, Sources)> {
     let defaults = serde_json::to_value(Config::default()).expect("config serializes");
     let mut merged = defaults.clone();
+    let mut file_layer: Option<Value> = None;
 
     let file_path = match file {
         Some(p) => Some(p.to_path_buf()),
@@ -509,12 +600,14 @@ pub fn load_with_env(
             origin: format!(" in {}", path.display()),
             message: e.to_string(),
         })?;
-        merge(&mut merged, value);
+        merge(&mut merged, value.clone());
+        file_layer = Some(value);
     }
 
     let (env_value, env_names) = env_layer(&defaults, &env)?;
     merge(&mut merged, env_value);
     merge(&mut merged, overrides.to_value());
+    let secrets = resolve_secret_files(&mut merged, file_layer.as_ref(), &env_names, overrides)?;
 
     let config: Config = serde_json::from_value(merged).map_err(|e| Error::Invalid {
         origin: String::new(),
@@ -526,6 +619,7 @@ pub fn load_with_env(
         Sources {
             file: file_path,
             env: env_names,
+            secrets,
         },
     ))
 }
@@ -551,6 +645,9 @@ fn env_layer(
             // The conventional variable, below LATAMCTL_DATABASE_URL.
             None if name == "LATAMCTL_DATABASE_URL" => {
                 get("DATABASE_URL").inspect(|_| names.push("DATABASE_URL".to_owned()))
+            }
+            None if name == "LATAMCTL_DATABASE_URL_FILE" => {
+                get("DATABASE_URL_FILE").inspect(|_| names.push("DATABASE_URL_FILE".to_owned()))
             }
             None => None,
         };
@@ -863,6 +960,8 @@ mod tests {
         let names: Vec<String> = leaves
             .iter()
             .filter(|(_, v)| v.is_null())
+            // The `*_file` secrets are paths that must exist; their own test covers them.
+            .filter(|(p, _)| !SECRET_FILES.iter().any(|(_, f)| p.join(".") == *f))
             .map(|(p, _)| env_name(p))
             .collect();
         assert!(names.len() > 5);

@@ -25,6 +25,8 @@ struct Shown {
     config: serde_json::Value,
     file: Option<String>,
     env: Vec<String>,
+    /// Where each secret came from, never its value.
+    secrets: std::collections::BTreeMap<String, String>,
 }
 
 pub async fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Exit> {
@@ -51,12 +53,17 @@ pub async fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Exit> {
                         sources.env.join(", ")
                     }
                 ));
+                text.push_str("secrets (where from; values never shown):\n");
+                for (key, source) in &sources.secrets {
+                    text.push_str(&format!("  {key}: {source}\n"));
+                }
                 print!("{text}");
             } else {
                 let shown = Shown {
                     config: value,
                     file: sources.file.map(|p| p.display().to_string()),
                     env: sources.env,
+                    secrets: sources.secrets,
                 };
                 output::print(ctx.global.output, &shown, String::new)?;
             }

@@ -13,6 +13,9 @@ pub struct MigrateArgs {
     /// PostgreSQL URL (config: database.url; env DATABASE_URL too).
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+    /// File holding the PostgreSQL URL (a mounted secret) (config: database.url_file).
+    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -32,7 +35,13 @@ struct Migration {
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt("database.url", args.database_url.clone());
+    o.set_opt("database.url", args.database_url.clone())
+        .set_opt(
+            "database.url_file",
+            args.database_url_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        );
     let (config, _) = ctx.load(&o)?;
     let report = match config.store {
         StoreKind::Postgres => {

@@ -69,6 +69,9 @@ pub struct PublishArgs {
     /// Bearer token for the API (config: api.token).
     #[arg(long, value_name = "TOKEN")]
     pub api_token: Option<String>,
+    /// File holding the API token (config: api.token_file).
+    #[arg(long, value_name = "FILE", conflicts_with = "api_token")]
+    pub api_token_file: Option<std::path::PathBuf>,
     /// After sending, poll GET /data/{id} until every acknowledged message is stored.
     #[arg(long)]
     pub verify: bool,
@@ -134,7 +137,12 @@ pub struct Threshold {
 
 pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt("api.token", args.api_token.clone());
+    o.set_opt("api.token", args.api_token.clone()).set_opt(
+        "api.token_file",
+        args.api_token_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
     let (config, _) = ctx.load(&o)?;
     let shape = Shape {
         pattern: args.pattern,

@@ -211,6 +211,87 @@ async fn config_show_redacts_secrets_and_lists_env_names() {
     assert!(stdout.contains("LATAMCTL_AWS_QUEUE_URL"), "{stdout}");
 }
 
+/// Secrets from files, the way Kubernetes mounts them: `serve --api-token-file` guards the
+/// API with the file's token (nothing secret on the command line), `DATABASE_URL_FILE` works
+/// like `DATABASE_URL`, and `config show` names where each secret came from, not its value.
+#[tokio::test]
+async fn secrets_come_from_files_and_config_show_names_their_source() {
+    let dir = support::tempdir();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "f1le-t0ken\n").unwrap();
+    let url_file = dir.path().join("database-url");
+    std::fs::write(&url_file, "postgres://app:hunter2@db:5432/app\n").unwrap();
+    let token_path = token_file.to_str().unwrap();
+    let url_path = url_file.to_str().unwrap();
+
+    let (code, stdout, stderr) = support::run(
+        &["config", "show", "-o", "json"],
+        &[
+            ("LATAMCTL_API_TOKEN_FILE", token_path),
+            ("DATABASE_URL_FILE", url_path),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stdout.contains("f1le-t0ken") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["config"]["api"]["token"], "<redacted>");
+    assert_eq!(v["secrets"]["api.token"], format!("file {token_path}"));
+    assert_eq!(v["secrets"]["database.url"], format!("file {url_path}"));
+    assert_eq!(v["secrets"]["database.password"], "unset");
+
+    // A value and its file both set: which wins would be a guess.
+    let (code, _, stderr) = support::run(
+        &["config", "show"],
+        &[
+            ("LATAMCTL_API_TOKEN_FILE", token_path),
+            ("LATAMCTL_API_TOKEN", "other"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("api.token_file"), "{stderr}");
+    // A file that is not there names the key and the path.
+    let (code, _, stderr) = support::run(
+        &["config", "show"],
+        &[("LATAMCTL_API_TOKEN_FILE", "/nonexistent/token")],
+        dir.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("api.token_file") && stderr.contains("/nonexistent/token"),
+        "{stderr}"
+    );
+
+    let data = support::data_dir(dir.path());
+    let serve = support::Serve::start(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-token-file",
+            token_path,
+        ],
+        &[],
+        dir.path(),
+    );
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"topic_arn": "data-ingestion-topic", "message": "m"});
+    let url = format!("{}/ingresar-datos", serve.base);
+    let denied = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let allowed = http
+        .post(&url)
+        .bearer_auth("f1le-t0ken")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+}
+
 #[test]
 fn example_configs_are_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -88,6 +88,7 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- include "latamctl.secretMounts" $ctx | nindent 12 }}
           resources:
             {{- toYaml $c.resources | nindent 12 }}
           securityContext:
@@ -115,6 +116,7 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- include "latamctl.secretMounts" $ctx | nindent 12 }}
           startupProbe:
             httpGet:
               path: /healthz
@@ -152,6 +154,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- include "latamctl.secretVolumes" $ctx | nindent 8 }}
       {{- with $c.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

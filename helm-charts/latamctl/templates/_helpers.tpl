@@ -99,7 +99,6 @@ Only the skips that apply to the current values are emitted.
 */}}
 {{- define "latamctl.checkovSkips" -}}
 {{- $skips := list }}
-{{- $skips = append $skips "CKV_K8S_35=The binary reads LATAMCTL_DATABASE_URL/LATAMCTL_API_TOKEN from env (application contract); values come from an existing Secret via secretKeyRef, never from the manifest" }}
 {{- if not .Values.image.digest }}
 {{- $skips = append $skips "CKV_K8S_43=Images are tagged with the immutable git SHA (ECR tag immutability); set image.digest to pin by digest" }}
 {{- end }}
@@ -137,7 +136,8 @@ Optional keys (timeouts, log level, ...) are written only when set in values.
 {{- define "latamctl.toml" -}}
 {{- $c := .Values.config -}}
 # latamctl.toml rendered by the latamctl Helm chart (release {{ .Release.Name }}, system {{ .Values.system }}).
-# Secrets are not here: LATAMCTL_DATABASE_URL and LATAMCTL_API_TOKEN come from Secrets as env.
+# Secrets are not here: the database URL and the API token are Secrets mounted as files
+# (LATAMCTL_DATABASE_URL_FILE, LATAMCTL_API_TOKEN_FILE).
 bus = {{ $c.bus | quote }}
 store = {{ $c.store | quote }}
 topics = [{{ range $i, $t := $c.topics }}{{ if $i }}, {{ end }}{{ $t | quote }}{{ end }}]
@@ -213,24 +213,18 @@ Relabelings for ServiceMonitor/PodMonitor: every series gets `system` (the pipel
 
 {{/*
 Environment of the latamctl container. Call with (dict "root" $ "component" "api"|"worker").
-Secrets only by secretKeyRef to existing Secrets.
+No secret is in the environment: they are files ("latamctl.secretMounts"), named here.
 */}}
 {{- define "latamctl.env" -}}
 {{- $root := .root }}
 {{- $component := .component }}
 - name: AWS_REGION
   value: {{ $root.Values.config.aws.region | quote }}
-- name: LATAMCTL_DATABASE_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ $root.Values.database.existingSecret }}
-      key: {{ $root.Values.database.secretKey }}
+- name: LATAMCTL_DATABASE_URL_FILE
+  value: /var/run/secrets/latamctl/database/url
 {{- if and (eq $component "api") $root.Values.apiToken.existingSecret }}
-- name: LATAMCTL_API_TOKEN
-  valueFrom:
-    secretKeyRef:
-      name: {{ $root.Values.apiToken.existingSecret }}
-      key: {{ $root.Values.apiToken.secretKey }}
+- name: LATAMCTL_API_TOKEN_FILE
+  value: /var/run/secrets/latamctl/api-token/token
 {{- end }}
 - name: POD_NAME
   valueFrom:
@@ -261,4 +255,41 @@ capabilities:
     - ALL
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/*
+Secret files of the latamctl container (read-only, not in the environment, not in `ps`).
+Call with (dict "root" $ "component" "api"|"worker").
+*/}}
+{{- define "latamctl.secretMounts" -}}
+- name: database-secret
+  mountPath: /var/run/secrets/latamctl/database
+  readOnly: true
+{{- if and (eq .component "api") .root.Values.apiToken.existingSecret }}
+- name: api-token-secret
+  mountPath: /var/run/secrets/latamctl/api-token
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret volumes behind "latamctl.secretMounts": existing Secrets, one key each.
+*/}}
+{{- define "latamctl.secretVolumes" -}}
+- name: database-secret
+  secret:
+    secretName: {{ .root.Values.database.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .root.Values.database.secretKey }}
+        path: url
+{{- if and (eq .component "api") .root.Values.apiToken.existingSecret }}
+- name: api-token-secret
+  secret:
+    secretName: {{ .root.Values.apiToken.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .root.Values.apiToken.secretKey }}
+        path: token
+{{- end }}
 {{- end }}
