@@ -19,6 +19,10 @@ pub struct StatusArgs {
     /// Refresh every SECONDS until interrupted.
     #[arg(long, value_name = "SECONDS")]
     pub watch: Option<u64>,
+    /// The API's error ratio and p95 are over this window: two `/metrics` samples this far
+    /// apart (0s: since the API process started).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub window: Duration,
     /// Skip the Kubernetes checks (config: kubernetes.enabled).
     #[arg(long)]
     pub no_kubernetes: bool,
@@ -81,6 +85,7 @@ async fn targets(config: &Config, args: &StatusArgs) -> anyhow::Result<Targets> 
     Ok(Targets {
         api,
         api_token: config.api.token.clone(),
+        api_window: args.window,
         cloud,
         queue,
         store,

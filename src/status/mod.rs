@@ -95,6 +95,9 @@ impl Report {
 pub struct Targets {
     pub api: Option<String>,
     pub api_token: Option<String>,
+    /// The API's error ratio and p95 are over this window (two `/metrics` samples this far
+    /// apart); zero: since the API process started.
+    pub api_window: Duration,
     pub cloud: Option<CloudClients>,
     pub queue: Option<Arc<dyn Queue>>,
     pub store: Option<Arc<dyn Store>>,
@@ -109,8 +112,13 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
     match &targets.api {
         Some(api) => futures.push(Box::pin(one(
             "api",
-            t,
-            check_api(config, api, targets.api_token.as_deref()),
+            t + targets.api_window,
+            check_api(
+                config,
+                api,
+                targets.api_token.as_deref(),
+                targets.api_window,
+            ),
         ))),
         None => futures.push(Box::pin(async {
             vec![Check::new("api", State::Skipped).hint("give --api URL to check the API")]
@@ -197,13 +205,34 @@ async fn many(
     }
 }
 
-async fn check_api(config: &Config, api: &str, token: Option<&str>) -> Check {
+async fn check_api(config: &Config, api: &str, token: Option<&str>, window: Duration) -> Check {
     let http = match reqwest::Client::builder()
         .timeout(config.status.check_timeout)
         .build()
     {
         Ok(h) => h,
         Err(e) => return Check::new("api", State::Fail).hint(e.to_string()),
+    };
+    let scrape = || async {
+        let mut req = http.get(format!("{api}/metrics"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let text = req
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        http_figures(&text)
+    };
+    // The window's first sample; the second comes after the readiness check.
+    let first = if window.is_zero() {
+        None
+    } else {
+        scrape().await
     };
     let started = Instant::now();
     let ready = http.get(format!("{api}/readyz")).send().await;
@@ -247,18 +276,24 @@ async fn check_api(config: &Config, api: &str, token: Option<&str>) -> Check {
             c
         }
     };
-    let mut req = http.get(format!("{api}/metrics"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
+    if first.is_some() {
+        tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
     }
-    if let Ok(response) = req.send().await.and_then(|r| r.error_for_status())
-        && let Ok(text) = response.text().await
-        && let Some(figures) = http_figures(&text)
-    {
-        check = check.figure("requests", figures.requests).figure(
-            "error_rate",
-            format!("{:.2}%", figures.error_rate() * 100.0),
-        );
+    if let Some(last) = scrape().await {
+        let (figures, over) = match &first {
+            Some(first) => (
+                last.since(first),
+                humantime::format_duration(window).to_string(),
+            ),
+            None => (last, "since start".to_owned()),
+        };
+        check = check
+            .figure("window", over)
+            .figure("requests", figures.requests)
+            .figure(
+                "error_rate",
+                format!("{:.2}%", figures.error_rate() * 100.0),
+            );
         if let Some(p95) = figures.p95_seconds {
             check = check.figure("p95_ms", format!("{:.1}", p95 * 1000.0));
             if p95 > config.status.p95_warn.as_secs_f64() {
@@ -291,9 +326,50 @@ pub struct HttpFigures {
     pub errors: u64,
     /// p95 from the latency histogram (upper bucket edge), when there were requests.
     pub p95_seconds: Option<f64>,
+    /// The latency histogram: (upper edge, cumulative count), edges ascending.
+    pub buckets: Vec<(f64, f64)>,
 }
 
 impl HttpFigures {
+    /// The figures of the requests between `earlier` and `self` (two samples of one
+    /// process; a restart in between, counters lower than before, counts from zero).
+    pub fn since(&self, earlier: &HttpFigures) -> HttpFigures {
+        let restarted = self.requests < earlier.requests;
+        let before = |edge: f64| {
+            earlier
+                .buckets
+                .iter()
+                .find(|(e, _)| *e == edge)
+                .map_or(0.0, |(_, c)| *c)
+        };
+        let buckets: Vec<(f64, f64)> = self
+            .buckets
+            .iter()
+            .map(|&(edge, count)| {
+                let delta = if restarted {
+                    count
+                } else {
+                    count - before(edge)
+                };
+                (edge, delta.max(0.0))
+            })
+            .collect();
+        let (requests, errors) = if restarted {
+            (self.requests, self.errors)
+        } else {
+            (
+                self.requests - earlier.requests,
+                self.errors.saturating_sub(earlier.errors),
+            )
+        };
+        HttpFigures {
+            requests,
+            errors,
+            p95_seconds: p95(&buckets),
+            buckets,
+        }
+    }
+
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
             0.0
@@ -349,15 +425,21 @@ pub fn http_figures(text: &str) -> Option<HttpFigures> {
         })
         .collect();
     edges.sort_by(|a, b| a.0.total_cmp(&b.0));
-    if let Some(&(_, total)) = edges.last()
-        && total > 0.0
-    {
-        figures.p95_seconds = edges
-            .iter()
-            .find(|(_, count)| *count >= 0.95 * total)
-            .map(|(edge, _)| *edge);
-    }
+    figures.p95_seconds = p95(&edges);
+    figures.buckets = edges;
     Some(figures)
+}
+
+/// The upper edge of the bucket holding the 95th percentile; `None` with no requests.
+fn p95(buckets: &[(f64, f64)]) -> Option<f64> {
+    let &(_, total) = buckets.last()?;
+    if total <= 0.0 {
+        return None;
+    }
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= 0.95 * total)
+        .map(|(edge, _)| *edge)
 }
 
 async fn check_queue(
@@ -739,6 +821,33 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
         assert!((f.error_rate() - 10.0 / 120.0).abs() < 1e-9);
         // 96 of 100 under 0.2 s → p95 in the 0.2 bucket.
         assert_eq!(f.p95_seconds, Some(0.2));
+    }
+
+    /// Over a window, only the requests between the two samples count: an API that erred
+    /// an hour ago and is healthy now reads healthy.
+    #[test]
+    fn windowed_figures_count_only_the_requests_between_the_samples() {
+        let earlier = http_figures(METRICS).unwrap();
+        let later = http_figures(
+            &METRICS
+                .replace("status=\"200\"} 90", "status=\"200\"} 190")
+                .replace("le=\"0.1\"} 80", "le=\"0.1\"} 180")
+                .replace("le=\"0.2\"} 94", "le=\"0.2\"} 194")
+                .replace("le=\"0.4\"} 98", "le=\"0.4\"} 198")
+                .replace(
+                    "method=\"POST\",le=\"+Inf\"} 98",
+                    "method=\"POST\",le=\"+Inf\"} 198",
+                ),
+        )
+        .unwrap();
+        let window = later.since(&earlier);
+        assert_eq!(window.requests, 100);
+        assert_eq!(window.errors, 0, "the 10 errors were before the window");
+        assert_eq!(window.p95_seconds, Some(0.1), "all 100 under 0.1 s");
+        // A restart between the samples: the later counters are the window.
+        let restarted = earlier.since(&later);
+        assert_eq!(restarted.requests, earlier.requests);
+        assert_eq!(restarted.errors, earlier.errors);
     }
 
     #[test]

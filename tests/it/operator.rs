@@ -146,10 +146,26 @@ async fn provision_serve_publish_status_drain_destroy() {
     assert_eq!(report["verified"]["stored"], 200);
     assert_eq!(report["passed"], true);
 
-    let (code, out, err) = run(&["status", "--api", &serve.base, "-o", "json"]);
+    let (code, out, err) = run(&[
+        "status",
+        "--api",
+        &serve.base,
+        "--window",
+        "2s",
+        "-o",
+        "json",
+    ]);
     let status = json(&out);
     assert_eq!(code, 0, "{err}\n{status}");
     assert_eq!(status["overall"], "ok", "{status}");
+    let api_check = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "api")
+        .unwrap();
+    // The publishes were before the window: its figures are of the 2 s after them.
+    assert_eq!(api_check["figures"]["window"], "2s", "{api_check}");
     let components: Vec<&str> = status["checks"]
         .as_array()
         .unwrap()
@@ -179,7 +195,15 @@ async fn provision_serve_publish_status_drain_destroy() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     let dlq_warned = loop {
-        let (code, out, _) = run(&["status", "--api", &serve.base, "-o", "json"]);
+        let (code, out, _) = run(&[
+            "status",
+            "--api",
+            &serve.base,
+            "--window",
+            "0s",
+            "-o",
+            "json",
+        ]);
         let s = json(&out);
         let dlq = s["checks"]
             .as_array()

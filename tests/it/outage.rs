@@ -274,6 +274,8 @@ async fn writes_refused_while_reads_work(break_sql: &[&str], fix_sql: &[&str], s
             "status",
             "--api",
             &serve.base,
+            "--window",
+            "0s",
             "--data-dir",
             data.to_str().unwrap(),
             "--no-kubernetes",
