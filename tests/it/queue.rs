@@ -400,48 +400,61 @@ async fn embedded_peek_spends_no_receive() {
     assert!(got.iter().all(|d| d.receive_count == 1), "{got:?}");
 }
 
+/// An embedded queue holding `n` messages, and a connection of its own to `queue.db` (for
+/// plans and statement counters).
+async fn queue_file_with(n: usize) -> (tempfile::TempDir, rusqlite::Connection) {
+    let dir = super::support::tempdir();
+    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
+        .await
+        .unwrap();
+    for i in 0..n {
+        q.publish(&message(&format!("plan {i}"))).await.unwrap();
+    }
+    let conn =
+        rusqlite::Connection::open(dir.path().join(latamctl::bus::embedded::QUEUE_FILE)).unwrap();
+    (dir, conn)
+}
+
+/// `EXPLAIN QUERY PLAN` of `sql` with `params` bound: the plan's detail lines.
+fn query_plan(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: Vec<rusqlite::types::Value>,
+) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut params = params;
+    params.resize(stmt.parameter_count(), rusqlite::types::Value::Null);
+    stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        r.get::<_, String>("detail")
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
 /// A receive reads an index range bounded by the batch, in the claim and in the DLQ sweep:
 /// no scan, no sort of the backlog (the cost that made the API collapse when a worker
 /// started behind 300,000 messages).
 #[tokio::test]
 async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
-    use latamctl::bus::embedded::{QUEUE_FILE, claim_candidates, sweep_candidates};
-    let dir = super::support::tempdir();
-    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-        .await
-        .unwrap();
-    for i in 0..200 {
-        q.publish(&message(&format!("plan {i}"))).await.unwrap();
-    }
-    let conn = rusqlite::Connection::open(dir.path().join(QUEUE_FILE)).unwrap();
+    use latamctl::bus::embedded::{claim_candidates, sweep_candidates};
+    use rusqlite::types::Value;
+    let (_dir, conn) = queue_file_with(200).await;
     conn.execute_batch("ANALYZE").unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     for (name, sql, params) in [
         (
             "claim",
             claim_candidates(100),
-            rusqlite::params_from_iter(vec![
-                rusqlite::types::Value::from("main".to_owned()),
-                now.into(),
-                5i64.into(),
-            ]),
+            vec![Value::from("main".to_owned()), now.into(), 5i64.into()],
         ),
-        (
-            "dlq sweep",
-            sweep_candidates(100),
-            rusqlite::params_from_iter(vec![rusqlite::types::Value::from(now)]),
-        ),
+        ("dlq sweep", sweep_candidates(100), vec![Value::from(now)]),
     ] {
         assert!(
             sql.contains(" LIMIT 100"),
             "{name}: not bounded by the batch: {sql}"
         );
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(params, |r| r.get::<_, String>("detail"))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let plan = query_plan(&conn, &sql, params);
         assert!(
             plan.iter()
                 .any(|d| d.starts_with("SEARCH") && d.contains("INDEX messages_ready")),
@@ -461,26 +474,11 @@ async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
 /// through an index on `queue`, and each ack behind 200,000 messages took milliseconds).
 #[tokio::test]
 async fn embedded_ack_and_release_plans_look_up_by_primary_key() {
-    use latamctl::bus::embedded::{DELETE_RECEIVED, QUEUE_FILE, SET_VISIBLE};
-    let dir = super::support::tempdir();
-    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-        .await
-        .unwrap();
-    for i in 0..200 {
-        q.publish(&message(&format!("plan {i}"))).await.unwrap();
-    }
-    let conn = rusqlite::Connection::open(dir.path().join(QUEUE_FILE)).unwrap();
+    use latamctl::bus::embedded::{DELETE_RECEIVED, SET_VISIBLE};
+    let (_dir, conn) = queue_file_with(200).await;
     conn.execute_batch("ANALYZE").unwrap();
     for (name, sql) in [("ack", DELETE_RECEIVED), ("release", SET_VISIBLE)] {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let unbound = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
-        let plan: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(unbound), |r| {
-                r.get::<_, String>("detail")
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let plan = query_plan(&conn, sql, Vec::new());
         assert!(
             plan.iter()
                 .any(|d| d.starts_with("SEARCH messages USING INTEGER PRIMARY KEY")),
@@ -500,16 +498,9 @@ async fn embedded_ack_and_release_plans_look_up_by_primary_key() {
 /// plans it again each receive: 4% of `serve`'s CPU under POST load.
 #[tokio::test]
 async fn embedded_receive_statements_are_not_prepared_again_on_each_receive() {
-    use latamctl::bus::embedded::{QUEUE_FILE, claim_sql};
+    use latamctl::bus::embedded::claim_sql;
     use rusqlite::StatementStatus;
-    let dir = super::support::tempdir();
-    let q = EmbeddedQueue::open(dir.path(), &QueueConfig::default())
-        .await
-        .unwrap();
-    for i in 0..20 {
-        q.publish(&message(&format!("prepared {i}"))).await.unwrap();
-    }
-    let conn = rusqlite::Connection::open(dir.path().join(QUEUE_FILE)).unwrap();
+    let (_dir, conn) = queue_file_with(20).await;
     let mut stmt = conn.prepare(&claim_sql(5)).unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     for receive in 0..3 {
