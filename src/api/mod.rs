@@ -36,6 +36,14 @@ pub use readiness::Readiness;
 use crate::bus::{Publisher, Queue};
 use crate::store::Store;
 
+/// The probe routes: never shed, never authenticated, and not traffic (the status error
+/// ratio and every SLO in `examples/slo.yaml` leave them out; a test holds the spec to this
+/// list).
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+pub const PROBE_ROUTES: [&str; 3] = [HEALTHZ, READYZ, METRICS];
+
 /// How long a background readiness check waits for each dependency.
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -148,9 +156,9 @@ pub fn app(state: AppState) -> Router {
             .route("/openapi.json", get(openapi::openapi_json));
     }
     routes
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route(HEALTHZ, get(healthz))
+        .route(READYZ, get(readyz))
+        .route(METRICS, get(metrics_text))
         // Route layers run after routing, so the metrics see the route template and every
         // response, timeouts included (the timeout layer sits inside the metrics layer).
         .route_layer(TimeoutLayer::with_status_code(

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::api::PROBE_ROUTES;
 use crate::bus::{Queue, QueueStats};
 use crate::cloud::CloudClients;
 use crate::config::{BusKind, Config};
@@ -379,7 +380,6 @@ impl HttpFigures {
     }
 }
 
-const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 const DATA_ROUTE: &str = "/data/{transaction_id}";
 
 /// Reads `http_requests_total` and `http_request_duration_seconds_bucket` out of the
@@ -848,6 +848,20 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
         let restarted = earlier.since(&later);
         assert_eq!(restarted.requests, earlier.requests);
         assert_eq!(restarted.errors, earlier.errors);
+    }
+
+    /// Every SLO of the example spec leaves out exactly the probe routes the router serves.
+    #[test]
+    fn the_example_slos_exclude_exactly_the_probe_routes() {
+        let spec =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/slo.yaml"))
+                .unwrap();
+        let wanted = format!("route!~\"{}\"", PROBE_ROUTES.join("|"));
+        let matchers: Vec<&str> = spec.lines().filter(|l| l.contains("route!~")).collect();
+        assert!(!matchers.is_empty());
+        for line in matchers {
+            assert!(line.contains(&wanted), "{line:?} does not exclude {wanted}");
+        }
     }
 
     #[test]
