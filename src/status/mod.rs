@@ -295,7 +295,7 @@ async fn check_api(config: &Config, api: &str, token: Option<&str>, window: Dura
                 "error_rate",
                 format!("{:.2}%", figures.error_rate() * 100.0),
             );
-        if let Some(p95) = figures.p95_seconds {
+        if let Some(p95) = figures.p95_seconds() {
             check = check.figure("p95_ms", format!("{:.1}", p95 * 1000.0));
             if p95 > config.status.p95_warn.as_secs_f64() {
                 check.worsen(
@@ -325,13 +325,24 @@ async fn check_api(config: &Config, api: &str, token: Option<&str>, window: Dura
 pub struct HttpFigures {
     pub requests: u64,
     pub errors: u64,
-    /// p95 from the latency histogram (upper bucket edge), when there were requests.
-    pub p95_seconds: Option<f64>,
     /// The latency histogram: (upper edge, cumulative count), edges ascending.
     pub buckets: Vec<(f64, f64)>,
 }
 
 impl HttpFigures {
+    /// p95 from the latency histogram: the upper edge of the bucket holding the 95th
+    /// percentile; `None` with no requests.
+    pub fn p95_seconds(&self) -> Option<f64> {
+        let &(_, total) = self.buckets.last()?;
+        if total <= 0.0 {
+            return None;
+        }
+        self.buckets
+            .iter()
+            .find(|(_, count)| *count >= 0.95 * total)
+            .map(|(edge, _)| *edge)
+    }
+
     /// The figures of the requests between `earlier` and `self` (two samples of one
     /// process; a restart in between, counters lower than before, counts from zero).
     pub fn since(&self, earlier: &HttpFigures) -> HttpFigures {
@@ -366,7 +377,6 @@ impl HttpFigures {
         HttpFigures {
             requests,
             errors,
-            p95_seconds: p95(&buckets),
             buckets,
         }
     }
@@ -425,21 +435,8 @@ pub fn http_figures(text: &str) -> Option<HttpFigures> {
         })
         .collect();
     edges.sort_by(|a, b| a.0.total_cmp(&b.0));
-    figures.p95_seconds = p95(&edges);
     figures.buckets = edges;
     Some(figures)
-}
-
-/// The upper edge of the bucket holding the 95th percentile; `None` with no requests.
-fn p95(buckets: &[(f64, f64)]) -> Option<f64> {
-    let &(_, total) = buckets.last()?;
-    if total <= 0.0 {
-        return None;
-    }
-    buckets
-        .iter()
-        .find(|(_, count)| *count >= 0.95 * total)
-        .map(|(edge, _)| *edge)
 }
 
 async fn check_queue(
@@ -820,7 +817,7 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
         assert_eq!(f.errors, 10, "polling 404s are not errors");
         assert!((f.error_rate() - 10.0 / 120.0).abs() < 1e-9);
         // 96 of 100 under 0.2 s → p95 in the 0.2 bucket.
-        assert_eq!(f.p95_seconds, Some(0.2));
+        assert_eq!(f.p95_seconds(), Some(0.2));
     }
 
     /// Over a window, only the requests between the two samples count: an API that erred
@@ -843,7 +840,7 @@ http_request_duration_seconds_bucket{route="/readyz",method="GET",le="+Inf"} 50
         let window = later.since(&earlier);
         assert_eq!(window.requests, 100);
         assert_eq!(window.errors, 0, "the 10 errors were before the window");
-        assert_eq!(window.p95_seconds, Some(0.1), "all 100 under 0.1 s");
+        assert_eq!(window.p95_seconds(), Some(0.1), "all 100 under 0.1 s");
         // A restart between the samples: the later counters are the window.
         let restarted = earlier.since(&later);
         assert_eq!(restarted.requests, earlier.requests);

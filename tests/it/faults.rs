@@ -581,7 +581,7 @@ async fn fault_full_disk_for_the_embedded_data_dir() {
     let load = Load::start(&serve.base, 4, Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Fill what is left (fallocate, so the blocks are really taken).
-    let free = {
+    let free = || {
         let out = std::process::Command::new("df")
             .args(["--output=avail", "-B1", disk.mount.to_str().unwrap()])
             .output()
@@ -592,16 +592,20 @@ async fn fault_full_disk_for_the_embedded_data_dir() {
             .and_then(|l| l.trim().parse::<u64>().ok())
             .unwrap()
     };
-    // All but 64 KiB (ext4 needs some for the filler's own metadata): the queue and the
-    // store run out within a few writes.
-    let ok = std::process::Command::new("fallocate")
-        .args([
-            "-l",
-            &free.saturating_sub(64 * 1024).to_string(),
-            filler.to_str().unwrap(),
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
+    // All but a margin (ext4 needs some for the filler's own metadata): the queue and the
+    // store run out within a few writes. The load keeps writing between `df` and
+    // `fallocate`, so a refused fill is tried again with the space left then and a larger
+    // margin.
+    let ok = [64u64, 256, 1024, 4096].iter().any(|margin_kib| {
+        std::process::Command::new("fallocate")
+            .args([
+                "-l",
+                &free().saturating_sub(margin_kib * 1024).to_string(),
+                filler.to_str().unwrap(),
+            ])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     assert!(ok, "fallocate could not fill the disk");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let metrics = serve.metrics(&client()).await;
