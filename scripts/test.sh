@@ -68,6 +68,7 @@ run_rust_tests() {
   start_moto_iam
   export_iam_actions
   start_postgres
+  start_postgres_tls
   export LATAMCTL_TEST_REQUIRE_SERVICES=1
   log "cargo nextest run"
   export LATAMCTL_FAULTS_REPORT="$WORK/faults.txt"

@@ -479,6 +479,9 @@ pub struct Sources {
     /// Where each secret came from (`file /run/secrets/token`, `env LATAMCTL_API_TOKEN`,
     /// `flag`, `config file`, `unset`), never its value.
     pub secrets: BTreeMap<String, String>,
+    /// Settings no layer gave that were derived from others, each with the reason
+    /// (`store = postgres: ...`), logged at start and shown by `config show`.
+    pub inferred: Vec<String>,
 }
 
 /// Secrets that may be read from a file (a mounted Kubernetes Secret) instead of being
@@ -608,6 +611,9 @@ pub fn load_with_env(
     merge(&mut merged, env_value);
     merge(&mut merged, overrides.to_value());
     let secrets = resolve_secret_files(&mut merged, file_layer.as_ref(), &env_names, overrides)?;
+    let inferred = infer_store(&mut merged, file_layer.as_ref(), &env_names, overrides)
+        .into_iter()
+        .collect();
 
     let config: Config = serde_json::from_value(merged).map_err(|e| Error::Invalid {
         origin: String::new(),
@@ -620,7 +626,34 @@ pub fn load_with_env(
             file: file_path,
             env: env_names,
             secrets,
+            inferred,
         },
+    ))
+}
+
+/// A PostgreSQL database configured (`database.url`, `url_file` or `host`) while no layer set
+/// `store` means PostgreSQL: the default `sqlite` would silently put the records in a local
+/// file next to a database the operator named. An explicit `store = "sqlite"` keeps SQLite.
+fn infer_store(
+    merged: &mut Value,
+    file_layer: Option<&Value>,
+    env_names: &[String],
+    overrides: &Overrides,
+) -> Option<String> {
+    let store_env = env_name(&["store".to_owned()]);
+    let store_given = file_layer.is_some_and(|f| f.get("store").is_some())
+        || env_names.contains(&store_env)
+        || overrides.0.iter().any(|(k, _)| *k == "store");
+    if store_given {
+        return None;
+    }
+    let database = merged.get("database")?;
+    let named = ["url", "url_file", "host"]
+        .into_iter()
+        .find(|key| database.get(*key).is_some_and(|v| !v.is_null()))?;
+    merged["store"] = Value::String("postgres".to_owned());
+    Some(format!(
+        "store = postgres: database.{named} is set and store is not (set store = \"sqlite\" or --store sqlite to keep SQLite)"
     ))
 }
 
@@ -967,6 +1000,50 @@ mod tests {
         assert!(names.len() > 5);
         let env = move |k: &str| names.iter().any(|n| n == k).then(|| "123".to_owned());
         load_with_env(None, &Overrides::default(), env).unwrap();
+    }
+
+    /// The README's Citus recipe sets only a URL: the store follows it instead of the
+    /// `sqlite` default, unless a layer says `store` itself.
+    #[test]
+    fn a_postgres_url_without_a_store_means_postgres() {
+        let url = [("LATAMCTL_DATABASE_URL", "postgres://a/x")];
+        let (cfg, sources) = load_with_env(None, &Overrides::default(), env_of(&url)).unwrap();
+        assert_eq!(cfg.store, StoreKind::Postgres);
+        assert!(
+            sources.inferred[0].contains("database.url"),
+            "{:?}",
+            sources.inferred
+        );
+
+        let host = [("LATAMCTL_DATABASE_HOST", "db.internal")];
+        let (cfg, _) = load_with_env(None, &Overrides::default(), env_of(&host)).unwrap();
+        assert_eq!(cfg.store, StoreKind::Postgres);
+
+        let explicit = [
+            ("DATABASE_URL", "postgres://a/x"),
+            ("LATAMCTL_STORE", "sqlite"),
+        ];
+        let (cfg, sources) = load_with_env(None, &Overrides::default(), env_of(&explicit)).unwrap();
+        assert_eq!(cfg.store, StoreKind::Sqlite);
+        assert!(sources.inferred.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "store = \"sqlite\"\n");
+        let (cfg, _) = load_with_env(Some(&file), &Overrides::default(), env_of(&url)).unwrap();
+        assert_eq!(
+            cfg.store,
+            StoreKind::Sqlite,
+            "the file's explicit store wins"
+        );
+
+        let mut flags = Overrides::default();
+        flags.set("store", "sqlite");
+        let (cfg, _) = load_with_env(None, &flags, env_of(&url)).unwrap();
+        assert_eq!(cfg.store, StoreKind::Sqlite);
+
+        let (cfg, sources) = load_with_env(None, &Overrides::default(), env_of(&[])).unwrap();
+        assert_eq!(cfg.store, StoreKind::Sqlite, "nothing configured: SQLite");
+        assert!(sources.inferred.is_empty());
     }
 
     #[test]

@@ -51,10 +51,12 @@ pub struct Shape {
     /// Number of messages (derives the duration).
     pub count: Option<u64>,
     /// Run length (derives the count).
+    #[serde(with = "humantime_serde")]
     pub duration: Option<Duration>,
     /// Steps of the incremental pattern.
     pub steps: u32,
     /// Period of the wave pattern.
+    #[serde(with = "humantime_serde")]
     pub period: Duration,
 }
 

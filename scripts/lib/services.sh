@@ -6,6 +6,7 @@ services_init() {
   WORK=$(mktemp -d "/tmp/$1.XXXXXX")
   PIDS=()
   PG_DATA=""
+  PG_TLS_DATA=""
   PG_CTL=""
   trap cleanup EXIT INT TERM
 }
@@ -18,6 +19,9 @@ cleanup() {
   done
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     as_pg "$PG_CTL" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  if [ -n "$PG_TLS_DATA" ] && [ -f "$PG_TLS_DATA/postmaster.pid" ]; then
+    as_pg "$PG_CTL" -D "$PG_TLS_DATA" -m immediate stop >/dev/null 2>&1 || true
   fi
   rm -rf "$WORK"
   exit $code
@@ -116,3 +120,38 @@ start_postgres() {
   log "PostgreSQL on $LATAMCTL_TEST_DATABASE_URL"
 }
 
+
+# A second cluster that speaks only TLS, with the kind of certificate `CREATE EXTENSION citus`
+# generates: self-signed X.509 *v1* (no extensions), CN=citus-auto-ssl, which rustls/webpki
+# refuses to parse even when told not to verify. pg_hba rejects plaintext, so a connection
+# that works is an encrypted one. Call after start_postgres (it reuses its binaries).
+start_postgres_tls() {
+  local port dir
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  port=$(free_port)
+  dir="$WORK/pg-tls-cert"
+  mkdir -p "$dir"
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/server.key" -subj /CN=citus-auto-ssl \
+    -out "$dir/server.csr" >/dev/null 2>&1 || die "openssl req failed"
+  openssl x509 -req -in "$dir/server.csr" -signkey "$dir/server.key" -days 2 \
+    -out "$dir/server.crt" >/dev/null 2>&1 || die "openssl x509 failed"
+  openssl x509 -in "$dir/server.crt" -noout -text | grep -q 'Version: 1 (0x0)' \
+    || die "the test certificate is not X.509 v1"
+  PG_TLS_DATA="$WORK/pg-tls"
+  mkdir -p "$PG_TLS_DATA"
+  chmod 600 "$dir/server.key"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$PG_TLS_DATA"
+    chown -R postgres "$dir"
+  fi
+  as_pg "$(dirname "$PG_CTL")/initdb" -D "$PG_TLS_DATA" -U postgres --auth=trust >"$WORK/initdb-tls.log" 2>&1 \
+    || { cat "$WORK/initdb-tls.log" >&2; die "initdb (TLS cluster) failed"; }
+  printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n' \
+    >"$PG_TLS_DATA/pg_hba.conf"
+  as_pg "$PG_CTL" -D "$PG_TLS_DATA" -l "$PG_TLS_DATA/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TLS_DATA -c fsync=off -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key" \
+    start >/dev/null || { cat "$PG_TLS_DATA/server.log" >&2; die "PostgreSQL (TLS) did not start"; }
+  export LATAMCTL_TEST_TLS_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  export LATAMCTL_TEST_TLS_CERT="$dir/server.crt"
+  log "PostgreSQL (TLS only, X.509 v1 certificate) on $LATAMCTL_TEST_TLS_DATABASE_URL"
+}

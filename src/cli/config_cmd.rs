@@ -27,6 +27,8 @@ struct Shown {
     env: Vec<String>,
     /// Where each secret came from, never its value.
     secrets: std::collections::BTreeMap<String, String>,
+    /// Settings derived from others because no layer set them, with the reason.
+    inferred: Vec<String>,
 }
 
 pub async fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Exit> {
@@ -57,6 +59,9 @@ pub async fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Exit> {
                 for (key, source) in &sources.secrets {
                     text.push_str(&format!("  {key}: {source}\n"));
                 }
+                for note in &sources.inferred {
+                    text.push_str(&format!("inferred: {note}\n"));
+                }
                 print!("{text}");
             } else {
                 let shown = Shown {
@@ -64,6 +69,7 @@ pub async fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Exit> {
                     file: sources.file.map(|p| p.display().to_string()),
                     env: sources.env,
                     secrets: sources.secrets,
+                    inferred: sources.inferred,
                 };
                 output::print(ctx.global.output, &shown, String::new)?;
             }

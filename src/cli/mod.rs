@@ -158,6 +158,9 @@ impl Context {
         }
         let (config, sources) = config::load(self.global.config.as_deref(), &overrides)?;
         crate::telemetry::init_logging(config.log.format, &config.log.level);
+        for note in &sources.inferred {
+            tracing::info!("{note}");
+        }
         Ok((config, sources))
     }
 }

@@ -675,13 +675,16 @@ async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
         );
     match store.stats().await {
         Ok(stats) => {
-            check = check.figure("records", stats.records).figure(
-                "newest_age_s",
-                stats
-                    .newest_stored_at
-                    .map(|t| format!("{:.0}", (chrono::Utc::now() - t).as_seconds_f64()))
-                    .unwrap_or_else(|| "n/a".into()),
-            );
+            check = check
+                .figure("records", stats.records.figure())
+                .figure("records_basis", stats.records.basis())
+                .figure(
+                    "newest_age_s",
+                    stats
+                        .newest_stored_at
+                        .map(|t| format!("{:.0}", (chrono::Utc::now() - t).as_seconds_f64()))
+                        .unwrap_or_else(|| "n/a".into()),
+                );
         }
         Err(e) => check.worsen(State::Warn, format!("cannot read figures: {e}")),
     }

@@ -57,6 +57,15 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Tls(inner) = &e {
+            return Error::Unavailable(format!(
+                "TLS with the database failed: {inner}. The URL's sslmode decides: prefer and \
+                 require encrypt without verifying the server's certificate; verify-ca and \
+                 verify-full need the CA that signed it in sslrootcert \
+                 (postgres://…?sslmode=verify-full&sslrootcert=/path/ca.pem), and verify-full \
+                 also needs the host name to match the certificate"
+            ));
+        }
         // PostgreSQL data exceptions (22xxx: bad encoding, NUL in text, ...) and integrity
         // violations (23xxx) are about the row, not the database being down.
         // Everything else (42501 permission denied, 25006 read-only transaction, 53100 disk
@@ -70,6 +79,10 @@ impl From<sqlx::Error> for Error {
             code.len() == 5 && (code.starts_with("22") || code.starts_with("23"))
         });
         let text = match &code {
+            // pg_hba.conf refuses plaintext ("..., no encryption"): the server wants TLS.
+            Some(code) if code == "28000" && e.to_string().contains("no encryption") => format!(
+                "{e} (SQLSTATE {code}): the server accepts only TLS connections; set sslmode=require (or prefer) in the database URL"
+            ),
             // The code is what a runbook searches for; PostgreSQL's text alone does not say it.
             Some(code) if code.len() == 5 => format!("{e} (SQLSTATE {code})"),
             // SQLite's result codes (13 = full, 8 = read-only) are in its text already.
@@ -133,10 +146,66 @@ pub struct KeyReservation {
 /// Figures for `status`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct StoreStats {
-    /// Rows in `records` (an estimate on large PostgreSQL tables).
-    pub records: u64,
+    /// Rows in `records`, and how that was found out.
+    pub records: RecordCount,
     /// When the newest record was stored.
     pub newest_stored_at: Option<DateTime<Utc>>,
+}
+
+/// How many rows `records` holds and how that is known: `status` runs in runbooks against
+/// tables of billions of rows, sharded on Citus, where a `count(*)` is a full scan.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "basis", rename_all = "snake_case")]
+pub enum RecordCount {
+    /// Counted: the table is small.
+    Exact { rows: u64 },
+    /// A count bounded at `rows` stopped there: the table is bigger, and the planner has
+    /// no statistics for it yet (no ANALYZE since it grew).
+    AtLeast { rows: u64 },
+    /// The planner's statistics, `source` naming which.
+    Estimate { rows: u64, source: &'static str },
+    /// Not known without a full scan; `why` says so.
+    Unknown { why: &'static str },
+}
+
+impl Default for RecordCount {
+    fn default() -> Self {
+        Self::Exact { rows: 0 }
+    }
+}
+
+impl RecordCount {
+    /// The rows counted or estimated, when known.
+    pub fn rows(&self) -> Option<u64> {
+        match *self {
+            Self::Exact { rows } | Self::AtLeast { rows } | Self::Estimate { rows, .. } => {
+                Some(rows)
+            }
+            Self::Unknown { .. } => None,
+        }
+    }
+
+    /// The figure as `status` prints it: `200`, `>= 100000`, `~5000000`, `n/a`.
+    pub fn figure(&self) -> String {
+        match *self {
+            Self::Exact { rows } => rows.to_string(),
+            Self::AtLeast { rows } => format!(">= {rows}"),
+            Self::Estimate { rows, .. } => format!("~{rows}"),
+            Self::Unknown { .. } => "n/a".to_owned(),
+        }
+    }
+
+    /// How the figure was found out, for the row next to it.
+    pub fn basis(&self) -> String {
+        match *self {
+            Self::Exact { .. } => "exact count".to_owned(),
+            Self::AtLeast { rows } => {
+                format!("count stopped at {rows}: no statistics yet (ANALYZE records)")
+            }
+            Self::Estimate { source, .. } => format!("estimate from {source}"),
+            Self::Unknown { why } => why.to_owned(),
+        }
+    }
 }
 
 #[async_trait]

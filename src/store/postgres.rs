@@ -18,7 +18,9 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{Error, KeyReservation, Record, Result, Store, StoreStats, StoredRecord, timed};
+use super::{
+    Error, KeyReservation, Record, RecordCount, Result, Store, StoreStats, StoredRecord, timed,
+};
 use crate::config::{AwsConfig, DatabaseConfig, redact_url};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -28,7 +30,10 @@ const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Above this estimated row count `stats` reports the planner's estimate instead of
 /// counting (a full count of a large table takes seconds).
-const EXACT_COUNT_LIMIT: f64 = 1_000_000.0;
+/// Most rows `status` counts; past it the planner's estimate (or "at least") is reported.
+/// A bounded count of this many rows takes milliseconds; a full `count(*)` of a big table
+/// (or of every shard of a Citus one) takes minutes and loads the database.
+pub const COUNT_BOUND: u64 = 100_000;
 
 #[derive(Clone)]
 pub struct PostgresStore {
@@ -84,6 +89,8 @@ impl PostgresStore {
 
     /// Applies pending migrations; returns the versions applied now.
     pub async fn migrate(&self) -> Result<Vec<i64>> {
+        // A connection failure (TLS, auth, DNS) reported as itself, not as a failed migration.
+        self.ping().await?;
         let before = applied_versions(&self.pool).await.unwrap_or_default();
         MIGRATOR
             .run(&self.pool)
@@ -95,6 +102,65 @@ impl PostgresStore {
     }
 
     /// Whether the `citus` extension is installed (records are then distributed).
+    /// Rows in `records` without a full scan: the planner's estimate when it has one that
+    /// is past [`COUNT_BOUND`], a count bounded there otherwise. On Citus the coordinator's
+    /// `records` is an empty shell (its `reltuples` stays -1 or 0 after ANALYZE), so the
+    /// estimate is the sum of the shards' own statistics, read on the workers through
+    /// `run_command_on_shards`; shards never analyzed leave the figure unknown.
+    pub async fn record_count(&self) -> Result<RecordCount> {
+        if self.is_citus().await? {
+            return self.citus_record_count().await;
+        }
+        let estimate: f64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT reltuples::float8 FROM pg_class WHERE oid = 'records'::regclass), -1)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if estimate >= COUNT_BOUND as f64 {
+            return Ok(RecordCount::Estimate {
+                rows: estimate as u64,
+                source: "pg_class.reltuples",
+            });
+        }
+        let bound = i64::try_from(COUNT_BOUND).unwrap_or(i64::MAX);
+        let counted: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM records LIMIT $1) AS bounded")
+                .bind(bound + 1)
+                .fetch_one(&self.pool)
+                .await?;
+        let counted = u64::try_from(counted).unwrap_or(0);
+        Ok(if counted > COUNT_BOUND {
+            RecordCount::AtLeast { rows: COUNT_BOUND }
+        } else {
+            RecordCount::Exact { rows: counted }
+        })
+    }
+
+    async fn citus_record_count(&self) -> Result<RecordCount> {
+        // `result` is text; it is a number only where `success`. reltuples is -1 on a shard
+        // never analyzed (PostgreSQL 14+), 0 before 14.
+        let (shards, analyzed, rows): (i64, i64, f64) = sqlx::query_as(
+            "SELECT count(*),
+                    count(*) FILTER (WHERE n > 0),
+                    COALESCE(sum(n) FILTER (WHERE n > 0), 0)::float8
+             FROM (SELECT CASE WHEN success THEN result::float8 END AS n
+                   FROM run_command_on_shards('records',
+                        $$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$$)) AS s",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(if shards > 0 && analyzed > 0 {
+            RecordCount::Estimate {
+                rows: rows as u64,
+                source: "the Citus shards' pg_class.reltuples",
+            }
+        } else {
+            RecordCount::Unknown {
+                why: "Citus shards have no statistics yet (ANALYZE records); a count would scan every shard",
+            }
+        })
+    }
+
     pub async fn is_citus(&self) -> Result<bool> {
         Ok(sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
@@ -420,19 +486,7 @@ impl Store for PostgresStore {
 
     async fn stats(&self) -> Result<StoreStats> {
         timed("stats", self.query_timeout, async {
-            let estimate: f64 = sqlx::query_scalar(
-                "SELECT COALESCE((SELECT reltuples::float8 FROM pg_class WHERE oid = 'records'::regclass), 0)",
-            )
-            .fetch_one(&self.pool)
-            .await?;
-            let records = if estimate > EXACT_COUNT_LIMIT {
-                estimate as u64
-            } else {
-                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
-                    .fetch_one(&self.pool)
-                    .await?;
-                u64::try_from(n).unwrap_or(0)
-            };
+            let records = self.record_count().await?;
             let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
                 "SELECT stored_at FROM records ORDER BY transaction_id DESC LIMIT 1",
             )

@@ -487,6 +487,8 @@ async fn api_and_worker_processes_on_one_data_dir_under_load_lose_nothing() {
         (0, Some(BACKLOG)),
         "{filled}"
     );
+    // Durations in JSON read like the flags that set them, not `{"secs":20,"nanos":0}`.
+    assert_eq!(filled["shape"]["period"], "20s", "{}", filled["shape"]);
 
     let worker = Serve::start(
         &["--role", "worker", "--data-dir", &data_arg],

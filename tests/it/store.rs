@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use latamctl::config::{AwsConfig, DatabaseConfig};
-use latamctl::store::postgres::PostgresStore;
+use latamctl::store::postgres::{COUNT_BOUND, PostgresStore};
 use latamctl::store::sqlite::SqliteStore;
-use latamctl::store::{Record, Store};
+use latamctl::store::{Record, RecordCount, Store};
 use uuid::Uuid;
 
 use super::support;
@@ -39,7 +39,10 @@ async fn inserts_are_idempotent(store: &dyn Store) {
         store.insert_batch(&[r.clone(), r.clone()]).await.unwrap(),
         1
     );
-    assert_eq!(store.stats().await.unwrap().records, 5);
+    assert_eq!(
+        store.stats().await.unwrap().records,
+        RecordCount::Exact { rows: 5 }
+    );
     for r in &batch {
         let got = store.get(r.transaction_id).await.unwrap().expect("stored");
         assert_eq!(got.transaction_id, r.transaction_id);
@@ -59,7 +62,7 @@ async fn large_batches_are_chunked(store: &dyn Store) {
     let batch: Vec<Record> = (0..2500).map(|i| record(&format!("bulk {i}"))).collect();
     assert_eq!(store.insert_batch(&batch).await.unwrap(), 2500);
     let stats = store.stats().await.unwrap();
-    assert_eq!(stats.records, 2500);
+    assert_eq!(stats.records, RecordCount::Exact { rows: 2500 });
     assert!(stats.newest_stored_at.is_some());
 }
 
@@ -115,7 +118,7 @@ async fn idempotency_keys(store: &dyn Store) {
 async fn ready_and_empty_stats(store: &dyn Store) {
     store.ready().await.unwrap();
     let stats = store.stats().await.unwrap();
-    assert_eq!(stats.records, 0);
+    assert_eq!(stats.records, RecordCount::Exact { rows: 0 });
     assert!(stats.newest_stored_at.is_none());
 }
 
@@ -129,7 +132,12 @@ async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
 
 /// A fresh PostgreSQL database on the test cluster; `None` when the cluster is not configured.
 pub async fn fresh_database() -> Option<String> {
-    let admin = support::service("LATAMCTL_TEST_DATABASE_URL")?;
+    fresh_database_on("LATAMCTL_TEST_DATABASE_URL").await
+}
+
+/// A fresh database on the cluster the env var `var` names.
+async fn fresh_database_on(var: &str) -> Option<String> {
+    let admin = support::service(var)?;
     let name = format!("t_{}", Uuid::new_v4().simple());
     let pool = sqlx::PgPool::connect(&admin)
         .await
@@ -216,6 +224,63 @@ async fn postgres_ready_and_stats() {
         return;
     };
     ready_and_empty_stats(&store).await;
+}
+
+/// `status` never runs a full `count(*)`: past [`COUNT_BOUND`] rows it reports the planner's
+/// estimate, or "at least" while the table has no statistics, and says which.
+#[tokio::test]
+async fn postgres_counts_a_big_table_without_a_full_scan() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect(
+        &DatabaseConfig {
+            url: Some(url.clone()),
+            ..DatabaseConfig::default()
+        },
+        &AwsConfig::default(),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // Autovacuum would ANALYZE the table at a moment of its choosing.
+    sqlx::query("ALTER TABLE records SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rows = COUNT_BOUND + 500;
+    sqlx::query(
+        "INSERT INTO records (transaction_id, topic, message, received_at)
+         SELECT gen_random_uuid(), 'bulk', 'm', now() FROM generate_series(1, $1)",
+    )
+    .bind(i64::try_from(rows).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        stats.records,
+        RecordCount::AtLeast { rows: COUNT_BOUND },
+        "no statistics yet: the count stops at the bound"
+    );
+    assert!(stats.records.basis().contains("ANALYZE"));
+
+    sqlx::query("ANALYZE records").execute(&pool).await.unwrap();
+    let counted = store.stats().await.unwrap().records;
+    let RecordCount::Estimate {
+        rows: estimate,
+        source,
+    } = counted
+    else {
+        panic!("after ANALYZE the planner's estimate is used: {counted:?}");
+    };
+    assert_eq!(source, "pg_class.reltuples");
+    assert!(
+        estimate.abs_diff(rows) < rows / 10,
+        "estimate {estimate} of {rows} rows"
+    );
+    assert_eq!(counted.figure(), format!("~{estimate}"));
 }
 
 /// A store whose database never answers (nothing listens on port 1).
@@ -400,4 +465,132 @@ async fn postgres_data_errors_are_classified_as_rejected() {
         latamctl::store::Error::from(err),
         latamctl::store::Error::Unavailable(_)
     ));
+}
+
+/// `CREATE EXTENSION citus` turns TLS on with a self-signed X.509 *v1* certificate, which
+/// rustls refuses to parse even when it is told not to verify; psql (OpenSSL) connects. The
+/// sslmodes must mean what libpq documents: `prefer`/`require` encrypt without verifying,
+/// `verify-ca`/`verify-full` verify, and a refusal names `sslmode`. The cluster (started by
+/// scripts/test.sh with `openssl x509 -req`, no extensions) rejects plaintext connections,
+/// so every success below is an encrypted connection.
+#[tokio::test]
+async fn postgres_tls_with_a_v1_certificate_follows_the_libpq_sslmodes() {
+    let Some(db) = fresh_database_on("LATAMCTL_TEST_TLS_DATABASE_URL").await else {
+        return;
+    };
+    let cert = support::service("LATAMCTL_TEST_TLS_CERT").unwrap();
+    let dir = support::tempdir();
+    let migrate = |url: String| {
+        support::run(
+            &["migrate", "-o", "json"],
+            &[("DATABASE_URL", &url)],
+            dir.path(),
+        )
+    };
+
+    for mode in ["prefer", "require"] {
+        let (code, stdout, stderr) = migrate(format!("{db}?sslmode={mode}"));
+        assert_eq!(code, 0, "sslmode={mode}: {stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["store"], "postgres", "{stdout}");
+    }
+    let pool = sqlx::PgPool::connect(&format!("{db}?sslmode=require"))
+        .await
+        .unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(ssl, "sslmode=require must encrypt");
+
+    // Verifying against the system's roots fails: the certificate is self-signed.
+    let (code, _, stderr) = migrate(format!("{db}?sslmode=verify-full"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("sslmode") && stderr.contains("sslrootcert"),
+        "the error must name sslmode and how to trust the server: {stderr}"
+    );
+    // With the certificate as the root, verify-ca passes...
+    let (code, _, stderr) = migrate(format!("{db}?sslmode=verify-ca&sslrootcert={cert}"));
+    assert_eq!(
+        code, 0,
+        "verify-ca with the server's certificate as root: {stderr}"
+    );
+    // ...and verify-full still checks the name: 127.0.0.1 is not CN=citus-auto-ssl.
+    let (code, _, stderr) = migrate(format!("{db}?sslmode=verify-full&sslrootcert={cert}"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("sslmode"), "{stderr}");
+
+    // Plaintext is refused by the server, and the error says so.
+    let (code, _, stderr) = migrate(format!("{db}?sslmode=disable"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no encryption"), "{stderr}");
+}
+
+/// The README's Citus recipe sets only a URL: `migrate`, `serve` and `status` then use
+/// PostgreSQL, not the SQLite default next to it.
+#[tokio::test]
+async fn a_postgres_url_alone_selects_postgres_for_migrate_serve_and_status() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let dir = support::tempdir();
+    let env = [("LATAMCTL_DATABASE_URL", url.as_str())];
+    let (code, stdout, stderr) = support::run(&["migrate", "-o", "json"], &env, dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["store"], "postgres", "{stdout}");
+    assert_eq!(v["applied_now"], serde_json::json!([1, 2]));
+    assert!(
+        stderr.contains("store = postgres"),
+        "the inference is logged: {stderr}"
+    );
+
+    let data = support::data_dir(dir.path());
+    let data_arg = data.to_str().unwrap();
+    let serve = support::Serve::start(&["--data-dir", data_arg], &env, dir.path());
+    let http = support::client();
+    let id = support::post(&http, &serve.base, "to postgres")
+        .await
+        .unwrap();
+    let missing = support::wait_stored(&http, &serve.base, &[id], Duration::from_secs(30)).await;
+    assert!(missing.is_empty());
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records WHERE transaction_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "the record is in PostgreSQL");
+    assert!(
+        !data.join(latamctl::store::sqlite::STORE_FILE).exists(),
+        "no SQLite store was created"
+    );
+
+    let (_, stdout, stderr) = support::run(
+        &[
+            "status",
+            "-o",
+            "json",
+            "--data-dir",
+            data_arg,
+            "--api",
+            &serve.base,
+            "--window",
+            "0s",
+        ],
+        &env,
+        dir.path(),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    let db = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "database")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(db["figures"]["kind"], "postgres", "{db}");
+    assert_eq!(db["figures"]["records"], "1", "{db}");
+    assert_eq!(db["figures"]["records_basis"], "exact count", "{db}");
 }
