@@ -8,10 +8,14 @@
 #   - Prometheus and promtool (Debian package): `promtool check rules` and `promtool test
 #     rules tests/promtool/*.yml` on the rendered rules; the Rust end-to-end test starts its own
 #     Prometheus server on a free port;
+#   - a second PostgreSQL that accepts only TLS, with a self-signed X.509 v1 certificate made
+#     by openssl (the kind Citus generates);
 #   - the Rust tests (cargo nextest), with LATAMCTL_TEST_* pointing at the services;
+#   - the API contract: schemathesis (pinned, fixed seed) against the binary's /openapi.json,
+#     with and without a token (scripts/check-contract.sh);
 #   - the infrastructure checks (Terraform, Helm charts).
 #
-# Usage: scripts/test.sh [--rust-only | --iac-only] [extra nextest args...]
+# Usage: scripts/test.sh [--rust-only | --contract-only | --iac-only] [extra nextest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -21,6 +25,7 @@ MODE=all
 case "${1:-}" in
   --rust-only) MODE=rust; shift ;;
   --iac-only) MODE=iac; shift ;;
+  --contract-only) MODE=contract; shift ;;
 esac
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/latamctl-target}"
@@ -81,6 +86,13 @@ run_rust_tests() {
   return $rc
 }
 
+# schemathesis against the real binary, with and without a token (scripts/check-contract.sh).
+run_contract_checks() {
+  log "API contract: schemathesis against /openapi.json"
+  cargo build --quiet --bin latamctl
+  scripts/check-contract.sh --bin "$CARGO_TARGET_DIR/debug/latamctl"
+}
+
 run_iac_checks() {
   log "Terraform checks"
   scripts/check-terraform.sh
@@ -98,6 +110,7 @@ run_iac_checks() {
 case "$MODE" in
   rust) run_rust_tests "$@" ;;
   iac) run_iac_checks ;;
-  all) run_rust_tests "$@"; run_iac_checks ;;
+  contract) run_contract_checks ;;
+  all) run_rust_tests "$@"; run_contract_checks; run_iac_checks ;;
 esac
 log "all tests passed"

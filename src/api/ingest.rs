@@ -28,7 +28,10 @@ const RESERVED_ATTRIBUTES_BYTES: usize = 3 * "String".len()
     + 27;
 
 /// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
+pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Longest attribute name (SNS's limit).
+pub(super) const MAX_ATTRIBUTE_NAME: usize = 256;
 
 /// The body of `POST /ingresar-datos`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -265,7 +268,12 @@ pub async fn get_record(
             "this instance does not serve records".into(),
         ));
     };
-    let id = Uuid::parse_str(&raw).map_err(|_| {
+    // Only the hyphenated form POST returns (the document's `format: uuid`); the parser
+    // alone would also take the braced, URN and 32-digit forms.
+    let parsed = (raw.len() == 36)
+        .then(|| Uuid::parse_str(&raw).ok())
+        .flatten();
+    let id = parsed.ok_or(()).map_err(|_| {
         AppError::bad_request(
             "invalid_transaction_id",
             format!("{raw:?} is not a UUID; use the transaction_id POST /ingresar-datos returned"),
@@ -324,7 +332,8 @@ fn parse_json(body: &[u8]) -> Result<IngestRequest, AppError> {
 
 /// Topic name from a name or an ARN, checked against the allow-list.
 fn resolve_topic(policy: &TopicPolicy, topic_arn: &str) -> Result<String, AppError> {
-    let given = topic_arn.trim();
+    // Exactly as sent: the document's pattern allows no surrounding whitespace either.
+    let given = topic_arn;
     if given.is_empty() {
         return Err(AppError::bad_request(
             "invalid_topic",
@@ -412,7 +421,7 @@ fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), AppE
             ));
         }
         let valid_name = !name.is_empty()
-            && name.len() <= 256
+            && name.len() <= MAX_ATTRIBUTE_NAME
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))

@@ -18,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ use utoipa::ToSchema;
 
 pub use error::{AppError, ErrorBody};
 pub use ingest::{Accepted, IngestRequest};
-pub use openapi::ApiDoc;
+pub use openapi::{ApiDoc, document as openapi_document};
 pub use readiness::Readiness;
 
 use crate::bus::{Publisher, Queue};
@@ -43,6 +43,81 @@ pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
 pub const METRICS: &str = "/metrics";
 pub const PROBE_ROUTES: [&str; 3] = [HEALTHZ, READYZ, METRICS];
+/// The ingest routes (the seed's Spanish route kept for compatibility) and the document.
+pub const INGEST: &str = "/ingresar-datos";
+pub const INGEST_SLASH: &str = "/ingresar-datos/";
+pub const RECORD: &str = "/data/{transaction_id}";
+pub const OPENAPI: &str = "/openapi.json";
+
+/// Which instances serve a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// Instances with a publisher and a store (`serve`, `serve --role api`).
+    Ingest,
+    /// Every instance, worker-only ones too.
+    Every,
+}
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub serves: Serves,
+}
+
+/// Every route the API serves. [`app`] builds the router from this table and
+/// `/openapi.json` documents exactly these (a test holds the two together).
+pub const ROUTES: [Route; 7] = [
+    Route {
+        method: "POST",
+        path: INGEST,
+        serves: Serves::Ingest,
+    },
+    Route {
+        method: "POST",
+        path: INGEST_SLASH,
+        serves: Serves::Ingest,
+    },
+    Route {
+        method: "GET",
+        path: RECORD,
+        serves: Serves::Ingest,
+    },
+    Route {
+        method: "GET",
+        path: OPENAPI,
+        serves: Serves::Ingest,
+    },
+    Route {
+        method: "GET",
+        path: HEALTHZ,
+        serves: Serves::Every,
+    },
+    Route {
+        method: "GET",
+        path: READYZ,
+        serves: Serves::Every,
+    },
+    Route {
+        method: "GET",
+        path: METRICS,
+        serves: Serves::Every,
+    },
+];
+
+/// The handler of a route of [`ROUTES`].
+fn handler(route: &Route) -> MethodRouter<AppState> {
+    match (route.method, route.path) {
+        ("POST", INGEST | INGEST_SLASH) => post(ingest::post_message),
+        ("GET", RECORD) => get(ingest::get_record),
+        ("GET", OPENAPI) => get(openapi::openapi_json),
+        ("GET", HEALTHZ) => get(healthz),
+        ("GET", READYZ) => get(readyz),
+        ("GET", METRICS) => get(metrics_text),
+        (method, path) => unreachable!("ROUTES lists {method} {path}, which has no handler"),
+    }
+}
 
 /// How long a background readiness check waits for each dependency.
 pub const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -81,6 +156,8 @@ struct Inner {
     token_digest: Option<[u8; 32]>,
     /// Ingest requests in flight ([`Admitted`]).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// `/openapi.json`, rendered once for these settings.
+    openapi: axum::body::Bytes,
     shutting_down: AtomicBool,
     readiness: Arc<Readiness>,
 }
@@ -105,6 +182,9 @@ impl AppState {
             READY_CHECK_TIMEOUT,
         ));
         let in_flight = Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1)));
+        let openapi = serde_json::to_vec(&openapi::document(&settings))
+            .expect("the OpenAPI document serializes")
+            .into();
         Self {
             inner: Arc::new(Inner {
                 publisher,
@@ -112,6 +192,7 @@ impl AppState {
                 settings,
                 token_digest,
                 in_flight,
+                openapi,
                 shutting_down: AtomicBool::new(false),
                 readiness,
             }),
@@ -142,23 +223,14 @@ impl AppState {
 /// The whole router.
 pub fn app(state: AppState) -> Router {
     let settings = state.inner.settings.clone();
-    let mut routes = Router::new();
-    if state.serves_ingest() {
-        // Token and load shedding are the `Admitted` extractor of each ingest handler, not
-        // route layers: a layer clones the boxed services below it on every request, and
-        // the nested clones were a tenth of a POST's instructions.
-        let protected = Router::new()
-            .route("/ingresar-datos", post(ingest::post_message))
-            .route("/ingresar-datos/", post(ingest::post_message))
-            .route("/data/{transaction_id}", get(ingest::get_record));
-        routes = routes
-            .merge(protected)
-            .route("/openapi.json", get(openapi::openapi_json));
-    }
-    routes
-        .route(HEALTHZ, get(healthz))
-        .route(READYZ, get(readyz))
-        .route(METRICS, get(metrics_text))
+    // Token and load shedding are the `Admitted` extractor of each ingest handler, not
+    // route layers: a layer clones the boxed services below it on every request, and the
+    // nested clones were a tenth of a POST's instructions.
+    let ingest = state.serves_ingest();
+    ROUTES
+        .iter()
+        .filter(|r| ingest || r.serves == Serves::Every)
+        .fold(Router::new(), |router, r| router.route(r.path, handler(r)))
         // Route layers run after routing, so the metrics see the route template and every
         // response, timeouts included (the timeout layer sits inside the metrics layer).
         .route_layer(TimeoutLayer::with_status_code(

@@ -371,12 +371,14 @@ fn peak_rss_kb(pid: u32) -> u64 {
 
 /// 200 concurrent 1 MiB bodies (the body limit) against one `serve`: every one answered
 /// with JSON (413 for the oversized message, or 503 `overloaded` past `api.max_in_flight`),
-/// nothing stored, the process alive, and peak RSS within the README's figure (about
-/// 35 MB + 0.9 MB per request in flight: 160 MB at the default limit of 128).
+/// nothing stored, the process alive, and the growth of peak RSS within what
+/// `api.max_in_flight` promises: at most that many bodies (128 × 1 MiB at the defaults). The
+/// process's own size (about 40 MB in a debug build, most of it the binary's mapped code) is
+/// measured before and left out, so a bigger binary does not read as a leak.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_one_mib_bodies_keep_memory_bounded() {
-    const LIMIT_MB: u64 = 160;
+    const LIMIT_MB: u64 = 128;
     let dir = support::tempdir();
     // The defaults: api.max_in_flight = 128, api.body_limit_bytes = 1 MiB.
     let serve = Serve::start(
@@ -419,10 +421,11 @@ async fn two_hundred_concurrent_one_mib_bodies_keep_memory_bounded() {
     }
     let peak = peak_rss_kb(serve.child.id());
     eprintln!(
-        "200 x 1 MiB bodies: outcomes {by_outcome:?}; peak RSS {} MB before, {} MB after (limit {LIMIT_MB} MB)",
+        "200 x 1 MiB bodies: outcomes {by_outcome:?}; peak RSS {} MB before, {} MB after (growth limit {LIMIT_MB} MB)",
         before / 1024,
         peak / 1024
     );
+    let growth_mb = peak.saturating_sub(before) / 1024;
     assert!(
         by_outcome
             .keys()
@@ -432,9 +435,8 @@ async fn two_hundred_concurrent_one_mib_bodies_keep_memory_bounded() {
         "{by_outcome:?}"
     );
     assert!(
-        peak / 1024 <= LIMIT_MB,
-        "peak RSS {} MB > {LIMIT_MB} MB",
-        peak / 1024
+        growth_mb <= LIMIT_MB,
+        "peak RSS grew by {growth_mb} MB > {LIMIT_MB} MB (max_in_flight × body limit)"
     );
     let health = http.get(serve.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
