@@ -15,6 +15,10 @@ ARG RUST_VERSION=1.95
 
 ############################ builder: the latamctl binary ############################
 FROM rust:${RUST_VERSION}-bookworm AS builder
+# `latamctl --version` names the commit; the build context has no .git (docker build
+# --build-arg LATAMCTL_GIT_COMMIT=$(git rev-parse --short=12 HEAD)).
+ARG LATAMCTL_GIT_COMMIT=unknown
+ENV LATAMCTL_GIT_COMMIT=${LATAMCTL_GIT_COMMIT}
 WORKDIR /src
 COPY . .
 # The target dir is a cache mount, so the binary is copied out in the same step.
@@ -29,7 +33,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # that provided.al2023 (glibc 2.34) lacks.
 FROM public.ecr.aws/amazonlinux/amazonlinux:2023 AS lambda-builder
 ARG RUST_VERSION
-ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH
+ARG LATAMCTL_GIT_COMMIT=unknown
+ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo PATH=/usr/local/cargo/bin:$PATH \
+    LATAMCTL_GIT_COMMIT=${LATAMCTL_GIT_COMMIT}
 RUN dnf install -y --setopt=install_weak_deps=False gcc gcc-c++ make perl tar gzip \
  && dnf clean all \
  && curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \

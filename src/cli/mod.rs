@@ -34,10 +34,14 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// `latamctl --version`: the version, the git commit it was built from (build.rs) and the
+/// enabled cargo features.
+pub const VERSION: &str = env!("LATAMCTL_VERSION");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "latamctl",
-    version,
+    version = VERSION,
     about = "Run and operate the pub/sub ingestion pipeline: POST → topic → queue → worker → database → GET.",
     long_about = None,
     propagate_version = true,
@@ -110,24 +114,70 @@ impl BackendArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline: HTTP API and/or worker (embedded by default, no setup needed).
+    #[command(after_help = "Examples:
+  latamctl serve
+  latamctl serve --listen 0.0.0.0:8080 --api-token-file /var/run/secrets/latamctl/api-token/token
+  latamctl serve --role api --bus aws --store postgres --database-url-file /var/run/secrets/latamctl/database/url
+  latamctl serve --role worker --data-dir /var/lib/latamctl")]
     Serve(serve::ServeArgs),
     /// Create or update SNS, SQS + DLQ, subscription, policies and alarms (idempotent; --dry-run plans).
+    #[command(after_help = "Examples:
+  latamctl provision --dry-run
+  latamctl provision --write-config latamctl.toml
+  latamctl provision --destroy --dry-run
+  latamctl provision --destroy --yes -o json")]
     Provision(provision::ProvisionArgs),
     /// Smoke test / load: send N messages on a schedule (constant|linear|incremental|wave), verify end to end.
+    #[command(after_help = "Examples:
+  latamctl publish --count 200 --verify
+  latamctl publish --api http://localhost:8080 --rate 1000 --count 10000 --verify -o json
+  latamctl publish --pattern wave --rate 500 --duration 2m --period 30s
+  latamctl publish --via sns --count 10 --bus aws")]
     Publish(publish::PublishArgs),
     /// Peek at, delete or redrive messages of the queue or its dead-letter queue.
+    #[command(after_help = "Examples:
+  latamctl drain --queue dlq --peek
+  latamctl drain --queue dlq --redrive --max 500
+  latamctl drain --queue dlq --out dlq-backup.jsonl
+  latamctl --bus aws drain --queue dlq --peek -o json")]
     Drain(drain::DrainArgs),
     /// Runbook table: every component's health and key figures; exit 0 healthy, 1 degraded, 2 error.
+    #[command(after_help = "Examples:
+  latamctl status
+  latamctl status --api http://localhost:8080 --window 1m
+  latamctl --config latamctl.toml status -o json
+  latamctl status --watch 5")]
     Status(status::StatusArgs),
     /// Render deployment artefacts (Helm values, Terraform variables, Argo CD) and alerts/dashboards.
+    #[command(after_help = "Examples:
+  latamctl render alerts --format prometheus --out examples/alerts/prometheus-rules.yaml
+  latamctl render dashboards --format grafana
+  latamctl render helm --env prod --image-tag 0a1b2c3 --out values-prod.yaml
+  latamctl render terraform-vars --env dev
+  latamctl render argocd --env prod --revision v1.2.0")]
     Render(render::RenderArgs),
     /// Create or update the database schema (PostgreSQL/Citus or SQLite).
+    #[command(after_help = "Examples:
+  latamctl migrate
+  latamctl migrate --database-url-file /var/run/secrets/latamctl/database/url
+  DATABASE_URL=postgres://app@db:5432/ingest?sslmode=require latamctl migrate -o json")]
     Migrate(migrate::MigrateArgs),
     /// SLIs against SLOs now: error budget left and burn rate (exit 1 when one pages).
+    #[command(after_help = "Examples:
+  latamctl slo --prometheus http://prometheus:9090
+  latamctl slo --metrics http://localhost:8080/metrics --window 1m
+  latamctl slo --prometheus http://prometheus:9090 --slo examples/slo.yaml -o json")]
     Slo(slo::SloArgs),
     /// Show the effective configuration.
+    #[command(after_help = "Examples:
+  latamctl config show
+  latamctl --config latamctl.toml config show -o json")]
     Config(config_cmd::ConfigArgs),
-    /// Print shell completions.
+    /// Print shell completions, or write man pages.
+    #[command(after_help = "Examples:
+  latamctl completions bash
+  latamctl completions zsh
+  latamctl completions --man target/man")]
     Completions(completions::CompletionsArgs),
 }
 
@@ -201,5 +251,61 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             Exit::Error.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    /// Every command's `--help` ends with examples, and every example is a real invocation:
+    /// it parses with today's flags (a renamed flag breaks this test, not a reader's paste).
+    #[test]
+    fn every_command_has_examples_that_parse() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.starts_with("Examples:"),
+                "`latamctl {name} --help` has no examples"
+            );
+            let examples: Vec<&str> = help
+                .lines()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert!(!examples.is_empty(), "{name}");
+            for example in examples {
+                // `VAR=value latamctl ...`: the assignments are the shell's, not ours.
+                let words: Vec<&str> = example
+                    .split_whitespace()
+                    .skip_while(|w| *w != "latamctl")
+                    .collect();
+                assert!(
+                    words.contains(&name),
+                    "the example {example:?} under `{name}` does not run `{name}`"
+                );
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("the example {example:?} does not parse: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_names_the_commit_and_the_features() {
+        let version = Cli::command().render_version();
+        assert!(version.starts_with(&format!("latamctl {}", env!("CARGO_PKG_VERSION"))));
+        assert!(
+            version.contains("(commit ") && version.contains("features: "),
+            "{version}"
+        );
     }
 }

@@ -518,3 +518,56 @@ async fn api_and_worker_processes_on_one_data_dir_under_load_lose_nothing() {
     assert_eq!(worker.terminate(), Some(0));
     assert_eq!(api.terminate(), Some(0));
 }
+
+/// `--version` names the build's commit and features; `completions --man DIR` writes a page
+/// per command, examples included; every `--help` shows examples.
+#[test]
+fn version_man_pages_and_help_examples() {
+    let dir = support::tempdir();
+    let (code, stdout, stderr) = support::run(&["--version"], &[], dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("features: none"), "{stdout}");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Some(out) = head.ok().filter(|o| o.status.success()) {
+        let commit = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            stdout.contains(&format!("commit {commit}")),
+            "{stdout} is not built from {commit}"
+        );
+    }
+
+    let man = dir.path().join("man");
+    let (code, stdout, stderr) = support::run(
+        &["completions", "--man", man.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for page in [
+        "latamctl.1",
+        "latamctl-serve.1",
+        "latamctl-render-helm.1",
+        "latamctl-status.1",
+    ] {
+        assert!(stdout.contains(page), "{page} not listed: {stdout}");
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page} is not a man page"
+        );
+    }
+    let serve = std::fs::read_to_string(man.join("latamctl-serve.1")).unwrap();
+    assert!(
+        serve.contains("Examples:") && serve.contains("\\-\\-api\\-token\\-file"),
+        "{serve}"
+    );
+
+    let (code, stdout, _) = support::run(&["status", "--help"], &[], dir.path());
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Examples:\n  latamctl status"), "{stdout}");
+    let (code, _, stderr) = support::run(&["completions"], &[], dir.path());
+    assert_eq!(code, 2, "SHELL or --man is required: {stderr}");
+}
