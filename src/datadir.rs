@@ -108,7 +108,7 @@ pub async fn prepare(
     data_dir: &Path,
     file: &str,
     migrator: &sqlx::migrate::Migrator,
-) -> Result<PathBuf, PrepareError> {
+) -> Result<Prepared, PrepareError> {
     ensure_private_dir(data_dir).map_err(|source| PrepareError::Dir {
         dir: data_dir.to_owned(),
         source,
@@ -134,13 +134,34 @@ pub async fn prepare(
         .connect_with(options)
         .await
         .map_err(open)?;
+    let before = applied_versions(&pool).await;
     let migrated = migrator.run(&pool).await;
+    let after = applied_versions(&pool).await;
     pool.close().await;
     migrated.map_err(|source| PrepareError::Migrate {
         path: path.clone(),
         source,
     })?;
-    Ok(path)
+    Ok(Prepared {
+        path,
+        applied_now: after.into_iter().filter(|v| !before.contains(v)).collect(),
+    })
+}
+
+/// A database file [`prepare`] made ready.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub path: PathBuf,
+    /// Migration versions applied by this call (empty when the schema was up to date).
+    pub applied_now: Vec<i64>,
+}
+
+/// Versions in sqlx's migration table; none before the first migration created it.
+async fn applied_versions(pool: &sqlx::SqlitePool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default()
 }
 
 /// A connection to a prepared database: WAL, `synchronous = FULL` (a commit survives a power

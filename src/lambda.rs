@@ -10,12 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::bus::{Delivery, Queue};
+use crate::bus::{Delivery, Queue, SqsFields};
 use crate::store::Store;
 use crate::worker::store_batch;
 
@@ -63,27 +62,19 @@ pub struct BatchItemFailure {
 }
 
 impl From<SqsRecord> for Delivery {
-    fn from(r: SqsRecord) -> Self {
-        Delivery {
-            receive_count: r
-                .attributes
-                .get("ApproximateReceiveCount")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1),
-            sent_at: r
-                .attributes
-                .get("SentTimestamp")
-                .and_then(|v| v.parse::<i64>().ok())
-                .and_then(DateTime::from_timestamp_millis),
+    fn from(mut r: SqsRecord) -> Self {
+        SqsFields {
+            receive_count: r.attributes.remove("ApproximateReceiveCount"),
+            sent_timestamp: r.attributes.remove("SentTimestamp"),
             attributes: r
                 .message_attributes
                 .into_iter()
-                .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
-                .collect(),
+                .map(|(k, v)| (k, v.string_value)),
             message_id: r.message_id,
             receipt: r.receipt_handle,
             body: r.body,
         }
+        .into()
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod background;
 pub mod bus;
 pub mod cli;
 pub mod cloud;
@@ -15,6 +16,7 @@ pub mod datadir;
 pub mod deploy;
 pub mod lambda;
 pub mod loadgen;
+pub mod metric;
 pub mod output;
 pub mod pipeline;
 pub mod slo;

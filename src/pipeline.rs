@@ -57,7 +57,7 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
                 store.migration_pending();
                 tokio::spawn(migrate_when_reachable(store.clone()));
             } else {
-                let applied = store.migrate().await.map_err(|e| {
+                let applied = store.apply_migrations().await.map_err(|e| {
                     anyhow::anyhow!(
                         "{e}\nFix the migration, or start with --no-migrate and run `latamctl migrate` later."
                     )
@@ -82,7 +82,7 @@ async fn migrate_when_reachable(store: PostgresStore) {
             attempt,
         );
         tokio::time::sleep(delay).await;
-        match store.migrate().await {
+        match store.apply_migrations().await {
             Ok(applied) => {
                 tracing::info!(message = "PostgreSQL answers; migrations applied, ready.", versions = ?applied, attempt);
                 return;

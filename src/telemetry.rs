@@ -72,10 +72,10 @@ pub fn spawn_metrics_upkeep() {
 /// cgroup limits (a pod's `resources.limits`), else the machine's.
 pub fn record_resource_limits() {
     if let Some(cores) = cpu_limit_cores() {
-        metrics::gauge!("latamctl_cpu_limit_cores").set(cores);
+        metrics::gauge!(crate::metric::CPU_LIMIT_CORES).set(cores);
     }
     if let Some(bytes) = memory_limit_bytes() {
-        metrics::gauge!("latamctl_memory_limit_bytes").set(bytes);
+        metrics::gauge!(crate::metric::MEMORY_LIMIT_BYTES).set(bytes);
     }
 }
 
@@ -145,93 +145,96 @@ fn memory_limit_bytes() -> Option<f64> {
 fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
-        "http_requests_total",
+        crate::metric::HTTP_REQUESTS_TOTAL,
         "HTTP requests answered, by route template, method and status."
     );
     describe_histogram!(
-        "http_request_duration_seconds",
+        crate::metric::HTTP_REQUEST_DURATION_SECONDS,
         Unit::Seconds,
         "HTTP request latency by route template and method."
     );
     describe_counter!(
-        "latamctl_messages_published_total",
+        crate::metric::MESSAGES_PUBLISHED_TOTAL,
         "Messages accepted by the bus (POST answered 200)."
     );
     describe_counter!(
-        "latamctl_publish_errors_total",
+        crate::metric::PUBLISH_ERRORS_TOTAL,
         "Publishes that failed, by error type."
     );
     describe_counter!(
-        "latamctl_retries_total",
+        crate::metric::RETRIES_TOTAL,
         "Retried operations (publish, insert), the retry-rate SLI numerator."
     );
     describe_counter!(
-        "latamctl_idempotent_replays_total",
+        crate::metric::IDEMPOTENT_REPLAYS_TOTAL,
         "POSTs answered from an earlier request with the same Idempotency-Key."
     );
     describe_counter!(
-        "latamctl_messages_stored_total",
+        crate::metric::MESSAGES_STORED_TOTAL,
         "Rows inserted by the worker (duplicates excluded)."
     );
     describe_counter!(
-        "latamctl_messages_duplicate_total",
+        crate::metric::MESSAGES_DUPLICATE_TOTAL,
         "Delivered messages whose row already existed (redeliveries)."
     );
     describe_counter!(
-        "latamctl_worker_batches_total",
+        crate::metric::WORKER_BATCHES_TOTAL,
         "Worker batches by outcome."
     );
     describe_histogram!(
-        "latamctl_worker_batch_duration_seconds",
+        crate::metric::WORKER_BATCH_DURATION_SECONDS,
         Unit::Seconds,
         "Time from receive to acknowledgement of a batch."
     );
-    describe_histogram!("latamctl_worker_batch_size", "Messages per received batch.");
+    describe_histogram!(
+        crate::metric::WORKER_BATCH_SIZE,
+        "Messages per received batch."
+    );
     describe_counter!(
-        "latamctl_poison_messages_total",
+        crate::metric::POISON_MESSAGES_TOTAL,
         "Received messages that could not be decoded, by reason."
     );
     describe_gauge!(
-        "latamctl_queue_depth",
+        crate::metric::QUEUE_DEPTH,
         "Messages in the queue by queue (main, dlq) and state."
     );
     describe_gauge!(
-        "latamctl_queue_oldest_message_age_seconds",
+        crate::metric::QUEUE_OLDEST_MESSAGE_AGE_SECONDS,
         Unit::Seconds,
         "Age of the oldest message in the main queue."
     );
     describe_counter!(
-        "latamctl_queue_dead_lettered_total",
+        crate::metric::QUEUE_DEAD_LETTERED_TOTAL,
         "Messages moved to the dead-letter queue by the embedded queue."
     );
     describe_histogram!(
-        "latamctl_db_query_duration_seconds",
+        crate::metric::DB_QUERY_DURATION_SECONDS,
         Unit::Seconds,
         "Database query latency by operation (the DB-latency SLI)."
     );
     describe_counter!(
-        "latamctl_db_errors_total",
+        crate::metric::DB_ERRORS_TOTAL,
         "Database queries that failed, by operation and error type."
     );
     describe_gauge!(
-        "latamctl_db_pool_connections",
+        crate::metric::DB_POOL_CONNECTIONS,
         "Database pool connections by state (in_use, idle)."
     );
     describe_gauge!(
-        "latamctl_cpu_limit_cores",
+        crate::metric::CPU_LIMIT_CORES,
         "CPU this process may use: its cgroup quota (a pod's CPU limit), else the machine's CPUs."
     );
     describe_gauge!(
-        "latamctl_memory_limit_bytes",
+        crate::metric::MEMORY_LIMIT_BYTES,
         Unit::Bytes,
         "Memory this process may use: its cgroup limit (a pod's memory limit), else the machine's RAM."
     );
     describe_gauge!(
-        "latamctl_ready",
+        crate::metric::READY,
         "1 when the process is ready to serve, 0 otherwise."
     );
     describe_gauge!(
-        "latamctl_build_info",
+        crate::metric::BUILD_INFO,
         "Always 1; labels carry the version and role."
     );
 }

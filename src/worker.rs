@@ -111,7 +111,7 @@ pub async fn store_batch_refs(store: &dyn Store, batch: &[&Delivery]) -> BatchOu
 }
 
 fn report_rejected(delivery: &Delivery, reason: &str) {
-    metrics::counter!("latamctl_poison_messages_total", "reason" => "rejected_by_store")
+    metrics::counter!(crate::metric::POISON_MESSAGES_TOTAL, "reason" => "rejected_by_store")
         .increment(1);
     tracing::warn!(
         message = "The database refused a message; it will reach the dead-letter queue.",
@@ -125,13 +125,14 @@ impl BatchOutcome {
     fn count_stored(&mut self, inserted: u64, rows: usize) {
         self.stored += inserted;
         self.duplicates += rows as u64 - inserted;
-        metrics::counter!("latamctl_messages_stored_total").increment(inserted);
-        metrics::counter!("latamctl_messages_duplicate_total").increment(rows as u64 - inserted);
+        metrics::counter!(crate::metric::MESSAGES_STORED_TOTAL).increment(inserted);
+        metrics::counter!(crate::metric::MESSAGES_DUPLICATE_TOTAL)
+            .increment(rows as u64 - inserted);
     }
 }
 
 fn report_poison(delivery: &Delivery, error: &DecodeError) {
-    metrics::counter!("latamctl_poison_messages_total", "reason" => error.kind()).increment(1);
+    metrics::counter!(crate::metric::POISON_MESSAGES_TOTAL, "reason" => error.kind()).increment(1);
     tracing::warn!(
         message = "Received a message that cannot be decoded; it will reach the dead-letter queue.",
         message_id = %delivery.message_id,
@@ -166,7 +167,7 @@ impl StoreGate {
 
     fn close(&self, error: &store::Error) {
         if !self.down.swap(true, Ordering::SeqCst) {
-            metrics::gauge!("latamctl_worker_paused").set(1.0);
+            metrics::gauge!(crate::metric::WORKER_PAUSED).set(1.0);
             tracing::warn!(
                 message = "The store refuses writes; receiving is paused and the held batch is retried until a write commits.",
                 %error,
@@ -177,7 +178,7 @@ impl StoreGate {
 
     fn open(&self) {
         if self.down.swap(false, Ordering::SeqCst) {
-            metrics::gauge!("latamctl_worker_paused").set(0.0);
+            metrics::gauge!(crate::metric::WORKER_PAUSED).set(0.0);
             tracing::info!(message = "A write committed again; receiving resumes.");
         }
         self.reopened.notify_waiters();
@@ -258,7 +259,7 @@ impl Worker {
                 }
                 Err(error) => {
                     failures += 1;
-                    metrics::counter!("latamctl_worker_receive_errors_total", "error_type" => error.kind())
+                    metrics::counter!(crate::metric::WORKER_RECEIVE_ERRORS_TOTAL, "error_type" => error.kind())
                         .increment(1);
                     tracing::warn!(message = "Failed to receive from the queue.", poller, %error);
                     Some(self.retry_delay(failures))
@@ -280,7 +281,7 @@ impl Worker {
     /// batch is left in flight; it comes back after its visibility timeout.
     async fn handle(&self, batch: Vec<Delivery>, shutdown: &CancellationToken) {
         let started = Instant::now();
-        metrics::histogram!("latamctl_worker_batch_size").record(batch.len() as f64);
+        metrics::histogram!(crate::metric::WORKER_BATCH_SIZE).record(batch.len() as f64);
         let mut pending: Vec<&Delivery> = batch.iter().collect();
         let mut attempt: u32 = 0;
         let mut any_poison = false;
@@ -306,7 +307,7 @@ impl Worker {
             held = true;
             attempt += 1;
             self.gate.close(&error);
-            metrics::counter!("latamctl_retries_total", "operation" => "insert").increment(1);
+            metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "insert").increment(1);
             let delay = self.retry_delay(attempt);
             // Invisible until well after the next attempt; no receive count is spent.
             self.release(&rest, delay + self.config.visibility_timeout)
@@ -316,7 +317,7 @@ impl Worker {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     tracing::warn!(message = "Shutting down with a held batch; it stays in flight and is redelivered after its visibility timeout.", count = rest.len());
-                    metrics::counter!("latamctl_worker_batches_total", "outcome" => "store_error").increment(1);
+                    metrics::counter!(crate::metric::WORKER_BATCHES_TOTAL, "outcome" => "store_error").increment(1);
                     return;
                 }
                 // Another poller's write committed: the store is back, retry now.
@@ -332,8 +333,8 @@ impl Worker {
         } else {
             "ok"
         };
-        metrics::counter!("latamctl_worker_batches_total", "outcome" => result).increment(1);
-        metrics::histogram!("latamctl_worker_batch_duration_seconds")
+        metrics::counter!(crate::metric::WORKER_BATCHES_TOTAL, "outcome" => result).increment(1);
+        metrics::histogram!(crate::metric::WORKER_BATCH_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
     }
 
@@ -344,12 +345,12 @@ impl Worker {
         match self.queue.ack(rest).await {
             Ok(report) => {
                 for (message_id, reason) in &report.failed {
-                    metrics::counter!("latamctl_ack_errors_total").increment(1);
+                    metrics::counter!(crate::metric::ACK_ERRORS_TOTAL).increment(1);
                     tracing::warn!(message = "Failed to acknowledge a stored message; its redelivery will be skipped as a duplicate.", %message_id, %reason);
                 }
             }
             Err(error) => {
-                metrics::counter!("latamctl_ack_errors_total").increment(rest.len() as u64);
+                metrics::counter!(crate::metric::ACK_ERRORS_TOTAL).increment(rest.len() as u64);
                 tracing::warn!(message = "Failed to acknowledge stored messages; their redelivery will be skipped as duplicates.", %error, count = rest.len());
             }
         }
@@ -387,27 +388,26 @@ pub async fn report_queue_stats(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+    crate::background::every(every, shutdown, || {
+        let queue = queue.clone();
+        async move {
+            match queue.stats().await {
+                Ok(stats) => set_queue_gauges(&stats),
+                Err(error) => tracing::debug!(message = "Failed to read queue stats.", %error),
+            }
         }
-        match queue.stats().await {
-            Ok(stats) => set_queue_gauges(&stats),
-            Err(error) => tracing::debug!(message = "Failed to read queue stats.", %error),
-        }
-    }
+    })
+    .await;
 }
 
 fn set_queue_gauges(stats: &QueueStats) {
-    metrics::gauge!("latamctl_queue_depth", "queue" => "main", "state" => "visible")
+    metrics::gauge!(crate::metric::QUEUE_DEPTH, "queue" => "main", "state" => "visible")
         .set(stats.visible as f64);
-    metrics::gauge!("latamctl_queue_depth", "queue" => "main", "state" => "in_flight")
+    metrics::gauge!(crate::metric::QUEUE_DEPTH, "queue" => "main", "state" => "in_flight")
         .set(stats.in_flight as f64);
-    metrics::gauge!("latamctl_queue_depth", "queue" => "dlq", "state" => "visible")
+    metrics::gauge!(crate::metric::QUEUE_DEPTH, "queue" => "dlq", "state" => "visible")
         .set(stats.dead_letter as f64);
-    metrics::gauge!("latamctl_queue_oldest_message_age_seconds")
+    metrics::gauge!(crate::metric::QUEUE_OLDEST_MESSAGE_AGE_SECONDS)
         .set(stats.oldest_age_seconds.unwrap_or(0.0));
 }
 
@@ -433,6 +433,12 @@ mod tests {
     impl Store for PickyStore {
         fn kind(&self) -> &'static str {
             "picky"
+        }
+        fn target(&self) -> String {
+            "picky (test)".to_owned()
+        }
+        async fn migrate(&self) -> store::Result<store::MigrationReport> {
+            Ok(store::MigrationReport::default())
         }
         async fn insert_batch(&self, records: &[Record]) -> store::Result<u64> {
             if self.down {

@@ -144,7 +144,7 @@ pub async fn post_message(
             ));
         }
         if !reservation.created {
-            metrics::counter!("latamctl_idempotent_replays_total").increment(1);
+            metrics::counter!(crate::metric::IDEMPOTENT_REPLAYS_TOTAL).increment(1);
             if reservation.published {
                 return Ok(accepted(reservation.transaction_id));
             }
@@ -182,7 +182,8 @@ pub async fn post_message(
         Err(_) => Err(crate::bus::Error::Timeout(timeout)),
     };
     if let Err(e) = outcome {
-        metrics::counter!("latamctl_publish_errors_total", "error_type" => e.kind()).increment(1);
+        metrics::counter!(crate::metric::PUBLISH_ERRORS_TOTAL, "error_type" => e.kind())
+            .increment(1);
         // Not published for certain (unlike a timeout, after which it may have been): let a
         // retry, or a request waiting on this key, publish at once.
         if let Some(key) = &key
@@ -193,7 +194,7 @@ pub async fn post_message(
         }
         return Err(e.into());
     }
-    metrics::counter!("latamctl_messages_published_total").increment(1);
+    metrics::counter!(crate::metric::MESSAGES_PUBLISHED_TOTAL).increment(1);
     if let Some(key) = &key
         && let Err(e) = store.mark_published(key).await
     {

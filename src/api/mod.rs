@@ -208,7 +208,7 @@ impl AppState {
     /// Readiness turns false; in-flight requests still complete.
     pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        metrics::gauge!("latamctl_ready").set(0.0);
+        metrics::gauge!(crate::metric::READY).set(0.0);
     }
 
     fn is_shutting_down(&self) -> bool {
@@ -267,9 +267,9 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!(crate::metric::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+    metrics::histogram!(crate::metric::HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
 }
@@ -296,7 +296,7 @@ impl axum::extract::FromRequestParts<AppState> for Admitted {
             .clone()
             .try_acquire_owned()
             .map_err(|_| {
-                metrics::counter!("latamctl_requests_shed_total").increment(1);
+                metrics::counter!(crate::metric::REQUESTS_SHED_TOTAL).increment(1);
                 AppError::Overloaded
             })?;
         check_token(state, &parts.headers)?;
@@ -355,7 +355,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         checks.insert("process".into(), "shutting_down".into());
         ready = false;
     }
-    metrics::gauge!("latamctl_ready").set(if ready { 1.0 } else { 0.0 });
+    metrics::gauge!(crate::metric::READY).set(if ready { 1.0 } else { 0.0 });
     let status = if ready {
         StatusCode::OK
     } else {

@@ -134,7 +134,7 @@ impl Readiness {
             let Some((reason, detail)) = outcome else {
                 continue;
             };
-            metrics::gauge!("latamctl_dependency_ready", "dependency" => name)
+            metrics::gauge!(crate::metric::DEPENDENCY_READY, "dependency" => name)
                 .set(if reason == OK { 1.0 } else { 0.0 });
             let before = checks.insert(name, reason);
             if before == Some(reason) {
@@ -158,15 +158,11 @@ impl Readiness {
 
     /// Refreshes every `every` until `shutdown`.
     pub async fn run(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            self.refresh().await;
-        }
+        crate::background::every(every, shutdown, || {
+            let readiness = self.clone();
+            async move { readiness.refresh().await }
+        })
+        .await;
     }
 }
 

@@ -15,12 +15,11 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use chrono::DateTime;
 use rand::Rng;
 
 use super::{
     AckReport, Delivery, Error, OutboundMessage, Publisher, Queue, QueueAdmin, QueueName,
-    QueueStats, Result,
+    QueueStats, Result, SqsFields,
 };
 use crate::config::AwsConfig;
 
@@ -254,7 +253,7 @@ impl SnsPublisher {
             match self.publish_once(message, attributes).await {
                 Ok(()) => return Ok(()),
                 Err(e) if retryable(&e) && attempt < self.attempts => {
-                    metrics::counter!("latamctl_retries_total", "operation" => "publish")
+                    metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "publish")
                         .increment(1);
                     tracing::debug!(message = "Retrying SNS publish.", attempt, error = %e);
                     tokio::time::sleep(jittered(attempt)).await;
@@ -327,29 +326,20 @@ impl SqsQueue {
             .unwrap_or_default()
             .into_iter()
             .map(|m| {
-                let system = m.attributes.unwrap_or_default();
-                let receive_count = system
-                    .get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1);
-                let sent_at = system
-                    .get(&MessageSystemAttributeName::SentTimestamp)
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .and_then(DateTime::from_timestamp_millis);
-                let attributes: BTreeMap<String, String> = m
-                    .message_attributes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(k, v)| v.string_value.map(|s| (k, s)))
-                    .collect();
-                Delivery {
+                let mut system = m.attributes.unwrap_or_default();
+                Delivery::from(SqsFields {
+                    receive_count: system
+                        .remove(&MessageSystemAttributeName::ApproximateReceiveCount),
+                    sent_timestamp: system.remove(&MessageSystemAttributeName::SentTimestamp),
+                    attributes: m
+                        .message_attributes
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.string_value)),
                     message_id: m.message_id.unwrap_or_default(),
                     receipt: m.receipt_handle.unwrap_or_default(),
                     body: m.body.unwrap_or_default(),
-                    attributes,
-                    receive_count,
-                    sent_at,
-                }
+                })
             })
             .collect())
     }

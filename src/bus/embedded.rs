@@ -274,7 +274,7 @@ async fn upkeep(writer: &Writer, config: &QueueConfig) {
     match expired {
         Ok(0) => {}
         Ok(n) => {
-            metrics::counter!("latamctl_queue_expired_total").increment(n);
+            metrics::counter!(crate::metric::QUEUE_EXPIRED_TOTAL).increment(n);
             tracing::warn!(
                 message = "Removed messages past their retention.",
                 count = n
@@ -304,7 +304,8 @@ impl EmbeddedQueue {
     pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
         let path = crate::datadir::prepare(data_dir, QUEUE_FILE, &MIGRATOR)
             .await
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::Config(e.to_string()))?
+            .path;
         let open_error =
             |e: std::io::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
         let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT))
@@ -525,7 +526,7 @@ async fn group_commit_writer(
             let (refused, kept): (Vec<Op>, Vec<Op>) = ops
                 .into_iter()
                 .partition(|op| matches!(op, Op::Publish { .. }));
-            metrics::counter!("latamctl_queue_full_total").increment(refused.len() as u64);
+            metrics::counter!(crate::metric::QUEUE_FULL_TOTAL).increment(refused.len() as u64);
             for op in refused {
                 op.fail(Error::Full(why.clone()));
             }
@@ -550,8 +551,8 @@ async fn group_commit_writer(
             return;
         };
         if publishes > 0 {
-            metrics::histogram!("latamctl_queue_commit_batch_size").record(publishes as f64);
-            metrics::histogram!("latamctl_queue_commit_duration_seconds")
+            metrics::histogram!(crate::metric::QUEUE_COMMIT_BATCH_SIZE).record(publishes as f64);
+            metrics::histogram!(crate::metric::QUEUE_COMMIT_DURATION_SECONDS)
                 .record(started.elapsed().as_secs_f64());
         }
         match result {
@@ -586,7 +587,7 @@ fn answer(ops: Vec<Op>, outcomes: Vec<Outcome>, max_receive_count: u32) -> bool 
             }
             (Op::Claim { done, .. }, Outcome::Claimed { deliveries, dead }) => {
                 if dead > 0 {
-                    metrics::counter!("latamctl_queue_dead_lettered_total").increment(dead);
+                    metrics::counter!(crate::metric::QUEUE_DEAD_LETTERED_TOTAL).increment(dead);
                     tracing::warn!(
                         message = "Moved messages to the dead-letter queue.",
                         count = dead,

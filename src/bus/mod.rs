@@ -183,6 +183,40 @@ pub struct Delivery {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// An SQS message's fields, as `ReceiveMessage` and a Lambda SQS event both carry them.
+pub struct SqsFields<A> {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    /// The `ApproximateReceiveCount` system attribute.
+    pub receive_count: Option<String>,
+    /// The `SentTimestamp` system attribute (epoch milliseconds).
+    pub sent_timestamp: Option<String>,
+    /// Message attributes with their string values (binary ones have none and are dropped).
+    pub attributes: A,
+}
+
+impl<A: IntoIterator<Item = (String, Option<String>)>> From<SqsFields<A>> for Delivery {
+    fn from(m: SqsFields<A>) -> Self {
+        Delivery {
+            message_id: m.message_id,
+            receipt: m.receipt,
+            body: m.body,
+            attributes: m
+                .attributes
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|s| (k, s)))
+                .collect(),
+            // A count SQS did not send means this is the first receive.
+            receive_count: m.receive_count.and_then(|v| v.parse().ok()).unwrap_or(1),
+            sent_at: m
+                .sent_timestamp
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_millis),
+        }
+    }
+}
+
 /// Why a delivery could not be turned into a record. Such a message is never acknowledged:
 /// it is redelivered until it reaches the dead-letter queue.
 #[derive(Debug, thiserror::Error, PartialEq)]

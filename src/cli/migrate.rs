@@ -1,12 +1,13 @@
-//! `latamctl migrate`: apply the versioned schema in `migrations/` to the configured store.
+//! `latamctl migrate`: apply the versioned schema in `migrations/` to the configured store
+//! (`Store::migrate`; SQLite migrates as it opens, and says what that applied).
 
 use clap::Args;
 use serde::Serialize;
 
 use super::{Context, Exit};
-use crate::config::{Overrides, StoreKind, redact_url};
+use crate::config::{Overrides, StoreKind};
 use crate::output;
-use crate::store::postgres::{PostgresStore, known_migrations};
+use crate::store::MigrationReport;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -22,15 +23,8 @@ pub struct MigrateArgs {
 struct MigrateReport {
     store: StoreKind,
     target: String,
-    applied_now: Vec<i64>,
-    known: Vec<Migration>,
-    citus: Option<bool>,
-}
-
-#[derive(Serialize)]
-struct Migration {
-    version: i64,
-    description: String,
+    #[serde(flatten)]
+    migrations: MigrationReport,
 }
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
@@ -43,43 +37,12 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
                 .map(|p| p.display().to_string()),
         );
     let (config, _) = ctx.load(&o)?;
-    let report = match config.store {
-        StoreKind::Postgres => {
-            let store = PostgresStore::connect(&config.database, &config.aws).await?;
-            let applied_now = store.migrate().await?;
-            MigrateReport {
-                store: config.store,
-                target: config
-                    .database
-                    .url
-                    .as_deref()
-                    .map(redact_url)
-                    .unwrap_or_default(),
-                applied_now,
-                known: known_migrations()
-                    .into_iter()
-                    .map(|(version, description)| Migration {
-                        version,
-                        description,
-                    })
-                    .collect(),
-                citus: Some(store.is_citus().await?),
-            }
-        }
-        StoreKind::Sqlite => {
-            // Opening the store applies its migrations.
-            crate::pipeline::open_store(&config, true).await?;
-            MigrateReport {
-                store: config.store,
-                target: crate::pipeline::data_dir(&config)
-                    .join(crate::store::sqlite::STORE_FILE)
-                    .display()
-                    .to_string(),
-                applied_now: Vec::new(),
-                known: Vec::new(),
-                citus: None,
-            }
-        }
+    // Opened without migrating, so the report below is this command's own.
+    let store = crate::pipeline::open_store(&config, false).await?;
+    let report = MigrateReport {
+        store: config.store,
+        target: store.target(),
+        migrations: store.migrate().await?,
     };
     output::print(ctx.global.output, &report, || {
         let mut rows = vec![
@@ -90,17 +53,17 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
             ("target".to_owned(), report.target.clone()),
             (
                 "applied now".to_owned(),
-                if report.applied_now.is_empty() {
+                if report.migrations.applied_now.is_empty() {
                     "none (schema up to date)".to_owned()
                 } else {
-                    format!("{:?}", report.applied_now)
+                    format!("{:?}", report.migrations.applied_now)
                 },
             ),
         ];
-        for m in &report.known {
+        for m in &report.migrations.known {
             rows.push((format!("migration {}", m.version), m.description.clone()));
         }
-        if let Some(citus) = report.citus {
+        if let Some(citus) = report.migrations.citus {
             rows.push((
                 "citus".to_owned(),
                 if citus {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Context, Exit};
 use crate::api::{self, ApiSettings, AppState, TopicPolicy};
-use crate::config::{Config, Overrides, StoreKind, redact_url};
+use crate::config::Overrides;
 use crate::pipeline::{self, Role};
 use crate::store::Store;
 use crate::worker::{self, Worker};
@@ -94,7 +94,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     crate::telemetry::metrics_handle();
     crate::telemetry::spawn_metrics_upkeep();
     crate::telemetry::record_resource_limits();
-    metrics::gauge!("latamctl_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
+    metrics::gauge!(crate::metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
         .set(1.0);
 
     let store = pipeline::open_store(&config, config.database.migrate_on_start).await?;
@@ -133,7 +133,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     );
     eprintln!("  listening on http://{addr}");
     eprintln!("  bus:   {}", bus.describe);
-    eprintln!("  store: {}", describe_store(&config));
+    eprintln!("  store: {}", store.target());
     if role.runs_api() {
         eprintln!(
             "  try:   curl -s -XPOST http://{addr}/ingresar-datos -H 'content-type: application/json' -d '{{\"topic_arn\":\"{}\",\"message\":\"hola\"}}'",
@@ -223,26 +223,6 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-fn describe_store(config: &Config) -> String {
-    match config.store {
-        StoreKind::Sqlite => format!(
-            "sqlite {}",
-            pipeline::data_dir(config)
-                .join(crate::store::sqlite::STORE_FILE)
-                .display()
-        ),
-        StoreKind::Postgres => format!(
-            "postgres {}",
-            config
-                .database
-                .url
-                .as_deref()
-                .map(redact_url)
-                .unwrap_or_default()
-        ),
-    }
-}
-
 /// Keeps the gauges the SLOs read current without anyone polling: database pool connections
 /// (`latamctl_db_pool_connections`) and readiness (`latamctl_ready`, which the availability
 /// SLI reads; kubelet probes refresh it too).
@@ -252,40 +232,38 @@ async fn report_runtime_gauges(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    crate::background::every(every, shutdown, || {
         if let Some((in_use, idle)) = store.pool_stats() {
-            metrics::gauge!("latamctl_db_pool_connections", "state" => "in_use").set(in_use);
-            metrics::gauge!("latamctl_db_pool_connections", "state" => "idle").set(idle);
+            metrics::gauge!(crate::metric::DB_POOL_CONNECTIONS, "state" => "in_use").set(in_use);
+            metrics::gauge!(crate::metric::DB_POOL_CONNECTIONS, "state" => "idle").set(idle);
         }
         // From the cached state: no dependency is called here.
-        let _ = api::readyz(axum::extract::State(state.clone())).await;
-    }
+        let state = state.clone();
+        async move {
+            let _ = api::readyz(axum::extract::State(state)).await;
+        }
+    })
+    .await;
 }
 
 /// Forgets idempotency keys older than `ttl`, hourly.
 async fn purge_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
-        match store.purge_keys(cutoff).await {
-            Ok(n) if n > 0 => {
-                tracing::info!(message = "Purged expired idempotency keys.", count = n)
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(message = "Failed to purge idempotency keys.", %error)
+    crate::background::every(Duration::from_secs(3600), shutdown, || {
+        let store = store.clone();
+        async move {
+            let cutoff = chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
+            match store.purge_keys(cutoff).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(message = "Purged expired idempotency keys.", count = n)
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(message = "Failed to purge idempotency keys.", %error)
+                }
             }
         }
-    }
+    })
+    .await;
 }
 
 async fn wait_for_signal() {

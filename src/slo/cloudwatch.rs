@@ -159,7 +159,7 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
     let base = Base { alert: a, spec };
     let window = a.window.map(|w| seconds(w, a)).transpose()?.unwrap_or(60);
     Ok(match &a.indicator {
-        Indicator::Latency(l) if l.histogram == "http_request_duration_seconds" => {
+        Indicator::Latency(l) if l.histogram == crate::metric::HTTP_REQUEST_DURATION_SECONDS => {
             // More than X % slower than T ⟺ the (1 - X) percentile is above T.
             let (period, n) = periods(a, window)?;
             let pct = trim_float((1.0 - a.threshold) * 100.0);
@@ -185,7 +185,8 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
             l.histogram
         )),
         Indicator::Ratio(r)
-            if r.total == ["http_requests_total"] && r.bad == ["http_requests_total"] =>
+            if r.total == [crate::metric::HTTP_REQUESTS_TOTAL]
+                && r.bad == [crate::metric::HTTP_REQUESTS_TOTAL] =>
         {
             let classes: Vec<char> = r
                 .bad_matchers

@@ -158,8 +158,8 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
         burn_queries,
     ));
 
-    let requests = dd.counter("http_requests_total");
-    let duration = dd.distribution("http_request_duration_seconds");
+    let requests = dd.counter(crate::metric::HTTP_REQUESTS_TOTAL);
+    let duration = dd.distribution(crate::metric::HTTP_REQUEST_DURATION_SECONDS);
     let quantile = |p: &str, hist: &str, by: &str, extra: &str| {
         format!(
             "histogram_quantile({p}, sum by (le, {by}) ({}))",
@@ -174,7 +174,7 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             vec![q(
                 format!(
                     "sum by (route) ({})",
-                    rate("http_requests_total", &user_routes)
+                    rate(crate::metric::HTTP_REQUESTS_TOTAL, &user_routes)
                 ),
                 "{{route}}",
                 format!(
@@ -190,7 +190,7 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             vec![q(
                 format!(
                     "sum by (route, status) ({})",
-                    rate("http_requests_total", "status=~\"4..|5..\"")
+                    rate(crate::metric::HTTP_REQUESTS_TOTAL, "status=~\"4..|5..\"")
                 ),
                 "{{route}} {{status}}",
                 format!(
@@ -208,7 +208,12 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
                 .map(|p| -> Result<Query> {
                     let pn = trim_float(p.parse::<f64>().unwrap_or(0.0) * 100.0);
                     Ok(q(
-                        quantile(p, "http_request_duration_seconds", "route", &user_routes),
+                        quantile(
+                            p,
+                            crate::metric::HTTP_REQUEST_DURATION_SECONDS,
+                            "route",
+                            &user_routes,
+                        ),
                         &format!("p{pn} {{{{route}}}}"),
                         format!("p{pn}:{duration}{} by {{route}}", ddf(&user_routes)?),
                     ))
@@ -240,20 +245,20 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             "ops",
             vec![
                 q(
-                    format!("sum({})", rate("latamctl_messages_published_total", "")),
+                    format!("sum({})", rate(crate::metric::MESSAGES_PUBLISHED_TOTAL, "")),
                     "published",
                     format!(
                         "sum:{}{}.as_rate()",
-                        dd.counter("latamctl_messages_published_total"),
+                        dd.counter(crate::metric::MESSAGES_PUBLISHED_TOTAL),
                         ddf("")?
                     ),
                 ),
                 q(
-                    format!("sum({})", rate("latamctl_messages_stored_total", "")),
+                    format!("sum({})", rate(crate::metric::MESSAGES_STORED_TOTAL, "")),
                     "stored",
                     format!(
                         "sum:{}{}.as_rate()",
-                        dd.counter("latamctl_messages_stored_total"),
+                        dd.counter(crate::metric::MESSAGES_STORED_TOTAL),
                         ddf("")?
                     ),
                 ),
@@ -262,25 +267,25 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
         counter_by(
             "Publish errors by type",
             "Publishes that failed (timeouts, bus unavailable, rejected).",
-            "latamctl_publish_errors_total",
+            crate::metric::PUBLISH_ERRORS_TOTAL,
             "error_type",
         )?,
         counter_by(
             "Retries by operation",
             "The retry-rate SLI's numerator: SNS publish and batch insert retries.",
-            "latamctl_retries_total",
+            crate::metric::RETRIES_TOTAL,
             "operation",
         )?,
         counter_by(
             "Worker batches by outcome",
             "ok, partial (poison messages left for the DLQ) or store_error (batch returned to the queue).",
-            "latamctl_worker_batches_total",
+            crate::metric::WORKER_BATCHES_TOTAL,
             "outcome",
         )?,
         counter_by(
             "Poison messages by reason",
             "Received messages that could not be decoded; they reach the dead-letter queue.",
-            "latamctl_poison_messages_total",
+            crate::metric::POISON_MESSAGES_TOTAL,
             "reason",
         )?,
         ts(
@@ -295,7 +300,7 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
                 "p95",
                 format!(
                     "p95:{}{}",
-                    dd.distribution("latamctl_worker_batch_duration_seconds"),
+                    dd.distribution(crate::metric::WORKER_BATCH_DURATION_SECONDS),
                     ddf("")?
                 ),
             )],
@@ -341,14 +346,14 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             vec![q(
                 quantile(
                     "0.95",
-                    "latamctl_db_query_duration_seconds",
+                    crate::metric::DB_QUERY_DURATION_SECONDS,
                     "operation",
                     "",
                 ),
                 "{{operation}}",
                 format!(
                     "p95:{}{} by {{operation}}",
-                    dd.distribution("latamctl_db_query_duration_seconds"),
+                    dd.distribution(crate::metric::DB_QUERY_DURATION_SECONDS),
                     ddf("")?
                 ),
             )],
@@ -360,12 +365,12 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             vec![q(
                 format!(
                     "sum by (operation, error_type) ({})",
-                    rate("latamctl_db_errors_total", "")
+                    rate(crate::metric::DB_ERRORS_TOTAL, "")
                 ),
                 "{{operation}} {{error_type}}",
                 format!(
                     "sum:{}{} by {{operation,error_type}}.as_rate()",
-                    dd.counter("latamctl_db_errors_total"),
+                    dd.counter(crate::metric::DB_ERRORS_TOTAL),
                     ddf("")?
                 ),
             )],
@@ -377,12 +382,12 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             vec![q(
                 format!(
                     "sum by (state) ({})",
-                    sel("latamctl_db_pool_connections", "")
+                    sel(crate::metric::DB_POOL_CONNECTIONS, "")
                 ),
                 "{{state}}",
                 format!(
                     "sum:{}{} by {{state}}",
-                    dd.gauge("latamctl_db_pool_connections"),
+                    dd.gauge(crate::metric::DB_POOL_CONNECTIONS),
                     ddf("")?
                 ),
             )],

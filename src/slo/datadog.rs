@@ -560,12 +560,12 @@ mod tests {
         let spec = SloSpec::builtin().unwrap();
         let dd = Datadog::new(&spec);
         assert_eq!(
-            dd.counter("http_requests_total"),
+            dd.counter(crate::metric::HTTP_REQUESTS_TOTAL),
             "latamctl.http_requests.count"
         );
-        assert_eq!(dd.gauge("latamctl_ready"), "latamctl.latamctl_ready");
+        assert_eq!(dd.gauge(crate::metric::READY), "latamctl.latamctl_ready");
         assert_eq!(
-            dd.distribution("http_request_duration_seconds"),
+            dd.distribution(crate::metric::HTTP_REQUEST_DURATION_SECONDS),
             "latamctl.http_request_duration_seconds"
         );
     }

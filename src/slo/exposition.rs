@@ -143,7 +143,7 @@ weird{a="quote \" backslash \\ newline \n, comma } brace",} NaN 1700000000000
 "#;
         let s = parse(page).unwrap();
         assert_eq!(s.len(), 7);
-        assert_eq!(s[0].name, "http_requests_total");
+        assert_eq!(s[0].name, crate::metric::HTTP_REQUESTS_TOTAL);
         assert_eq!(s[0].labels["route"], "/data/{transaction_id}");
         assert_eq!(s[1].value, 1027.0);
         assert_eq!(s[3].labels["le"], "+Inf");

@@ -25,17 +25,17 @@ pub const AVAILABILITY_RECORD: &str = "latamctl:up_and_ready:max";
 /// CPU seconds used by the process (metrics-process).
 pub const CPU_SECONDS: &str = "process_cpu_seconds_total";
 /// CPU the process may use, in cores (cgroup quota, else the machine's CPUs).
-pub const CPU_LIMIT: &str = "latamctl_cpu_limit_cores";
+pub const CPU_LIMIT: &str = crate::metric::CPU_LIMIT_CORES;
 /// Resident memory of the process (metrics-process).
 pub const MEMORY_RESIDENT: &str = "process_resident_memory_bytes";
 /// Memory the process may use (cgroup limit, else the machine's RAM).
-pub const MEMORY_LIMIT: &str = "latamctl_memory_limit_bytes";
+pub const MEMORY_LIMIT: &str = crate::metric::MEMORY_LIMIT_BYTES;
 /// Age of the oldest message in the main queue.
-pub const QUEUE_AGE: &str = "latamctl_queue_oldest_message_age_seconds";
+pub const QUEUE_AGE: &str = crate::metric::QUEUE_OLDEST_MESSAGE_AGE_SECONDS;
 /// Messages in the queues by queue and state.
-pub const QUEUE_DEPTH: &str = "latamctl_queue_depth";
+pub const QUEUE_DEPTH: &str = crate::metric::QUEUE_DEPTH;
 /// 1 when the process is ready.
-pub const READY: &str = "latamctl_ready";
+pub const READY: &str = crate::metric::READY;
 
 /// A PromQL duration: the largest unit that divides it (`30d`, `6h`, `5m`, `90s`, `500ms`).
 pub fn duration(d: Duration) -> String {

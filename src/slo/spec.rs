@@ -707,6 +707,34 @@ mod tests {
         SloSpec::parse(text, "test.yaml").unwrap_err().to_string()
     }
 
+    /// The built-in spec (examples/slo.yaml) reads only series the service writes: the
+    /// names in `crate::metric` (which the producers use), metrics-process's `process_*`.
+    #[test]
+    fn the_builtin_spec_reads_only_metrics_the_service_writes() {
+        let spec = SloSpec::builtin().unwrap();
+        let indicators = spec
+            .spec
+            .slos
+            .iter()
+            .map(|s| &s.indicator)
+            .chain(spec.spec.alerts.iter().map(|a| &a.indicator));
+        let mut read = Vec::new();
+        for indicator in indicators {
+            match indicator {
+                Indicator::Latency(l) => read.push(l.histogram.clone()),
+                Indicator::Ratio(r) => read.extend(r.bad.iter().chain(&r.total).cloned()),
+                _ => {}
+            }
+        }
+        assert!(!read.is_empty());
+        for name in read {
+            assert!(
+                crate::metric::ALL.contains(&name.as_str()) || name.starts_with("process_"),
+                "examples/slo.yaml reads {name}, which nothing in crate::metric writes"
+            );
+        }
+    }
+
     #[test]
     fn the_builtin_spec_holds_the_seed_slos_and_alerts() {
         let spec = SloSpec::builtin().unwrap();

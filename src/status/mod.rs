@@ -405,7 +405,7 @@ pub fn http_figures(text: &str) -> Option<HttpFigures> {
             continue;
         }
         match sample.name.as_str() {
-            "http_requests_total" => {
+            crate::metric::HTTP_REQUESTS_TOTAL => {
                 let count = sample.value as u64;
                 figures.requests += count;
                 let status = labels.get("status").map(String::as_str).unwrap_or("");

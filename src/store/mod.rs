@@ -208,10 +208,44 @@ impl RecordCount {
     }
 }
 
+/// What [`Store::migrate`] did, for `latamctl migrate`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MigrationReport {
+    /// Versions applied by this call (or, for SQLite, by opening the file).
+    pub applied_now: Vec<i64>,
+    /// Every migration this binary carries for the store, in order.
+    pub known: Vec<Migration>,
+    /// Whether `records` is distributed by Citus; `None` where that cannot apply (SQLite).
+    pub citus: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Migration {
+    pub version: i64,
+    pub description: String,
+}
+
+impl Migration {
+    fn list(migrator: &sqlx::migrate::Migrator) -> Vec<Migration> {
+        migrator
+            .iter()
+            .map(|m| Migration {
+                version: m.version,
+                description: m.description.to_string(),
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics.
     fn kind(&self) -> &'static str;
+    /// Where the records are, for logs and reports: the SQLite file, or the PostgreSQL URL
+    /// with its password redacted.
+    fn target(&self) -> String;
+    /// Applies the pending schema migrations.
+    async fn migrate(&self) -> Result<MigrationReport>;
     /// Inserts the records in one transaction; rows whose id exists are skipped. Returns how
     /// many rows were new.
     async fn insert_batch(&self, records: &[Record]) -> Result<u64>;
@@ -256,14 +290,14 @@ where
     let started = Instant::now();
     let outcome = tokio::time::timeout(timeout, query).await;
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::histogram!("latamctl_db_query_duration_seconds", "operation" => operation)
+    metrics::histogram!(crate::metric::DB_QUERY_DURATION_SECONDS, "operation" => operation)
         .record(elapsed);
     let result = match outcome {
         Ok(r) => r,
         Err(_) => Err(Error::Timeout { operation, timeout }),
     };
     if let Err(e) = &result {
-        metrics::counter!("latamctl_db_errors_total", "operation" => operation, "error_type" => e.kind())
+        metrics::counter!(crate::metric::DB_ERRORS_TOTAL, "operation" => operation, "error_type" => e.kind())
             .increment(1);
     }
     result

@@ -19,7 +19,8 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    Error, KeyReservation, Record, RecordCount, Result, Store, StoreStats, StoredRecord, timed,
+    Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
+    StoreStats, StoredRecord, timed,
 };
 use crate::config::{AwsConfig, DatabaseConfig, redact_url};
 
@@ -28,8 +29,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// Rows per INSERT statement (6 binds each; PostgreSQL allows 65535 binds).
 const ROWS_PER_STATEMENT: usize = 1000;
 
-/// Above this estimated row count `stats` reports the planner's estimate instead of
-/// counting (a full count of a large table takes seconds).
 /// Most rows `status` counts; past it the planner's estimate (or "at least") is reported.
 /// A bounded count of this many rows takes milliseconds; a full `count(*)` of a big table
 /// (or of every shard of a Citus one) takes minutes and loads the database.
@@ -41,6 +40,8 @@ pub struct PostgresStore {
     query_timeout: Duration,
     /// False while a migration is pending: readiness stays false meanwhile.
     migrated: Arc<AtomicBool>,
+    /// The database, credentials redacted (`Store::target`).
+    target: String,
 }
 
 impl PostgresStore {
@@ -69,6 +70,7 @@ impl PostgresStore {
             pool,
             query_timeout: config.query_timeout,
             migrated: Arc::new(AtomicBool::new(true)),
+            target: describe(config),
         })
     }
 
@@ -88,7 +90,7 @@ impl PostgresStore {
     }
 
     /// Applies pending migrations; returns the versions applied now.
-    pub async fn migrate(&self) -> Result<Vec<i64>> {
+    pub async fn apply_migrations(&self) -> Result<Vec<i64>> {
         // A connection failure (TLS, auth, DNS) reported as itself, not as a failed migration.
         self.ping().await?;
         let before = applied_versions(&self.pool).await.unwrap_or_default();
@@ -167,6 +169,19 @@ impl PostgresStore {
         )
         .fetch_one(&self.pool)
         .await?)
+    }
+}
+
+/// The configured database without its credentials: the URL redacted, or `host:port/name`.
+fn describe(config: &DatabaseConfig) -> String {
+    match (&config.url, &config.host) {
+        (Some(url), _) => redact_url(url),
+        (None, Some(host)) => format!(
+            "{host}:{}/{}",
+            config.port,
+            config.name.as_deref().unwrap_or_default()
+        ),
+        (None, None) => String::new(),
     }
 }
 
@@ -311,16 +326,21 @@ async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>> {
     )
 }
 
-/// Versions and descriptions of the migrations this binary carries.
-pub fn known_migrations() -> Vec<(i64, String)> {
-    MIGRATOR
-        .iter()
-        .map(|m| (m.version, m.description.to_string()))
-        .collect()
-}
-
 #[async_trait]
 impl Store for PostgresStore {
+    fn target(&self) -> String {
+        format!("postgres {}", self.target)
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport> {
+        let applied_now = self.apply_migrations().await?;
+        Ok(MigrationReport {
+            applied_now,
+            known: Migration::list(&MIGRATOR),
+            citus: Some(self.is_citus().await?),
+        })
+    }
+
     fn pool_stats(&self) -> Option<(u32, u32)> {
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
         Some((self.pool.size().saturating_sub(idle), idle))

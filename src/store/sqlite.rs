@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use super::{
-    Error, KeyReservation, Record, RecordCount, Result, Store, StoreStats, StoredRecord, timed,
+    Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
+    StoreStats, StoredRecord, timed,
 };
 use crate::bus::format_time;
 use crate::datadir::{Readers, Writer, WriterStopped};
@@ -30,6 +31,9 @@ pub struct SqliteStore {
     /// The one connection every write goes through (see [`Writer`]).
     writer: Writer,
     query_timeout: Duration,
+    path: std::path::PathBuf,
+    /// Migrations opening the file applied (SQLite migrates on open).
+    applied_at_open: Vec<i64>,
 }
 
 impl From<rusqlite::Error> for Error {
@@ -49,12 +53,13 @@ impl From<WriterStopped> for Error {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) `records.db` in `data_dir`.
     pub async fn open(data_dir: &Path, query_timeout: Duration) -> Result<Self> {
-        let path = crate::datadir::prepare(data_dir, STORE_FILE, &MIGRATOR)
+        let prepared = crate::datadir::prepare(data_dir, STORE_FILE, &MIGRATOR)
             .await
             .map_err(|e| match e {
                 crate::datadir::PrepareError::Migrate { .. } => Error::Migration(e.to_string()),
                 e => Error::Config(e.to_string()),
             })?;
+        let path = prepared.path;
         let open_error = |e: &dyn std::fmt::Display| {
             Error::Config(format!("cannot open {}: {e}", path.display()))
         };
@@ -64,6 +69,8 @@ impl SqliteStore {
             readers: Readers::new(path.clone(), 8),
             writer,
             query_timeout,
+            path,
+            applied_at_open: prepared.applied_now,
         })
     }
 
@@ -107,6 +114,18 @@ fn parse_uuid(s: &str) -> Result<Uuid> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn target(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport> {
+        Ok(MigrationReport {
+            applied_now: self.applied_at_open.clone(),
+            known: Migration::list(&MIGRATOR),
+            citus: None,
+        })
+    }
+
     fn pool_stats(&self) -> Option<(u32, u32)> {
         let (in_use, idle) = self.readers.stats();
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);

@@ -797,6 +797,12 @@ impl Store for Counting<SqliteStore> {
     fn kind(&self) -> &'static str {
         "counting"
     }
+    fn target(&self) -> String {
+        self.inner.target()
+    }
+    async fn migrate(&self) -> latamctl::store::Result<latamctl::store::MigrationReport> {
+        self.inner.migrate().await
+    }
     async fn insert_batch(&self, r: &[latamctl::store::Record]) -> latamctl::store::Result<u64> {
         self.inner.insert_batch(r).await
     }

@@ -433,7 +433,7 @@ async fn the_lambda_role_consumes_a_batch_with_only_its_terraform_grants() {
     )
     .await
     .expect("the Lambda role reads the database secret");
-    store.migrate().await.unwrap();
+    store.apply_migrations().await.unwrap();
 
     // The event source mapping, with the function's role.
     let lambda = iam.clients(&keys).await;

@@ -164,10 +164,10 @@ pub async fn postgres() -> Option<PostgresStore> {
     )
     .await
     .unwrap();
-    let applied = store.migrate().await.unwrap();
+    let applied = store.apply_migrations().await.unwrap();
     assert_eq!(applied, vec![1, 2]);
     assert!(
-        store.migrate().await.unwrap().is_empty(),
+        store.apply_migrations().await.unwrap().is_empty(),
         "migrations re-applied"
     );
     assert!(!store.is_citus().await.unwrap());
@@ -242,7 +242,7 @@ async fn postgres_counts_a_big_table_without_a_full_scan() {
     )
     .await
     .unwrap();
-    store.migrate().await.unwrap();
+    store.apply_migrations().await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     // Autovacuum would ANALYZE the table at a moment of its choosing.
     sqlx::query("ALTER TABLE records SET (autovacuum_enabled = false)")
@@ -378,7 +378,7 @@ async fn postgres_credentials_from_a_secrets_manager_secret() {
     let (database, aws) = secret_backed(&url, &arn, &moto);
     // Without the secret's username the connection would use the OS user and be refused.
     let store = PostgresStore::connect(&database, &aws).await.unwrap();
-    store.migrate().await.unwrap();
+    store.apply_migrations().await.unwrap();
     inserts_are_idempotent(&store).await;
 
     let missing = DatabaseConfig {
@@ -438,7 +438,7 @@ async fn rotated_secret_credentials_are_picked_up() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    store.migrate().await.unwrap();
+    store.apply_migrations().await.unwrap();
 }
 
 /// PostgreSQL data exceptions (SQLSTATE 22xxx) are the row's fault, not an outage: the worker
@@ -593,4 +593,57 @@ async fn a_postgres_url_alone_selects_postgres_for_migrate_serve_and_status() {
     assert_eq!(db["figures"]["kind"], "postgres", "{db}");
     assert_eq!(db["figures"]["records"], "1", "{db}");
     assert_eq!(db["figures"]["records_basis"], "exact count", "{db}");
+}
+
+/// `migrate --database-url-file` (a mounted Secret): the URL comes from the file, PostgreSQL
+/// is inferred from it, and nothing secret is printed; a missing or unreadable file is exit 2
+/// naming the key and the path, for `serve` too.
+#[tokio::test]
+async fn migrate_and_serve_read_secrets_from_files() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let url = url.replacen("postgres@", "postgres:pw-from-file@", 1);
+    let dir = support::tempdir();
+    let file = dir.path().join("url");
+    std::fs::write(&file, format!("{url}\n")).unwrap();
+    let (code, stdout, stderr) = support::run(
+        &[
+            "migrate",
+            "-o",
+            "json",
+            "--database-url-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["store"], "postgres");
+    assert_eq!(v["applied_now"], serde_json::json!([1, 2]));
+    assert!(
+        !stdout.contains("pw-from-file") && !stderr.contains("pw-from-file"),
+        "secret printed: {stdout} {stderr}"
+    );
+
+    for (args, key) in [
+        (vec!["migrate", "--database-url-file"], "database.url_file"),
+        (
+            vec!["serve", "--listen", "127.0.0.1:0", "--api-token-file"],
+            "api.token_file",
+        ),
+    ] {
+        // Missing, and unreadable (a directory: root reads any file, not a directory).
+        for path in ["/nonexistent/secret", dir.path().to_str().unwrap()] {
+            let mut argv = args.clone();
+            argv.push(path);
+            let (code, _, stderr) = support::run(&argv, &[], dir.path());
+            assert_eq!(code, 2, "{argv:?}: {stderr}");
+            assert!(
+                stderr.contains(key) && stderr.contains(path),
+                "{argv:?}: the error must name {key} and {path}: {stderr}"
+            );
+        }
+    }
 }
