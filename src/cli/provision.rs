@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::{Context, Exit};
 use crate::cloud::CloudClients;
-use crate::cloud::provision::{self, Plan};
+use crate::cloud::plan::Plan;
+use crate::cloud::{destroy, provision, write_config};
 use crate::config::Overrides;
 use crate::output::{self, OutputFormat};
 
@@ -58,7 +59,7 @@ pub async fn run(ctx: &Context, args: ProvisionArgs) -> anyhow::Result<Exit> {
         "provisioning AWS resources"
     });
     let plan = if args.destroy {
-        provision::destroy(&clients, &config, !args.dry_run).await
+        destroy::destroy(&clients, &config, !args.dry_run).await
     } else {
         provision::provision(&clients, &config, !args.dry_run).await
     };
@@ -66,7 +67,7 @@ pub async fn run(ctx: &Context, args: ProvisionArgs) -> anyhow::Result<Exit> {
     let plan = plan?;
 
     if let (Some(path), false, false) = (&args.write_config, args.dry_run, args.destroy) {
-        provision::write_config(path, &plan.outputs, config.aws.endpoint_url.as_deref())?;
+        write_config::write_config(path, &plan.outputs, config.aws.endpoint_url.as_deref())?;
         eprintln!(
             "wrote [aws] topic_arn, queue_url, dlq_url to {}",
             path.display()
@@ -154,7 +155,7 @@ fn table(plan: &Plan) -> String {
 
 fn summary(plan: &Plan, dry_run: bool) -> String {
     let count = |a| plan.changes.iter().filter(|c| c.action == a).count();
-    use provision::Action::*;
+    use crate::cloud::plan::Action::*;
     let verb = if dry_run { "would be " } else { "" };
     format!(
         "{} {verb}created, {} {verb}updated, {} {verb}deleted, {} unchanged{}",
@@ -173,7 +174,7 @@ fn summary(plan: &Plan, dry_run: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::provision::{Action, Change, Outputs};
+    use crate::cloud::plan::{Action, Change, Outputs};
 
     fn plan(applied: bool) -> Plan {
         let change = |resource, name: &str, action, detail: &str| Change {

@@ -1,6 +1,9 @@
 //! The AWS side of operations: resource names, provisioning, and checks for `status`.
 
+pub mod destroy;
+pub mod plan;
 pub mod provision;
+pub mod write_config;
 
 use crate::aws::{AwsError, load_sdk_config};
 use crate::bus::aws::AwsClients;
@@ -83,4 +86,62 @@ impl CloudClients {
             .map(|r| r.to_string())
             .unwrap_or_default()
     }
+
+    /// The RDS instance `id` (`None`: no such instance). Terraform owns it; `provision` and
+    /// `status` only read it.
+    pub async fn rds_instance(&self, id: &str) -> Result<Option<RdsInstance>, AwsError> {
+        let out = self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(id)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out
+                .db_instances
+                .unwrap_or_default()
+                .into_iter()
+                .next()
+                .map(|db| RdsInstance {
+                    status: db.db_instance_status.unwrap_or_default(),
+                    engine: db.engine.unwrap_or_default(),
+                    multi_az: db.multi_az.unwrap_or(false),
+                })),
+            Err(e) => match crate::aws::classify("rds:DescribeDBInstances", e) {
+                AwsError::NotFound(_) => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// The EKS cluster `name` (`None`: no such cluster).
+    pub async fn eks_cluster(&self, name: &str) -> Result<Option<EksCluster>, AwsError> {
+        match self.eks.describe_cluster().name(name).send().await {
+            Ok(out) => Ok(out.cluster.map(|c| EksCluster {
+                status: c.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                version: c.version.unwrap_or_default(),
+            })),
+            Err(e) => match crate::aws::classify("eks:DescribeCluster", e) {
+                AwsError::NotFound(_) => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+/// What `provision` and `status` read of the RDS instance.
+#[derive(Debug, Clone)]
+pub struct RdsInstance {
+    /// `available`, `backing-up`, `modifying`, ...
+    pub status: String,
+    pub engine: String,
+    pub multi_az: bool,
+}
+
+/// What `provision` and `status` read of the EKS cluster.
+#[derive(Debug, Clone)]
+pub struct EksCluster {
+    /// `ACTIVE`, `CREATING`, `UPDATING`, ...
+    pub status: String,
+    pub version: String,
 }

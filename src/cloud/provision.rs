@@ -10,80 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic};
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::plan::{Action, Change, Error, Outputs, Plan, Result};
 use super::{CloudClients, Names};
 use crate::aws::{AwsError, classify};
 use crate::config::Config;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What provision did, or would do, to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-    Unchanged,
-    Delete,
-    /// Already gone (destroy).
-    Absent,
-    /// A checked resource (RDS, EKS) exists.
-    Exists,
-    /// A checked resource is missing or not usable.
-    Missing,
-}
-
-impl Action {
-    pub fn is_change(self) -> bool {
-        matches!(self, Action::Create | Action::Update | Action::Delete)
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Change {
-    pub resource: &'static str,
-    pub name: String,
-    pub action: Action,
-    pub detail: String,
-}
-
-/// ARNs and URLs `serve` needs.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Outputs {
-    pub region: String,
-    pub topic_arn: Option<String>,
-    pub queue_url: Option<String>,
-    pub dlq_url: Option<String>,
-    /// Where SNS puts what it could not deliver to the queue.
-    pub sns_dlq_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub applied: bool,
-    pub changes: Vec<Change>,
-    pub outputs: Outputs,
-}
-
-impl Plan {
-    pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action.is_change())
-    }
-
-    pub fn has_missing(&self) -> bool {
-        self.changes.iter().any(|c| c.action == Action::Missing)
-    }
-}
 
 const PENDING: &str = "(known after apply)";
 
@@ -606,37 +538,17 @@ impl Provisioner<'_> {
         let Some(id) = self.config.aws.rds_instance_id.clone() else {
             return;
         };
-        let out = self
-            .clients
-            .rds
-            .describe_db_instances()
-            .db_instance_identifier(&id)
-            .send()
-            .await;
-        let (action, detail) = match out {
-            Ok(out) => match out.db_instances.unwrap_or_default().into_iter().next() {
-                Some(db) => {
-                    let status = db.db_instance_status.unwrap_or_default();
-                    let engine = db.engine.unwrap_or_default();
-                    let action = if status == "available" {
-                        Action::Exists
-                    } else {
-                        Action::Missing
-                    };
-                    (
-                        action,
-                        format!("{engine}, status {status} (managed by Terraform)"),
-                    )
-                }
-                None => (Action::Missing, "not found: apply terraform/ first".into()),
-            },
-            Err(e) => (
-                Action::Missing,
-                format!(
-                    "{}: apply terraform/ first",
-                    classify("rds:DescribeDBInstances", e)
-                ),
+        let (action, detail) = match self.clients.rds_instance(&id).await {
+            Ok(Some(db)) => (
+                if db.status == "available" {
+                    Action::Exists
+                } else {
+                    Action::Missing
+                },
+                format!("{}, status {} (managed by Terraform)", db.engine, db.status),
             ),
+            Ok(None) => (Action::Missing, "not found: apply terraform/ first".into()),
+            Err(e) => (Action::Missing, format!("{e}: apply terraform/ first")),
         };
         self.record("rds instance", &id, action, detail);
     }
@@ -645,28 +557,17 @@ impl Provisioner<'_> {
         let Some(name) = self.config.aws.eks_cluster.clone() else {
             return;
         };
-        let out = self.clients.eks.describe_cluster().name(&name).send().await;
-        let (action, detail) = match out {
-            Ok(out) => {
-                let status = out
-                    .cluster
-                    .and_then(|c| c.status)
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default();
-                let action = if status == "ACTIVE" {
+        let (action, detail) = match self.clients.eks_cluster(&name).await {
+            Ok(Some(cluster)) => (
+                if cluster.status == "ACTIVE" {
                     Action::Exists
                 } else {
                     Action::Missing
-                };
-                (action, format!("status {status} (managed by Terraform)"))
-            }
-            Err(e) => (
-                Action::Missing,
-                format!(
-                    "{}: apply terraform/ first",
-                    classify("eks:DescribeCluster", e)
-                ),
+                },
+                format!("status {} (managed by Terraform)", cluster.status),
             ),
+            Ok(None) => (Action::Missing, "not found: apply terraform/ first".into()),
+            Err(e) => (Action::Missing, format!("{e}: apply terraform/ first")),
         };
         self.record("eks cluster", &name, action, detail);
     }
@@ -739,7 +640,7 @@ fn normalize(v: Value) -> Value {
     }
 }
 
-async fn queue_attributes(
+pub(super) async fn queue_attributes(
     clients: &CloudClients,
     url: &str,
 ) -> Result<HashMap<QueueAttributeName, String>> {
@@ -758,7 +659,10 @@ async fn queue_attributes(
 
 /// The queue's URL, `None` when it does not exist; any other failure is an error (a denied
 /// or throttled lookup must not pass for "absent").
-async fn existing_queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Option<String>> {
+pub(super) async fn existing_queue_url(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> Result<Option<String>> {
     match sqs.get_queue_url().queue_name(name).send().await {
         Ok(out) => Ok(out.queue_url),
         Err(e) => match classify("sqs:GetQueueUrl", e) {
@@ -768,7 +672,7 @@ async fn existing_queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<Opt
     }
 }
 
-async fn find_topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<Option<String>> {
+pub(super) async fn find_topic(sns: &aws_sdk_sns::Client, name: &str) -> Result<Option<String>> {
     let suffix = format!(":{name}");
     let mut token = None;
     loop {
@@ -824,180 +728,6 @@ pub(crate) async fn find_subscription(
     }
 }
 
-/// Deletes what `provision` created; "already gone" counts as success.
-pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Result<Plan> {
-    let names = Names::from_config(config);
-    let mut changes = Vec::new();
-    let sns = &clients.bus.sns;
-    let sqs = &clients.bus.sqs;
-    let topic_arn = find_topic(sns, &names.topic).await?;
-    let queue_url = existing_queue_url(sqs, &names.queue).await?;
-    let queue_arn = match &queue_url {
-        Some(url) => queue_attributes(clients, url)
-            .await?
-            .remove(&QueueAttributeName::QueueArn),
-        None => None,
-    };
-    let mut push = |resource, name: &str, present: bool, detail: String| {
-        changes.push(Change {
-            resource,
-            name: name.to_owned(),
-            action: if present {
-                Action::Delete
-            } else {
-                Action::Absent
-            },
-            detail,
-        });
-    };
-
-    // Subscription first, then alarms, queues, topic: nothing left pointing at a deleted
-    // resource.
-    let sub_name = format!("{} → {}", names.topic, names.queue);
-    let subscription = match (&topic_arn, &queue_arn) {
-        (Some(t), Some(q)) => find_subscription(sns, t, q).await?,
-        _ => None,
-    };
-    if let (Some(arn), true) = (&subscription, apply) {
-        sns.unsubscribe()
-            .subscription_arn(arn)
-            .send()
-            .await
-            .map_err(|e| classify("sns:Unsubscribe", e))?;
-    }
-    push(
-        "sns subscription",
-        &sub_name,
-        subscription.is_some(),
-        subscription.clone().unwrap_or_default(),
-    );
-
-    // The same list `provision` creates from, plus the names earlier releases used.
-    let current: Vec<String> = names.alarms().iter().map(|n| n.to_string()).collect();
-    let legacy = names.legacy_alarms();
-    let existing: Vec<String> = clients
-        .cloudwatch
-        .describe_alarms()
-        .set_alarm_names(Some(current.iter().chain(&legacy).cloned().collect()))
-        .send()
-        .await
-        .map_err(|e| classify("cloudwatch:DescribeAlarms", e))?
-        .metric_alarms
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|a| a.alarm_name)
-        .collect();
-    if apply && !existing.is_empty() {
-        clients
-            .cloudwatch
-            .delete_alarms()
-            .set_alarm_names(Some(existing.clone()))
-            .send()
-            .await
-            .map_err(|e| classify("cloudwatch:DeleteAlarms", e))?;
-    }
-    for name in current
-        .iter()
-        .chain(legacy.iter().filter(|n| existing.contains(n)))
-    {
-        push(
-            "cloudwatch alarm",
-            name,
-            existing.contains(name),
-            String::new(),
-        );
-    }
-
-    for (resource, name) in [
-        ("sqs queue", &names.queue),
-        ("sqs dlq", &names.dlq),
-        ("sqs sns-dlq", &names.sns_dlq),
-    ] {
-        let url = existing_queue_url(sqs, name).await?;
-        if let (Some(url), true) = (&url, apply) {
-            sqs.delete_queue()
-                .queue_url(url)
-                .send()
-                .await
-                .map_err(|e| classify("sqs:DeleteQueue", e))?;
-        }
-        push(
-            resource,
-            name,
-            url.is_some(),
-            url.clone().unwrap_or_default(),
-        );
-    }
-
-    if let (Some(arn), true) = (&topic_arn, apply) {
-        sns.delete_topic()
-            .topic_arn(arn)
-            .send()
-            .await
-            .map_err(|e| classify("sns:DeleteTopic", e))?;
-    }
-    push(
-        "sns topic",
-        &names.topic,
-        topic_arn.is_some(),
-        topic_arn.clone().unwrap_or_default(),
-    );
-
-    Ok(Plan {
-        applied: apply,
-        changes,
-        outputs: Outputs {
-            region: clients.region(),
-            ..Outputs::default()
-        },
-    })
-}
-
-/// Writes the outputs into the `[aws]` table of a TOML config file and sets `bus = "aws"`,
-/// keeping everything else (comments included). Atomic: a temp file renamed over the
-/// original.
-pub fn write_config(
-    path: &std::path::Path,
-    outputs: &Outputs,
-    endpoint_url: Option<&str>,
-) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Error::Invalid(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| Error::Invalid(format!("{} is not valid TOML: {e}", path.display())))?;
-    // What provision made is SNS/SQS: every later command reading this file means them.
-    doc["bus"] = toml_edit::value("aws");
-    if !doc.contains_table("aws") {
-        doc["aws"] = toml_edit::table();
-    }
-    let aws = &mut doc["aws"];
-    aws["region"] = toml_edit::value(outputs.region.clone());
-    if let Some(endpoint) = endpoint_url {
-        aws["endpoint_url"] = toml_edit::value(endpoint);
-    }
-    for (key, value) in [
-        ("topic_arn", &outputs.topic_arn),
-        ("queue_url", &outputs.queue_url),
-        ("dlq_url", &outputs.dlq_url),
-        ("sns_dlq_url", &outputs.sns_dlq_url),
-    ] {
-        if let Some(v) = value {
-            aws[key] = toml_edit::value(v.clone());
-        }
-    }
-    crate::output::write_atomically(path, &doc.to_string())
-        .map_err(|e| Error::Invalid(format!("{e:#}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1015,40 +745,5 @@ mod tests {
         ));
         assert!(same_attribute(Some(&"30".to_owned()), "30"));
         assert!(!same_attribute(None, "30"));
-    }
-
-    #[test]
-    fn write_config_keeps_other_keys_and_comments() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("latamctl.toml");
-        std::fs::write(
-            &path,
-            "# mine\nbus = \"aws\"\n[aws]\nregion = \"eu-west-1\"\n[worker]\nconcurrency = 4\n",
-        )
-        .unwrap();
-        let outputs = Outputs {
-            region: "us-east-1".into(),
-            topic_arn: Some("arn:aws:sns:us-east-1:1:t".into()),
-            queue_url: Some("http://q".into()),
-            dlq_url: Some("http://d".into()),
-            sns_dlq_url: None,
-        };
-        write_config(&path, &outputs, Some("http://127.0.0.1:5000")).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.contains("# mine") && text.contains("concurrency = 4"),
-            "{text}"
-        );
-        let value: toml::Table = toml::from_str(&text).unwrap();
-        assert_eq!(value["aws"]["region"].as_str(), Some("us-east-1"));
-        assert_eq!(
-            value["aws"]["topic_arn"].as_str(),
-            Some("arn:aws:sns:us-east-1:1:t")
-        );
-        assert_eq!(value["aws"]["dlq_url"].as_str(), Some("http://d"));
-        assert_eq!(
-            value["aws"]["endpoint_url"].as_str(),
-            Some("http://127.0.0.1:5000")
-        );
     }
 }

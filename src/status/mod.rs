@@ -4,7 +4,13 @@
 //! `fail` with a hint, never a hang. Thresholds come from `[status]` in the config, with the
 //! seed's numbers as defaults.
 
+mod api;
+mod aws;
 pub mod kubernetes;
+
+use api::check_api;
+pub use api::{HttpFigures, http_figures};
+use aws::{check_eks, check_rds, check_sns_dlq, check_topic, oldest_age_from_cloudwatch};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::api::PROBE_ROUTES;
 use crate::bus::{Queue, QueueStats};
 use crate::cloud::CloudClients;
 use crate::config::{BusKind, Config};
@@ -206,239 +211,6 @@ async fn many(
     }
 }
 
-async fn check_api(config: &Config, api: &str, token: Option<&str>, window: Duration) -> Check {
-    let http = match reqwest::Client::builder()
-        .timeout(config.status.check_timeout)
-        .build()
-    {
-        Ok(h) => h,
-        Err(e) => return Check::new("api", State::Fail).hint(e.to_string()),
-    };
-    let scrape = || async {
-        let mut req = http.get(format!("{api}/metrics"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let text = req
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        http_figures(&text)
-    };
-    // The window's first sample; the second comes after the readiness check.
-    let first = if window.is_zero() {
-        None
-    } else {
-        scrape().await
-    };
-    let started = Instant::now();
-    let ready = http.get(format!("{api}/readyz")).send().await;
-    let mut check = match ready {
-        Err(e) => {
-            return Check::new("api", State::Fail)
-                .figure("url", api)
-                .hint(format!(
-                    "unreachable ({e}): is `latamctl serve` running there?"
-                ));
-        }
-        Ok(r) => {
-            let status = r.status();
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            let mut c = Check::new(
-                "api",
-                if status.is_success() {
-                    State::Ok
-                } else {
-                    State::Fail
-                },
-            )
-            .figure("url", api)
-            .figure("readyz", status.as_u16())
-            .figure(
-                "readyz_ms",
-                format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-            );
-            if !status.is_success() {
-                let failing: Vec<String> = body["checks"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .filter(|(_, v)| v.as_str() != Some("ok"))
-                            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                c = c.hint(format!("not ready: {}", failing.join("; ")));
-            }
-            c
-        }
-    };
-    if first.is_some() {
-        tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
-    }
-    if let Some(last) = scrape().await {
-        let (figures, over) = match &first {
-            Some(first) => (
-                last.since(first),
-                humantime::format_duration(window).to_string(),
-            ),
-            None => (last, "since start".to_owned()),
-        };
-        check = check
-            .figure("window", over)
-            .figure("requests", figures.requests)
-            .figure(
-                "error_rate",
-                format!("{:.2}%", figures.error_rate() * 100.0),
-            );
-        if let Some(p95) = figures.p95_seconds() {
-            check = check.figure("p95_ms", format!("{:.1}", p95 * 1000.0));
-            if p95 > config.status.p95_warn.as_secs_f64() {
-                check.worsen(
-                    State::Warn,
-                    format!(
-                        "p95 latency above {} (seed SLO)",
-                        humantime::format_duration(config.status.p95_warn)
-                    ),
-                );
-            }
-        }
-        if figures.requests > 0 && figures.error_rate() > config.status.error_rate_warn {
-            check.worsen(
-                State::Warn,
-                format!(
-                    "error rate above {:.1}% (seed alert): see the logs for 4xx/5xx causes",
-                    config.status.error_rate_warn * 100.0
-                ),
-            );
-        }
-    }
-    check
-}
-
-/// Request figures from an API's `/metrics` since it started (probes excluded).
-#[derive(Debug, Default, PartialEq)]
-pub struct HttpFigures {
-    pub requests: u64,
-    pub errors: u64,
-    /// The latency histogram: (upper edge, cumulative count), edges ascending.
-    pub buckets: Vec<(f64, f64)>,
-}
-
-impl HttpFigures {
-    /// p95 from the latency histogram: the upper edge of the bucket holding the 95th
-    /// percentile; `None` with no requests.
-    pub fn p95_seconds(&self) -> Option<f64> {
-        let &(_, total) = self.buckets.last()?;
-        if total <= 0.0 {
-            return None;
-        }
-        self.buckets
-            .iter()
-            .find(|(_, count)| *count >= 0.95 * total)
-            .map(|(edge, _)| *edge)
-    }
-
-    /// The figures of the requests between `earlier` and `self` (two samples of one
-    /// process; a restart in between, counters lower than before, counts from zero).
-    pub fn since(&self, earlier: &HttpFigures) -> HttpFigures {
-        let restarted = self.requests < earlier.requests;
-        let before = |edge: f64| {
-            earlier
-                .buckets
-                .iter()
-                .find(|(e, _)| *e == edge)
-                .map_or(0.0, |(_, c)| *c)
-        };
-        let buckets: Vec<(f64, f64)> = self
-            .buckets
-            .iter()
-            .map(|&(edge, count)| {
-                let delta = if restarted {
-                    count
-                } else {
-                    count - before(edge)
-                };
-                (edge, delta.max(0.0))
-            })
-            .collect();
-        let (requests, errors) = if restarted {
-            (self.requests, self.errors)
-        } else {
-            (
-                self.requests - earlier.requests,
-                self.errors.saturating_sub(earlier.errors),
-            )
-        };
-        HttpFigures {
-            requests,
-            errors,
-            buckets,
-        }
-    }
-
-    pub fn error_rate(&self) -> f64 {
-        if self.requests == 0 {
-            0.0
-        } else {
-            self.errors as f64 / self.requests as f64
-        }
-    }
-}
-
-const DATA_ROUTE: &str = "/data/{transaction_id}";
-
-/// Reads `http_requests_total` and `http_request_duration_seconds_bucket` out of the
-/// Prometheus text format; `None` when the page does not parse.
-pub fn http_figures(text: &str) -> Option<HttpFigures> {
-    let samples = crate::slo::exposition::parse(text).ok()?;
-    let mut figures = HttpFigures::default();
-    let mut buckets: BTreeMap<String, f64> = BTreeMap::new();
-    for sample in samples {
-        let labels = &sample.labels;
-        let route = labels.get("route").map(String::as_str);
-        if route.is_some_and(|r| PROBE_ROUTES.contains(&r)) {
-            continue;
-        }
-        match sample.name.as_str() {
-            crate::metric::HTTP_REQUESTS_TOTAL => {
-                let count = sample.value as u64;
-                figures.requests += count;
-                let status = labels.get("status").map(String::as_str).unwrap_or("");
-                // 404 on GET /data/{id} means "not stored yet", the answer clients poll for.
-                let polling = status == "404" && route == Some(DATA_ROUTE);
-                if (status.starts_with('4') || status.starts_with('5')) && !polling {
-                    figures.errors += count;
-                }
-            }
-            "http_request_duration_seconds_bucket" => {
-                if let Some(le) = labels.get("le") {
-                    *buckets.entry(le.clone()).or_default() += sample.value;
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut edges: Vec<(f64, f64)> = buckets
-        .into_iter()
-        .filter_map(|(le, count)| {
-            let edge = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            Some((edge, count))
-        })
-        .collect();
-    edges.sort_by(|a, b| a.0.total_cmp(&b.0));
-    figures.buckets = edges;
-    Some(figures)
-}
-
 async fn check_queue(
     config: &Config,
     queue: Arc<dyn Queue>,
@@ -521,124 +293,6 @@ pub fn queue_checks(config: &Config, stats: &QueueStats) -> Vec<Check> {
     vec![queue, dlq]
 }
 
-async fn oldest_age_from_cloudwatch(config: &Config, cloud: &CloudClients) -> Option<f64> {
-    let queue_name = config
-        .aws
-        .queue_url
-        .as_deref()?
-        .rsplit('/')
-        .next()?
-        .to_owned();
-    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-    let start = aws_smithy_types::DateTime::from_secs(now.secs() - 600);
-    let out = cloud
-        .cloudwatch
-        .get_metric_statistics()
-        .namespace("AWS/SQS")
-        .metric_name("ApproximateAgeOfOldestMessage")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("QueueName")
-                .value(queue_name)
-                .build(),
-        )
-        .start_time(start)
-        .end_time(now)
-        .period(60)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
-        .send()
-        .await
-        .ok()?;
-    out.datapoints()
-        .iter()
-        .max_by_key(|d| d.timestamp.map(|t| t.secs()))
-        .and_then(|d| d.maximum)
-}
-
-async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
-    let Some(arn) = config.aws.topic_arn.as_deref() else {
-        return Check::new("sns topic", State::Fail).hint(
-            "aws.topic_arn is not set: run `latamctl provision --write-config latamctl.toml`",
-        );
-    };
-    let sns = &cloud.bus.sns;
-    let attrs = match sns.get_topic_attributes().topic_arn(arn).send().await {
-        Ok(o) => o.attributes.unwrap_or_default(),
-        Err(e) => {
-            return Check::new("sns topic", State::Fail)
-                .figure("arn", arn)
-                .hint(crate::aws::classify("sns:GetTopicAttributes", e).to_string());
-        }
-    };
-    let get = |k: &str| attrs.get(k).cloned().unwrap_or_else(|| "0".into());
-    let mut check = Check::new("sns topic", State::Ok)
-        .figure("arn", arn)
-        .figure("subscriptions_confirmed", get("SubscriptionsConfirmed"))
-        .figure("subscriptions_pending", get("SubscriptionsPending"));
-    if let Some(queue_url) = &config.aws.queue_url {
-        let queue_arn = cloud
-            .bus
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.attributes)
-            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn));
-        let subscribed = match &queue_arn {
-            Some(q) => crate::cloud::provision::find_subscription(sns, arn, q)
-                .await
-                .map(|s| s.is_some())
-                .unwrap_or(false),
-            None => false,
-        };
-        check = check.figure("queue_subscribed", subscribed);
-        if !subscribed {
-            check.worsen(
-                State::Fail,
-                "the queue is not subscribed to the topic: messages go nowhere; run `latamctl provision`",
-            );
-        }
-    }
-    check
-}
-
-/// Messages SNS could not deliver to the queue (client-side failures: policy, KMS).
-async fn check_sns_dlq(cloud: &CloudClients, url: &str) -> Check {
-    let out = cloud
-        .bus
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await;
-    match out {
-        Ok(o) => {
-            let depth: u64 = o
-                .attributes
-                .unwrap_or_default()
-                .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut c = Check::new("sns dlq", State::Ok).figure("depth", depth);
-            if depth > 0 {
-                c.worsen(
-                    State::Fail,
-                    "SNS could not deliver messages to the queue (queue policy, KMS key, deleted \
-                     queue): fix the cause, then redrive with `LATAMCTL_AWS_DLQ_URL=<sns dlq url> \
-                     latamctl drain --queue dlq --redrive`",
-                );
-            }
-            c
-        }
-        Err(e) => Check::new("sns dlq", State::Fail)
-            .hint(crate::aws::classify("sqs:GetQueueAttributes", e).to_string()),
-    }
-}
-
 async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
     // The first round trip opens the connection (TCP, TLS, auth); time the second.
     if let Err(e) = store.ready().await {
@@ -700,68 +354,6 @@ async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
     check
 }
 
-async fn check_rds(cloud: &CloudClients, id: &str) -> Check {
-    match cloud
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-    {
-        Ok(out) => match out.db_instances.unwrap_or_default().into_iter().next() {
-            Some(db) => {
-                let status = db.db_instance_status.unwrap_or_default();
-                let mut c = Check::new("rds", State::Ok)
-                    .figure("instance", id)
-                    .figure("status", &status)
-                    .figure("engine", db.engine.unwrap_or_default())
-                    .figure("multi_az", db.multi_az.unwrap_or(false));
-                match status.as_str() {
-                    "available" => {}
-                    "backing-up" | "modifying" | "upgrading" | "maintenance" => {
-                        c.worsen(State::Warn, "RDS is busy; expect higher latency")
-                    }
-                    _ => c.worsen(State::Fail, "RDS instance is not available"),
-                }
-                c
-            }
-            None => Check::new("rds", State::Fail)
-                .figure("instance", id)
-                .hint("not found: check aws.rds_instance_id or apply terraform/"),
-        },
-        Err(e) => Check::new("rds", State::Fail)
-            .figure("instance", id)
-            .hint(crate::aws::classify("rds:DescribeDBInstances", e).to_string()),
-    }
-}
-
-async fn check_eks(cloud: &CloudClients, name: &str) -> Check {
-    match cloud.eks.describe_cluster().name(name).send().await {
-        Ok(out) => {
-            let cluster = out.cluster;
-            let status = cluster
-                .as_ref()
-                .and_then(|c| c.status.as_ref())
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default();
-            let mut c = Check::new("eks", State::Ok)
-                .figure("cluster", name)
-                .figure("status", &status)
-                .figure(
-                    "version",
-                    cluster.and_then(|c| c.version).unwrap_or_default(),
-                );
-            if status != "ACTIVE" {
-                c.worsen(State::Fail, "EKS cluster is not ACTIVE");
-            }
-            c
-        }
-        Err(e) => Check::new("eks", State::Fail)
-            .figure("cluster", name)
-            .hint(crate::aws::classify("eks:DescribeCluster", e).to_string()),
-    }
-}
-
 /// The report as a table.
 pub fn table(report: &Report) -> String {
     let mut b = tabled::builder::Builder::default();
@@ -794,6 +386,7 @@ pub fn table(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::PROBE_ROUTES;
 
     const METRICS: &str = r#"# TYPE http_requests_total counter
 http_requests_total{route="/ingresar-datos",method="POST",status="200"} 90

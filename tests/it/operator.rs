@@ -483,3 +483,101 @@ async fn publish_thresholds_fail_with_exit_1_when_the_api_is_down() {
     assert_eq!(report["errors"]["connect"], 5);
     assert_eq!(report["passed"], false);
 }
+
+/// RDS and EKS belong to Terraform: `status` reads their state into rows and `provision
+/// --dry-run` lists them as `exists`, both through the one reader in `cloud`; an instance
+/// or cluster that is not there is a failed row saying so, not an AWS error text.
+#[tokio::test]
+async fn status_and_provision_read_rds_and_eks() {
+    let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
+        return;
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto)
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let suffix = &Uuid::new_v4().simple().to_string()[..8];
+    let (db, cluster) = (format!("db{suffix}"), format!("eks{suffix}"));
+    aws_sdk_rds::Client::new(&sdk)
+        .create_db_instance()
+        .db_instance_identifier(&db)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("app")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_eks::Client::new(&sdk)
+        .create_cluster()
+        .name(&cluster)
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let dir = support::tempdir();
+    let env: Vec<(&str, String)> = aws_env(&moto);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rows = |db: &str, cluster: &str| {
+        let config = format!(
+            "name = \"rds{suffix}\"\n[aws]\nregion = \"us-east-1\"\nrds_instance_id = \"{db}\"\neks_cluster = \"{cluster}\"\n"
+        );
+        std::fs::write(dir.path().join("latamctl.toml"), config).unwrap();
+        let (_, out, err) = support::run(
+            &["status", "-o", "json", "--no-kubernetes", "--window", "0s"],
+            &envs,
+            dir.path(),
+        );
+        let report = json(&format!("{out}{}", if out.is_empty() { &err } else { "" }));
+        let find = |component: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["component"] == component)
+                .unwrap_or_else(|| panic!("no {component} row: {report}"))
+                .clone()
+        };
+        (find("rds"), find("eks"))
+    };
+
+    let (rds, eks) = rows(&db, &cluster);
+    assert_eq!(rds["state"], "ok", "{rds}");
+    assert_eq!(rds["figures"]["status"], "available");
+    assert_eq!(rds["figures"]["engine"], "postgres");
+    assert_eq!(eks["state"], "ok", "{eks}");
+    assert_eq!(eks["figures"]["status"], "ACTIVE");
+
+    let (code, out, err) =
+        support::run(&["provision", "--dry-run", "-o", "json"], &envs, dir.path());
+    assert!(code == 0 || code == 1, "{err}");
+    let plan = json(&out);
+    let row = |resource: &str| {
+        plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["resource"] == resource)
+            .unwrap_or_else(|| panic!("no {resource} in {plan}"))
+            .clone()
+    };
+    assert_eq!(row("rds instance")["action"], "exists", "{plan}");
+    assert_eq!(row("eks cluster")["action"], "exists", "{plan}");
+
+    let (rds, eks) = rows("absent-db", "absent-cluster");
+    assert_eq!(rds["state"], "fail", "{rds}");
+    assert!(rds["hint"].as_str().unwrap().contains("not found"), "{rds}");
+    assert_eq!(eks["state"], "fail", "{eks}");
+    assert!(eks["hint"].as_str().unwrap().contains("not found"), "{eks}");
+}
