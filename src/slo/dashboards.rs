@@ -77,24 +77,101 @@ fn q(promql: String, legend: &str, datadog: String) -> Query {
     }
 }
 
+/// The dashboards' rows, each from its own function, Grafana and Datadog queries side by side.
 fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
-    let dd = Datadog::new(spec);
-    let sys = "$system";
-    // Datadog filter with the template variable.
-    let ddf = |text: &str| -> Result<String> {
+    let c = Queries::new(spec);
+    Ok(vec![
+        Row {
+            title: "Service level objectives".into(),
+            panels: slo_row(&c, spec)?,
+        },
+        Row {
+            title: "Requests (RED)".into(),
+            panels: red_row(&c)?,
+        },
+        Row {
+            title: "Pipeline".into(),
+            panels: pipeline_row(&c)?,
+        },
+        Row {
+            title: "Queue".into(),
+            panels: queue_row(&c)?,
+        },
+        Row {
+            title: "Database".into(),
+            panels: database_row(&c)?,
+        },
+        Row {
+            title: "Process resources".into(),
+            panels: resources_row(&c)?,
+        },
+    ])
+}
+
+/// What every row's queries share: the Datadog names, the `$system` template variable and
+/// the matcher that leaves out probes and scrapes.
+struct Queries<'a> {
+    dd: Datadog<'a>,
+    sys: &'static str,
+    user_routes: String,
+}
+
+impl<'a> Queries<'a> {
+    fn new(spec: &'a SloSpec) -> Self {
+        Self {
+            dd: Datadog::new(spec),
+            sys: "$system",
+            user_routes: format!("route!~\"{OPERATIONAL_ROUTES}\""),
+        }
+    }
+
+    /// A Datadog filter: `text`'s matchers plus the template variable.
+    fn ddf(&self, text: &str) -> Result<String> {
         let m = Matchers::parse(text).map_err(|message| Error::Render {
             backend: "dashboard",
             message,
         })?;
         let f = filter(&[&m])?;
+        let sys = self.sys;
         Ok(if f == "{*}" {
             format!("{{{sys}}}")
         } else {
             format!("{{{sys} AND {}", &f[1..])
         })
-    };
-    let user_routes = format!("route!~\"{OPERATIONAL_ROUTES}\"");
+    }
+}
 
+impl Queries<'_> {
+    /// A rate panel of `metric` by the label `by`.
+    fn counter_by(&self, title: &str, desc: &str, metric: &str, by: &str) -> Result<Panel> {
+        Ok(ts(
+            title,
+            desc,
+            "ops",
+            vec![q(
+                format!("sum by ({by}) ({})", rate(metric, "")),
+                &format!("{{{{{by}}}}}"),
+                format!(
+                    "sum:{}{} by {{{by}}}.as_rate()",
+                    self.dd.counter(metric),
+                    self.ddf("")?
+                ),
+            )],
+        ))
+    }
+}
+
+/// The `p` quantile of histogram `hist` by label `by`, over the events `extra` selects.
+fn quantile(p: &str, hist: &str, by: &str, extra: &str) -> String {
+    format!(
+        "histogram_quantile({p}, sum by (le, {by}) ({}))",
+        rate(&format!("{hist}_bucket"), extra)
+    )
+}
+
+/// Service level objectives: each SLO's attainment and budget left, and the burn rates.
+fn slo_row(c: &Queries, spec: &SloSpec) -> Result<Vec<Panel>> {
+    let (dd, sys) = (&c.dd, c.sys);
     let mut slo_panels = Vec::new();
     let mut burn_queries = Vec::new();
     let burn_window = spec.page_window();
@@ -157,15 +234,15 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
         "none",
         burn_queries,
     ));
+    Ok(slo_row)
+}
 
+/// Requests (RED): rate, errors and latency by route.
+fn red_row(c: &Queries) -> Result<Vec<Panel>> {
+    let (dd, user_routes) = (&c.dd, c.user_routes.clone());
+    let ddf = |text: &str| c.ddf(text);
     let requests = dd.counter(crate::metric::HTTP_REQUESTS_TOTAL);
     let duration = dd.distribution(crate::metric::HTTP_REQUEST_DURATION_SECONDS);
-    let quantile = |p: &str, hist: &str, by: &str, extra: &str| {
-        format!(
-            "histogram_quantile({p}, sum by (le, {by}) ({}))",
-            rate(&format!("{hist}_bucket"), extra)
-        )
-    };
     let red = vec![
         ts(
             "Requests per second by route",
@@ -222,22 +299,15 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
         ),
     ];
 
-    let counter_by = |title: &str, desc: &str, metric: &str, by: &str| -> Result<Panel> {
-        Ok(ts(
-            title,
-            desc,
-            "ops",
-            vec![q(
-                format!("sum by ({by}) ({})", rate(metric, "")),
-                &format!("{{{{{by}}}}}"),
-                format!(
-                    "sum:{}{} by {{{by}}}.as_rate()",
-                    dd.counter(metric),
-                    ddf("")?
-                ),
-            )],
-        ))
-    };
+    Ok(red)
+}
+
+/// Pipeline: published and stored rates, errors, retries, worker batches.
+fn pipeline_row(c: &Queries) -> Result<Vec<Panel>> {
+    let counter_by =
+        |title: &str, desc: &str, metric: &str, by: &str| c.counter_by(title, desc, metric, by);
+    let dd = &c.dd;
+    let ddf = |text: &str| c.ddf(text);
     let pipeline = vec![
         ts(
             "Messages published and stored per second",
@@ -306,7 +376,13 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             )],
         ),
     ];
+    Ok(pipeline)
+}
 
+/// Queue: depth by state and the oldest message's age.
+fn queue_row(c: &Queries) -> Result<Vec<Panel>> {
+    let dd = &c.dd;
+    let ddf = |text: &str| c.ddf(text);
     let queue = vec![
         ts(
             "Queue depth",
@@ -337,7 +413,13 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             )],
         ),
     ];
+    Ok(queue)
+}
 
+/// Database: query latency, errors, pool connections.
+fn database_row(c: &Queries) -> Result<Vec<Panel>> {
+    let dd = &c.dd;
+    let ddf = |text: &str| c.ddf(text);
     let db = vec![
         ts(
             "Query latency by operation (p95)",
@@ -393,7 +475,13 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             )],
         ),
     ];
+    Ok(db)
+}
 
+/// Process resources: CPU and memory against their limits, ready replicas.
+fn resources_row(c: &Queries) -> Result<Vec<Panel>> {
+    let dd = &c.dd;
+    let ddf = |text: &str| c.ddf(text);
     let process_by = "pod_name";
     let resources = vec![
         ts(
@@ -449,33 +537,7 @@ fn rows(spec: &SloSpec) -> Result<Vec<Row>> {
             )],
         ),
     ];
-
-    Ok(vec![
-        Row {
-            title: "Service level objectives".into(),
-            panels: slo_row,
-        },
-        Row {
-            title: "Requests (RED)".into(),
-            panels: red,
-        },
-        Row {
-            title: "Pipeline".into(),
-            panels: pipeline,
-        },
-        Row {
-            title: "Queue".into(),
-            panels: queue,
-        },
-        Row {
-            title: "Database".into(),
-            panels: db,
-        },
-        Row {
-            title: "Process resources".into(),
-            panels: resources,
-        },
-    ])
+    Ok(resources)
 }
 
 fn pretty(v: &Value) -> Result<String> {
