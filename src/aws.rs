@@ -95,3 +95,53 @@ where
         _ => AwsError::Unavailable(detail),
     }
 }
+
+/// SQS's longest long poll (`WaitTimeSeconds`).
+pub const SQS_MAX_WAIT_SECS: u64 = 20;
+
+/// The SDK configuration and the bus's clients (SNS with the SDK's retries off: the publisher
+/// retries itself and counts every retry; SQS with an attempt timeout above long polling).
+#[derive(Clone)]
+pub struct AwsClients {
+    pub sdk: aws_config::SdkConfig,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl AwsClients {
+    /// Region and endpoint from config, else the standard chain (`AWS_REGION`,
+    /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`). Fails up front when no region is known.
+    pub async fn from_config(aws: &crate::config::AwsConfig) -> Result<Self, AwsError> {
+        Ok(Self::from_sdk(load_sdk_config(aws).await?))
+    }
+
+    /// The bus's clients on an SDK configuration already loaded.
+    pub fn from_sdk(sdk: aws_config::SdkConfig) -> Self {
+        // Publish: fail fast, we retry ourselves.
+        let sns_config = aws_sdk_sns::config::Builder::from(&sdk)
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(2))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(4))
+                    .build(),
+            )
+            .build();
+        // Receive long-polls for up to 20 s: the attempt timeout must exceed it.
+        let sqs_config = aws_sdk_sqs::config::Builder::from(&sdk)
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(3))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(
+                        SQS_MAX_WAIT_SECS + 10,
+                    ))
+                    .build(),
+            )
+            .build();
+        Self {
+            sns: aws_sdk_sns::Client::from_conf(sns_config),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
+            sdk,
+        }
+    }
+}

@@ -13,13 +13,13 @@ use latamctl::lambda::{SqsEvent, handle_with_hold};
 async fn main() -> Result<(), Error> {
     let (config, _) = latamctl::config::load(None, &Overrides::default())?;
     latamctl::telemetry::init_logging(LogFormat::Json, &config.log.level);
-    let store = latamctl::pipeline::open_store(&config, config.database.migrate_on_start).await?;
+    let store = latamctl::compose::open_store(&config, config.database.migrate_on_start).await?;
     let store = &store;
     // With the queue URL the handler holds a failed batch through a store outage.
-    let queue: Option<latamctl::bus::aws::SqsQueue> = match &config.aws.queue_url {
+    let queue: Option<latamctl::bus::sqs::SqsQueue> = match &config.aws.queue_url {
         Some(url) => {
-            let clients = latamctl::bus::aws::AwsClients::from_config(&config.aws).await?;
-            Some(latamctl::bus::aws::SqsQueue::new(&clients, url, None))
+            let clients = latamctl::aws::AwsClients::from_config(&config.aws).await?;
+            Some(latamctl::bus::sqs::SqsQueue::new(&clients, url, None))
         }
         None => None,
     };

@@ -11,8 +11,9 @@
 //! is exactly what SNS raw message delivery puts on SQS. Enveloped SNS deliveries (the SNS
 //! JSON notification) are unwrapped first.
 
-pub mod aws;
 pub mod embedded;
+pub mod sns;
+pub mod sqs;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::Record;
+use crate::record::{Record, format_time};
 
 /// Attribute carrying the transaction id.
 pub const ATTR_TRANSACTION_ID: &str = "latamctl.transaction_id";
@@ -160,11 +161,6 @@ impl OutboundMessage {
         attrs.insert(ATTR_RECEIVED_AT.to_owned(), format_time(self.received_at));
         attrs
     }
-}
-
-/// RFC 3339 with microseconds and `Z`: sorts lexically in time order.
-pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// One received message, not yet acknowledged.
@@ -430,6 +426,24 @@ pub trait QueueAdmin: Send + Sync + 'static {
     async fn redrive(&self, max: usize) -> Result<u64>;
     /// Where `queue` lives, for messages (`queue.db (dlq)`, a queue URL).
     fn describe(&self, queue: QueueName) -> String;
+}
+
+/// [`crate::aws::classify`] as a bus error.
+pub(crate) fn classify<E>(
+    operation: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    crate::aws::classify(operation, err).into()
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use super::{Context, Exit};
 use crate::bus::{Delivery, QueueAdmin, QueueName};
+use crate::compose;
 use crate::config::Overrides;
 use crate::output;
-use crate::pipeline;
 
 /// How long drained messages stay hidden while being written and deleted.
 const DRAIN_VISIBILITY: Duration = Duration::from_secs(60);
@@ -90,9 +90,9 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
         anyhow::bail!("--max must be at least 1");
     }
     let (config, _) = ctx.load(&Overrides::default())?;
-    let admin = pipeline::existing_queue(&config, None)
+    let admin = compose::existing_queue(&config, None)
         .await?
-        .ok_or_else(|| anyhow::anyhow!(pipeline::missing_queue_hint(&config)))?
+        .ok_or_else(|| anyhow::anyhow!(compose::missing_queue_hint(&config)))?
         .admin;
     let source = admin.describe(args.queue);
 

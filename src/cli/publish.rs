@@ -176,8 +176,8 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     let sns: Option<Arc<dyn Publisher>> = match args.via {
         Via::Api => None,
         Via::Sns => {
-            let clients = crate::bus::aws::AwsClients::from_config(&config.aws).await?;
-            Some(crate::pipeline::sns_publisher(&config, &clients, 3, "--via sns")?.0)
+            let clients = crate::aws::AwsClients::from_config(&config.aws).await?;
+            Some(crate::compose::sns_publisher(&config, &clients, 3, "--via sns")?.0)
         }
     };
     let target = match args.via {

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Context, Exit};
 use crate::api::{self, ApiSettings, AppState, TopicPolicy};
+use crate::compose::{self, Role};
 use crate::config::Overrides;
-use crate::pipeline::{self, Role};
 use crate::store::Store;
 use crate::worker::{self, Worker};
 
@@ -97,8 +97,8 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     metrics::gauge!(crate::metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
         .set(1.0);
 
-    let store = pipeline::open_store(&config, config.database.migrate_on_start).await?;
-    let bus = pipeline::open_bus(&config, role).await?;
+    let store = compose::open_store(&config, config.database.migrate_on_start).await?;
+    let bus = compose::open_bus(&config, role).await?;
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
         .with_context(|| {

@@ -5,11 +5,10 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Context, Exit};
-use crate::cloud::CloudClients;
-use crate::config::{BusKind, Config, Overrides};
+use crate::compose;
+use crate::config::Overrides;
 use crate::output::{self, OutputFormat};
-use crate::pipeline;
-use crate::status::{self, State, Targets};
+use crate::status::{self, State};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -34,7 +33,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
         o.set("kubernetes.enabled", false);
     }
     let (config, _) = ctx.load(&o)?;
-    let targets = targets(&config, &args).await?;
+    let targets = compose::status_targets(&config, args.api.clone(), args.window).await?;
     loop {
         let report = status::run(&config, &targets).await;
         if args.watch.is_some() && ctx.global.output == OutputFormat::Table {
@@ -55,40 +54,4 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             _ = tokio::signal::ctrl_c() => return Ok(exit),
         }
     }
-}
-
-async fn targets(config: &Config, args: &StatusArgs) -> anyhow::Result<Targets> {
-    let api = args
-        .api
-        .clone()
-        .or_else(|| {
-            (config.bus == BusKind::Embedded).then(|| format!("http://{}", config.api.listen))
-        })
-        .map(|u| u.trim_end_matches('/').to_owned());
-    let needs_aws = config.bus == BusKind::Aws
-        || config.aws.rds_instance_id.is_some()
-        || config.aws.eks_cluster.is_some();
-    let cloud = if needs_aws {
-        Some(CloudClients::from_config(config).await?)
-    } else {
-        None
-    };
-    let queue = pipeline::existing_queue(config, cloud.as_ref().map(|c| &c.bus))
-        .await?
-        .map(|q| q.queue);
-    let store = pipeline::existing_store(config).await?;
-    let kube = if config.kubernetes.enabled {
-        status::kubernetes::client(config.kubernetes.context.as_deref()).await
-    } else {
-        None
-    };
-    Ok(Targets {
-        api,
-        api_token: config.api.token.clone(),
-        api_window: args.window,
-        cloud,
-        queue,
-        store,
-        kube,
-    })
 }

@@ -5,8 +5,8 @@ pub mod plan;
 pub mod provision;
 pub mod write_config;
 
+use crate::aws::AwsClients;
 use crate::aws::{AwsError, load_sdk_config};
-use crate::bus::aws::AwsClients;
 use crate::config::Config;
 
 /// Names of the resources `provision` manages, derived from `name` and `environment` (the

@@ -720,6 +720,37 @@ pub fn datadog(spec: &SloSpec) -> Result<String> {
 mod tests {
     use super::*;
 
+    /// Every series the dashboards query (Grafana and Datadog) is one the service writes
+    /// (`crate::metric`), or metrics-process's `process_*`, or a recording rule's
+    /// `name:...` series.
+    #[test]
+    fn the_dashboards_query_only_metrics_the_service_writes() {
+        let spec = SloSpec::builtin().unwrap();
+        let text = format!("{}{}", grafana(&spec).unwrap(), datadog(&spec).unwrap());
+        let names = regex::Regex::new(r"(latamctl|http|process)[._][a-z_]+").unwrap();
+        let mut checked = 0;
+        for m in names.find_iter(&text) {
+            if text[m.end()..].starts_with(':') || text[..m.start()].ends_with(':') {
+                continue; // a recording rule's series (`latamctl_slo:...`)
+            }
+            // Datadog's names carry the namespace: `latamctl.http_requests_total`.
+            let name = m.as_str().trim_start_matches("latamctl.");
+            if name.starts_with("process_") || name.starts_with("latamctl.") {
+                continue;
+            }
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            assert!(
+                crate::metric::ALL.contains(&base),
+                "a dashboard queries {name}, which nothing in crate::metric writes"
+            );
+            checked += 1;
+        }
+        assert!(checked > 20, "only {checked} metric names found");
+    }
+
     #[test]
     fn grafana_and_datadog_show_the_same_panels() {
         let spec = SloSpec::builtin().unwrap();

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::bus::{Queue, QueueStats};
 use crate::cloud::CloudClients;
-use crate::config::{BusKind, Config};
+use crate::config::Config;
 use crate::store::Store;
 
 /// Health of one component; ordered from best to worst.
@@ -104,6 +104,8 @@ pub struct Targets {
     /// The API's error ratio and p95 are over this window (two `/metrics` samples this far
     /// apart); zero: since the API process started.
     pub api_window: Duration,
+    /// Whether the bus is SNS, so its topic and subscription get a row.
+    pub sns_topic: bool,
     pub cloud: Option<CloudClients>,
     pub queue: Option<Arc<dyn Queue>>,
     pub store: Option<Arc<dyn Store>>,
@@ -140,7 +142,7 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
     if let (Some(cloud), Some(url)) = (&targets.cloud, &config.aws.sns_dlq_url) {
         futures.push(Box::pin(one("sns dlq", t, check_sns_dlq(cloud, url))));
     }
-    if config.bus == BusKind::Aws {
+    if targets.sns_topic {
         match &targets.cloud {
             Some(cloud) => futures.push(Box::pin(one("sns topic", t, check_topic(config, cloud)))),
             None => futures.push(Box::pin(async {

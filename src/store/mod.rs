@@ -102,15 +102,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `Uuid::now_v7` never produces.
 pub const PROBE_TRANSACTION_ID: Uuid = Uuid::nil();
 
-/// A message as the worker stores it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub transaction_id: Uuid,
-    pub topic: String,
-    pub message: String,
-    pub attributes: BTreeMap<String, String>,
-    pub received_at: DateTime<Utc>,
-}
+pub use crate::record::Record;
 
 /// A stored record, as `GET /data/{transaction_id}` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

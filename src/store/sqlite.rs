@@ -16,8 +16,8 @@ use super::{
     Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
     StoreStats, StoredRecord, timed,
 };
-use crate::bus::format_time;
 use crate::datadir::{Readers, Writer, WriterStopped};
+use crate::record::format_time;
 
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "records.db";

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use latamctl::bus::aws::{AwsClients, SnsPublisher, SqsQueue};
+use latamctl::aws::AwsClients;
+use latamctl::bus::sns::SnsPublisher;
+use latamctl::bus::sqs::SqsQueue;
 use latamctl::config::AwsConfig;
 use serde_json::json;
 use uuid::Uuid;

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::Credentials;
-use latamctl::bus::aws::{AwsClients, SnsPublisher, SqsQueue};
+use latamctl::aws::AwsClients;
+use latamctl::bus::sns::SnsPublisher;
+use latamctl::bus::sqs::SqsQueue;
 use latamctl::bus::{Publisher, Queue};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link step) with a module per area.
 
 mod api;
+mod architecture;
 mod cloud;
 mod e2e;
 mod faults;

@@ -6,7 +6,8 @@ use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
 use aws_sdk_sqs::types::{BatchResultErrorEntry, DeleteMessageBatchResultEntry};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::error::ErrorMetadata;
-use latamctl::bus::aws::{SnsPublisher, SqsQueue};
+use latamctl::bus::sns::SnsPublisher;
+use latamctl::bus::sqs::SqsQueue;
 use latamctl::bus::{Delivery, Error, Publisher, Queue};
 
 use super::queue::message;

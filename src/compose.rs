@@ -1,13 +1,16 @@
 //! Builds the pipeline's parts from the configuration: the store, the publisher and the
 //! queue, to run them (`serve`, `lambda`) or to inspect them (`status`, `drain`,
-//! `publish --via sns`). The only place that knows which implementation a config selects;
-//! commands ask here and hold trait objects.
+//! `publish --via sns`). The composition root: the only place that knows which
+//! implementation a config selects (no other module matches on `BusKind`/`StoreKind` to
+//! build one); commands ask here and hold trait objects.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::bus::aws::{AwsClients, SnsPublisher, SqsQueue};
+use crate::aws::AwsClients;
 use crate::bus::embedded::{EmbeddedQueue, QUEUE_FILE};
+use crate::bus::sns::SnsPublisher;
+use crate::bus::sqs::SqsQueue;
 use crate::bus::{Publisher, Queue, QueueAdmin};
 use crate::config::{BusKind, Config, StoreKind};
 use crate::store::Store;
@@ -259,5 +262,45 @@ pub async fn existing_store(config: &Config) -> anyhow::Result<Option<Arc<dyn St
                 PostgresStore::connect(&config.database, &config.aws).await?,
             ))
         }
+    })
+}
+
+/// What `status` checks for this config: the API (given, or the embedded bus's own listen
+/// address), the AWS clients when the bus or an RDS/EKS check needs them, the queue and the
+/// store when they exist, the SNS topic when the bus is SNS, the Kubernetes release.
+pub async fn status_targets(
+    config: &Config,
+    api: Option<String>,
+    api_window: std::time::Duration,
+) -> anyhow::Result<crate::status::Targets> {
+    let aws_bus = config.bus == BusKind::Aws;
+    let api = api
+        .or_else(|| (!aws_bus).then(|| format!("http://{}", config.api.listen)))
+        .map(|u| u.trim_end_matches('/').to_owned());
+    let needs_aws =
+        aws_bus || config.aws.rds_instance_id.is_some() || config.aws.eks_cluster.is_some();
+    let cloud = if needs_aws {
+        Some(crate::cloud::CloudClients::from_config(config).await?)
+    } else {
+        None
+    };
+    let queue = existing_queue(config, cloud.as_ref().map(|c| &c.bus))
+        .await?
+        .map(|q| q.queue);
+    let store = existing_store(config).await?;
+    let kube = if config.kubernetes.enabled {
+        crate::status::kubernetes::client(config.kubernetes.context.as_deref()).await
+    } else {
+        None
+    };
+    Ok(crate::status::Targets {
+        api,
+        api_token: config.api.token.clone(),
+        api_window,
+        sns_topic: aws_bus,
+        cloud,
+        queue,
+        store,
+        kube,
     })
 }

@@ -1,9 +1,5 @@
-//! The cloud bus: publish to an SNS topic, consume from the SQS queue it fans out to.
-//!
-//! SNS publish has its own small retry budget with full-jitter backoff (the SDK's retries
-//! are off for it), so every retry is visible in `latamctl_retries_total` — the seed's
-//! retry-rate SLI. SQS keeps the SDK's standard retries. The dead-letter queue is the
-//! queue's redrive policy; `drain` reads it through [`QueueAdmin`].
+//! Consuming the SQS queue the topic fans out to, and administering its dead-letter queue
+//! (the queue's redrive policy) for `drain`. SQS keeps the SDK's standard retries.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,89 +9,16 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use aws_smithy_types::retry::RetryConfig;
-use aws_smithy_types::timeout::TimeoutConfig;
-use rand::Rng;
 
 use super::{
-    AckReport, Delivery, Error, OutboundMessage, Publisher, Queue, QueueAdmin, QueueName,
-    QueueStats, Result, SqsFields,
+    AckReport, Delivery, Error, Queue, QueueAdmin, QueueName, QueueStats, Result, SqsFields,
+    classify,
 };
-use crate::config::AwsConfig;
+use crate::aws::{AwsClients, SQS_MAX_WAIT_SECS};
 
 /// SQS limits: 10 messages per receive/batch call, 20 s long polling, 12 h visibility.
 const SQS_MAX_BATCH: usize = 10;
-const SQS_MAX_WAIT_SECS: u64 = 20;
 const SQS_MAX_VISIBILITY_SECS: u64 = 43_200;
-
-/// Shared AWS configuration and clients.
-#[derive(Clone)]
-pub struct AwsClients {
-    pub sdk: aws_config::SdkConfig,
-    pub sns: aws_sdk_sns::Client,
-    pub sqs: aws_sdk_sqs::Client,
-}
-
-impl AwsClients {
-    /// Region and endpoint from config, else the standard chain (`AWS_REGION`,
-    /// `AWS_PROFILE`, `AWS_ENDPOINT_URL`). Fails up front when no region is known.
-    pub async fn from_config(aws: &AwsConfig) -> Result<Self> {
-        Ok(Self::from_sdk(crate::aws::load_sdk_config(aws).await?))
-    }
-
-    /// The bus's clients on an SDK configuration already loaded.
-    pub fn from_sdk(sdk: aws_config::SdkConfig) -> Self {
-        // Publish: fail fast, we retry ourselves.
-        let sns_config = aws_sdk_sns::config::Builder::from(&sdk)
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(4))
-                    .build(),
-            )
-            .build();
-        // Receive long-polls for up to 20 s: the attempt timeout must exceed it.
-        let sqs_config = aws_sdk_sqs::config::Builder::from(&sdk)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(SQS_MAX_WAIT_SECS + 10))
-                    .build(),
-            )
-            .build();
-        Self {
-            sns: aws_sdk_sns::Client::from_conf(sns_config),
-            sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
-            sdk,
-        }
-    }
-}
-
-/// [`crate::aws::classify`] as a bus error.
-fn classify<E>(
-    operation: &str,
-    err: aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> Error
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
-    crate::aws::classify(operation, err).into()
-}
-
-fn retryable(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Unavailable(_) | Error::Throttled(_) | Error::Timeout(_)
-    )
-}
 
 /// Attributes to send again on redrive. SNS may add `ErrorCode`, `ErrorMessage` and
 /// `RequestID` to what it dead-letters; SQS allows 10 attributes, so those go first when
@@ -134,135 +57,6 @@ fn size_groups(batch: &[Delivery]) -> Vec<Vec<usize>> {
         }
     }
     groups
-}
-
-/// Full-jitter backoff: uniform in `[0, 50 ms × 2^attempt]`, at most 1 s.
-fn jittered(attempt: u32) -> Duration {
-    let cap_ms = (50u64 << attempt.min(5)).min(1000);
-    Duration::from_millis(rand::rng().random_range(0..=cap_ms))
-}
-
-/// How long a failed publish keeps the publisher not ready when no publish succeeds since.
-/// Long enough to take a pod whose publishes fail out of rotation, short enough that it
-/// comes back to try again (a probe that never sends traffic could never recover).
-pub const PUBLISH_FAILURE_HOLD: Duration = Duration::from_secs(10);
-
-/// Publishes to the SNS topic.
-///
-/// Readiness is passive: it is the outcome of the last real publish, so it needs no
-/// permission beyond `sns:Publish` and costs SNS nothing. (`sns:GetTopicAttributes` would
-/// need a grant the api role does not otherwise need, and a control-plane call per probe
-/// per pod, throttled at a few dozen per second per account, can take every pod out.)
-pub struct SnsPublisher {
-    client: aws_sdk_sns::Client,
-    topic_arn: String,
-    attempts: u32,
-    /// When the last publish failed, and how, unless one succeeded since.
-    last_failure: std::sync::Mutex<Option<(std::time::Instant, &'static str)>>,
-}
-
-impl SnsPublisher {
-    pub fn new(clients: &AwsClients, topic_arn: &str, attempts: u32) -> Self {
-        Self::with_client(clients.sns.clone(), topic_arn, attempts)
-    }
-
-    /// With a client built elsewhere (tests use mocked clients).
-    pub fn with_client(client: aws_sdk_sns::Client, topic_arn: &str, attempts: u32) -> Self {
-        Self {
-            client,
-            topic_arn: topic_arn.to_owned(),
-            attempts: attempts.max(1),
-            last_failure: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn record_outcome(&self, outcome: &Result<()>) {
-        let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        match outcome {
-            Ok(()) => *last = None,
-            // The message's own fault says nothing about SNS.
-            Err(Error::Rejected(_)) => {}
-            Err(e) => *last = Some((std::time::Instant::now(), e.kind())),
-        }
-    }
-
-    async fn publish_once(
-        &self,
-        message: &str,
-        attributes: &HashMap<String, aws_sdk_sns::types::MessageAttributeValue>,
-    ) -> Result<()> {
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(message)
-            .set_message_attributes(Some(attributes.clone()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("sns:Publish", e))
-    }
-}
-
-#[async_trait]
-impl Publisher for SnsPublisher {
-    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        let mut attributes = HashMap::new();
-        for (name, value) in message.wire_attributes() {
-            let attr = aws_sdk_sns::types::MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| Error::Rejected(e.to_string()))?;
-            attributes.insert(name, attr);
-        }
-        let outcome = self
-            .publish_with_retries(&message.message, &attributes)
-            .await;
-        self.record_outcome(&outcome);
-        outcome
-    }
-
-    async fn ready(&self) -> Result<()> {
-        let last = *self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        match last {
-            Some((at, kind)) if at.elapsed() < PUBLISH_FAILURE_HOLD => {
-                let detail = format!(
-                    "the last publish to {} failed ({kind}) {:.1} s ago",
-                    self.topic_arn,
-                    at.elapsed().as_secs_f64()
-                );
-                Err(match kind {
-                    "throttled" => Error::Throttled(detail),
-                    "config" => Error::Config(detail),
-                    _ => Error::Unavailable(detail),
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl SnsPublisher {
-    async fn publish_with_retries(
-        &self,
-        message: &str,
-        attributes: &HashMap<String, aws_sdk_sns::types::MessageAttributeValue>,
-    ) -> Result<()> {
-        let mut attempt = 1;
-        loop {
-            match self.publish_once(message, attributes).await {
-                Ok(()) => return Ok(()),
-                Err(e) if retryable(&e) && attempt < self.attempts => {
-                    metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "publish")
-                        .increment(1);
-                    tracing::debug!(message = "Retrying SNS publish.", attempt, error = %e);
-                    tokio::time::sleep(jittered(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
 }
 
 /// Consumes the SQS queue (and administers its dead-letter queue).
