@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::promql;
-use super::spec::{Indicator, SloSpec, ThresholdAlert, trim_float, words};
+use super::spec::{Indicator, RatioSli, SloSpec, ThresholdAlert, trim_float, words};
 use super::{Error, Result};
 
 const PLACEHOLDERS: &[(&str, &str)] = &[
@@ -188,66 +188,7 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
             if r.total == [crate::metric::HTTP_REQUESTS_TOTAL]
                 && r.bad == [crate::metric::HTTP_REQUESTS_TOTAL] =>
         {
-            let classes: Vec<char> = r
-                .bad_matchers
-                .0
-                .iter()
-                .filter(|m| m.name == "status")
-                .flat_map(|m| m.value.split('|'))
-                .filter_map(|alt| alt.strip_suffix("..").and_then(|d| d.chars().next()))
-                .collect();
-            if classes.is_empty() || r.bad_matchers.0.iter().any(|m| m.name != "status") {
-                return Ok(Rendered::Skipped(
-                    "only status-class ratios (status=~\"4..|5..\") map to ALB metrics".into(),
-                ));
-            }
-            let (period, n) = if a.for_.is_zero() {
-                (window, 1)
-            } else {
-                periods(a, 60)?
-            };
-            let mut metrics = Vec::new();
-            let mut bad_ids = Vec::new();
-            let stat = |id: &str, metric: &str| {
-                json!({
-                    "Id": id,
-                    "ReturnData": false,
-                    "MetricStat": {
-                        "Metric": { "Namespace": "AWS/ApplicationELB", "MetricName": metric, "Dimensions": alb() },
-                        "Period": period,
-                        "Stat": "Sum",
-                    }
-                })
-            };
-            for class in &classes {
-                let id = format!("target{class}xx");
-                metrics.push(stat(&id, &format!("HTTPCode_Target_{class}XX_Count")));
-                bad_ids.push(format!("FILL({id}, 0)"));
-                if *class == '5' {
-                    // The ALB answers 502/503/504 itself when no target can: users see them.
-                    metrics.push(stat("elb5xx", "HTTPCode_ELB_5XX_Count"));
-                    bad_ids.push("FILL(elb5xx, 0)".into());
-                }
-            }
-            metrics.push(stat("requests", "RequestCount"));
-            metrics.push(json!({
-                "Id": "error_ratio",
-                "Expression": format!("({}) / requests", bad_ids.join(" + ")),
-                "Label": "Share of requests answered with an error",
-                "ReturnData": true,
-            }));
-            Rendered::Alarms(vec![base.alarm(
-                "",
-                "ALB error responses over RequestCount.",
-                json!({
-                    "Metrics": metrics,
-                    "EvaluationPeriods": n,
-                    "DatapointsToAlarm": n,
-                    "Threshold": a.threshold,
-                    "ComparisonOperator": "GreaterThanThreshold",
-                    "TreatMissingData": "notBreaching",
-                }),
-            )])
+            alb_error_ratio(&base, a, r, window)?
         }
         Indicator::Ratio(_) => {
             Rendered::Skipped("latamctl's own counters (retries, ...) are not in CloudWatch".into())
@@ -275,31 +216,14 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
         Indicator::Cpu(_) => {
             let (period, n) = periods(a, window)?;
             let percent = a.threshold * 100.0;
-            let mut list: Vec<Value> = ["api", "worker"]
-                .iter()
-                .map(|component| {
-                    base.alarm(
-                        &format!("-{component}"),
-                        &format!("Container Insights: {component} pods' CPU over their limit."),
-                        json!({
-                            "Namespace": "ContainerInsights",
-                            "MetricName": "pod_cpu_utilization_over_pod_limit",
-                            "Dimensions": dims(&[
-                                ("ClusterName", "${cluster_name}"),
-                                ("Namespace", "${namespace}"),
-                                ("PodName", &format!("${{{component}_workload}}")),
-                            ]),
-                            "Statistic": "Average",
-                            "Period": period,
-                            "EvaluationPeriods": n,
-                            "DatapointsToAlarm": n,
-                            "Threshold": percent,
-                            "ComparisonOperator": "GreaterThanThreshold",
-                            "TreatMissingData": "missing",
-                        }),
-                    )
-                })
-                .collect();
+            let mut list = pod_alarms(
+                &base,
+                "CPU",
+                "pod_cpu_utilization_over_pod_limit",
+                period,
+                n,
+                percent,
+            );
             list.push(base.alarm(
                 "-rds",
                 "RDS instance CPU.",
@@ -321,31 +245,14 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
         Indicator::Memory(_) => {
             let (period, n) = periods(a, 60)?;
             let percent = a.threshold * 100.0;
-            let mut list: Vec<Value> = ["api", "worker"]
-                .iter()
-                .map(|component| {
-                    base.alarm(
-                        &format!("-{component}"),
-                        &format!("Container Insights: {component} pods' memory over their limit."),
-                        json!({
-                            "Namespace": "ContainerInsights",
-                            "MetricName": "pod_memory_utilization_over_pod_limit",
-                            "Dimensions": dims(&[
-                                ("ClusterName", "${cluster_name}"),
-                                ("Namespace", "${namespace}"),
-                                ("PodName", &format!("${{{component}_workload}}")),
-                            ]),
-                            "Statistic": "Average",
-                            "Period": period,
-                            "EvaluationPeriods": n,
-                            "DatapointsToAlarm": n,
-                            "Threshold": percent,
-                            "ComparisonOperator": "GreaterThanThreshold",
-                            "TreatMissingData": "missing",
-                        }),
-                    )
-                })
-                .collect();
+            let mut list = pod_alarms(
+                &base,
+                "memory",
+                "pod_memory_utilization_over_pod_limit",
+                period,
+                n,
+                percent,
+            );
             list.push(base.alarm(
                 "-rds",
                 "RDS memory in use: 1 - FreeableMemory / instance RAM.",
@@ -419,6 +326,108 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
             )])
         }
     })
+}
+
+/// The error-ratio alert on the ALB's own counters: target 4xx/5xx (and the ALB's 5xx)
+/// over RequestCount.
+fn alb_error_ratio(base: &Base, a: &ThresholdAlert, r: &RatioSli, window: u64) -> Result<Rendered> {
+    let classes: Vec<char> = r
+        .bad_matchers
+        .0
+        .iter()
+        .filter(|m| m.name == "status")
+        .flat_map(|m| m.value.split('|'))
+        .filter_map(|alt| alt.strip_suffix("..").and_then(|d| d.chars().next()))
+        .collect();
+    if classes.is_empty() || r.bad_matchers.0.iter().any(|m| m.name != "status") {
+        return Ok(Rendered::Skipped(
+            "only status-class ratios (status=~\"4..|5..\") map to ALB metrics".into(),
+        ));
+    }
+    let (period, n) = if a.for_.is_zero() {
+        (window, 1)
+    } else {
+        periods(a, 60)?
+    };
+    let mut metrics = Vec::new();
+    let mut bad_ids = Vec::new();
+    let stat = |id: &str, metric: &str| {
+        json!({
+            "Id": id,
+            "ReturnData": false,
+            "MetricStat": {
+                "Metric": { "Namespace": "AWS/ApplicationELB", "MetricName": metric, "Dimensions": alb() },
+                "Period": period,
+                "Stat": "Sum",
+            }
+        })
+    };
+    for class in &classes {
+        let id = format!("target{class}xx");
+        metrics.push(stat(&id, &format!("HTTPCode_Target_{class}XX_Count")));
+        bad_ids.push(format!("FILL({id}, 0)"));
+        if *class == '5' {
+            // The ALB answers 502/503/504 itself when no target can: users see them.
+            metrics.push(stat("elb5xx", "HTTPCode_ELB_5XX_Count"));
+            bad_ids.push("FILL(elb5xx, 0)".into());
+        }
+    }
+    metrics.push(stat("requests", "RequestCount"));
+    metrics.push(json!({
+        "Id": "error_ratio",
+        "Expression": format!("({}) / requests", bad_ids.join(" + ")),
+        "Label": "Share of requests answered with an error",
+        "ReturnData": true,
+    }));
+    Ok(Rendered::Alarms(vec![base.alarm(
+        "",
+        "ALB error responses over RequestCount.",
+        json!({
+            "Metrics": metrics,
+            "EvaluationPeriods": n,
+            "DatapointsToAlarm": n,
+            "Threshold": a.threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        }),
+    )]))
+}
+
+/// One Container Insights alarm per component (api, worker) on `metric`, a percentage of the
+/// pod's limit.
+fn pod_alarms(
+    base: &Base,
+    what: &str,
+    metric: &str,
+    period: u64,
+    n: u64,
+    percent: f64,
+) -> Vec<Value> {
+    ["api", "worker"]
+        .iter()
+        .map(|component| {
+            base.alarm(
+                &format!("-{component}"),
+                &format!("Container Insights: {component} pods' {what} over their limit."),
+                json!({
+                    "Namespace": "ContainerInsights",
+                    "MetricName": metric,
+                    "Dimensions": dims(&[
+                        ("ClusterName", "${cluster_name}"),
+                        ("Namespace", "${namespace}"),
+                        ("PodName", &format!("${{{component}_workload}}")),
+                    ]),
+                    "Statistic": "Average",
+                    "Period": period,
+                    "EvaluationPeriods": n,
+                    "DatapointsToAlarm": n,
+                    "Threshold": percent,
+                    "ComparisonOperator": "GreaterThanThreshold",
+                    "TreatMissingData": "missing",
+                }),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -291,6 +291,47 @@ async fn provision_serve_publish_status_drain_destroy() {
     assert_eq!(code, 0, "{err}");
     assert!(actions(&json(&out)).iter().all(|a| a == "delete"), "{out}");
     assert_eq!(alarms().await, Vec::<String>::new(), "{out}");
+    // And the emulator holds nothing of this system: no topic, queue or subscription.
+    let clients = super::cloud::moto_clients(&moto).await;
+    let topics: Vec<String> = clients
+        .sns
+        .list_topics()
+        .send()
+        .await
+        .unwrap()
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.topic_arn)
+        .filter(|arn| arn.contains(&format!(":{name}-")))
+        .collect();
+    assert!(topics.is_empty(), "topics left after destroy: {topics:?}");
+    let queues = clients
+        .sqs
+        .list_queues()
+        .queue_name_prefix(format!("{name}-"))
+        .send()
+        .await
+        .unwrap()
+        .queue_urls
+        .unwrap_or_default();
+    assert!(queues.is_empty(), "queues left after destroy: {queues:?}");
+    let subscriptions: Vec<String> = clients
+        .sns
+        .list_subscriptions()
+        .send()
+        .await
+        .unwrap()
+        .subscriptions
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.topic_arn)
+        .filter(|arn| arn.contains(&format!(":{name}-")))
+        .collect();
+    assert!(
+        subscriptions.is_empty(),
+        "subscriptions left after destroy: {subscriptions:?}"
+    );
     let (code, out, err) = run(&["provision", "--destroy", "--yes", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     assert!(actions(&json(&out)).iter().all(|a| a == "absent"), "{out}");
