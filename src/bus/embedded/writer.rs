@@ -1,48 +1,13 @@
-//! The embedded bus: a durable queue with SQS semantics in one SQLite file (`queue.db`).
-//!
-//! SQLite in WAL mode with `synchronous = FULL` makes every commit durable (fsync of the
-//! WAL). One fsync per POST would cap throughput at the disk's fsync rate, so publishes go
-//! through a single writer task that commits everything waiting in one transaction: group
-//! commit. A publish returns only after the commit that holds it.
-//!
-//! Receive claims visible messages in one statement (`UPDATE .. RETURNING`), stamping a new
-//! receipt, bumping the receive count and hiding them for the visibility timeout. A message
-//! received `max_receive_count` times without an ack moves to the dead-letter queue (same
-//! table, `queue = 'dlq'`) when it would be received once more, as SQS does. Several
-//! processes may share one data directory (`serve --role api` next to `--role worker`).
+//! The queue's single writer: every write of this process (publishes, claims, acks,
+//! visibility changes, upkeep) is an [`Op`] that the group-commit task runs with the others
+//! waiting, in one transaction, so one fsync covers them all. Also the statements it runs.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
-use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::time::Instant;
-use uuid::Uuid;
-
-use super::{
-    AckReport, Delivery, Error, OutboundMessage, Publisher, Queue, QueueAdmin, QueueName,
-    QueueStats, Result,
-};
-use crate::config::QueueConfig;
-use crate::datadir::{Readers, Writer};
-
-/// File name of the queue inside the data directory.
-pub const QUEUE_FILE: &str = "queue.db";
-
-/// How often a long poll re-checks the table when no local publish wakes it (messages
-/// published by another process, or whose visibility timeout expired).
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/queue");
+use super::*;
 
 /// One write for the group-commit writer. Everything waiting is done in one transaction,
 /// so one fsync covers the publishes, claims, acks and visibility changes of that moment:
 /// the worker's receives and acks do not add commits of their own on a busy queue.
-enum Op {
+pub(super) enum Op {
     /// A message as its row stores it, encoded on the publisher's thread so the writer's
     /// thread (the one every write waits for) only inserts.
     Publish {
@@ -98,20 +63,6 @@ impl Op {
     }
 }
 
-/// The on-disk queue. Cheap to clone; clones share the readers and the writer.
-#[derive(Clone)]
-pub struct EmbeddedQueue {
-    /// Readers (stats, peek, readiness).
-    readers: Arc<Readers>,
-    /// The one connection every write goes through (upkeep and redrive directly, the rest
-    /// through the group-commit task in front of it).
-    writer: Writer,
-    writes: mpsc::Sender<Op>,
-    notify: Arc<Notify>,
-    max_bytes: u64,
-    path: PathBuf,
-}
-
 /// The next visible messages of a queue, in visibility order, at most `limit`: an index
 /// range on `messages_ready (queue, visible_at, seq)`, never a scan of the backlog.
 /// Placeholders: `?1` queue, `?2` now, `?3` receive limit.
@@ -138,7 +89,7 @@ pub fn sweep_candidates(limit: usize) -> String {
 
 /// Moves the exhausted (`?2` receives) among the next `limit` visible main-queue messages
 /// to the DLQ (`?1` now).
-fn sweep_dead(limit: usize) -> String {
+pub(super) fn sweep_dead(limit: usize) -> String {
     format!(
         "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1 WHERE seq IN ({}) \
          AND receive_count >= ?2",
@@ -177,13 +128,13 @@ pub const SET_VISIBLE: &str = "UPDATE messages SET visible_at = ?1 \
 pub const STATEMENT_CACHE: usize = 64;
 
 /// WAL size kept after a checkpoint (64 MiB).
-const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+pub(super) const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// How often expired messages are removed and the WAL checkpointed.
-const UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
+pub(super) const UPKEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Bytes the data takes in the file: pages in use (not on the free list) times page size.
-fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+pub(super) fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let bytes: i64 = conn.query_row(
         "SELECT (p.page_count - f.freelist_count) * s.page_size
          FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s",
@@ -199,7 +150,7 @@ fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
 /// 1.7 times it), and read before every commit past half the cap. The publish path thus pays
 /// one extra query per second, not one per commit, and the cap stays exact where it matters.
 #[derive(Default)]
-struct SizeEstimate {
+pub(super) struct SizeEstimate {
     /// Bytes at the last read plus what was committed since (`None` before the first read).
     estimate: Option<u64>,
     read_at: Option<Instant>,
@@ -207,7 +158,7 @@ struct SizeEstimate {
 
 /// How long [`SizeEstimate`] trusts its estimate far from the cap (acks and other processes
 /// change the size meanwhile).
-const SIZE_REFRESH: Duration = Duration::from_secs(1);
+pub(super) const SIZE_REFRESH: Duration = Duration::from_secs(1);
 
 impl SizeEstimate {
     /// The used bytes when `incoming` more would exceed `max_bytes`; `None` when it fits (or
@@ -242,7 +193,7 @@ impl SizeEstimate {
     }
 }
 
-fn expire(conn: &Connection, config: &QueueConfig) -> rusqlite::Result<u64> {
+pub(super) fn expire(conn: &Connection, config: &QueueConfig) -> rusqlite::Result<u64> {
     let now = now_ms();
     let mut expired = 0;
     for (queue, retention) in [("main", config.retention), ("dlq", config.dlq_retention)] {
@@ -257,7 +208,7 @@ fn expire(conn: &Connection, config: &QueueConfig) -> rusqlite::Result<u64> {
 /// Drops messages past their retention (as SQS does) and checkpoints the WAL, so neither
 /// the table nor `queue.db-wal` grows without bound. The group-commit task runs it every
 /// [`UPKEEP_INTERVAL`], between two transactions.
-async fn upkeep(writer: &Writer, config: &QueueConfig) {
+pub(super) async fn upkeep(writer: &Writer, config: &QueueConfig) {
     let config = config.clone();
     let done = writer
         .run(move |conn| {
@@ -287,191 +238,8 @@ async fn upkeep(writer: &Writer, config: &QueueConfig) {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(e.to_string())
-}
-
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-impl EmbeddedQueue {
-    /// Opens (creating if needed) the queue in `data_dir`.
-    pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
-        let path = crate::datadir::prepare(data_dir, QUEUE_FILE, &MIGRATOR)
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?
-            .path;
-        let open_error =
-            |e: std::io::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
-        let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT))
-            .map_err(|e| open_error(std::io::Error::other(e)))?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        let writer = Writer::spawn("queue-writer", conn).map_err(open_error)?;
-        let (tx, rx) = mpsc::channel(16 * 1024);
-        let notify = Arc::new(Notify::new());
-        tokio::spawn(group_commit_writer(
-            writer.clone(),
-            rx,
-            notify.clone(),
-            config.clone(),
-        ));
-        Ok(Self {
-            readers: Readers::new(path.clone(), 2),
-            writer,
-            writes: tx,
-            notify,
-            max_bytes: config.max_bytes,
-            path,
-        })
-    }
-
-    /// Removes messages older than their queue's retention. Returns how many.
-    pub async fn expire(&self, config: &QueueConfig) -> Result<u64> {
-        let config = config.clone();
-        self.writer
-            .run(move |conn| expire(conn, &config))
-            .await
-            .map_err(unavailable)?
-            .map_err(unavailable)
-    }
-
-    /// Where the queue lives on disk.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Sends one write to the group-commit writer and waits for the commit that holds it.
-    async fn write<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T>>) -> Op) -> Result<T> {
-        let (done, wait) = oneshot::channel();
-        self.writes
-            .send(op(done))
-            .await
-            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?;
-        wait.await
-            .map_err(|_| Error::Unavailable("queue writer stopped".into()))?
-    }
-
-    /// Claims up to `max` visible messages of `queue`; on the main queue, first moves the
-    /// messages that exhausted their receives to the DLQ.
-    async fn claim(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>> {
-        self.write(|done| Op::Claim {
-            queue,
-            max,
-            visibility,
-            done,
-        })
-        .await
-    }
-
-    /// Deletes the messages whose receipt is still current.
-    async fn delete(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport> {
-        let mut report = AckReport::default();
-        if deliveries.is_empty() {
-            return Ok(report);
-        }
-        let receipts = parse_receipts(deliveries);
-        let deleted = self
-            .write(|done| Op::Delete {
-                queue,
-                receipts,
-                done,
-            })
-            .await?;
-        for d in deliveries {
-            match parse_receipt(&d.receipt) {
-                Some((seq, _)) if deleted.contains(&seq) => report.acked += 1,
-                Some(_) => report.failed.push((
-                    d.message_id.clone(),
-                    "receipt expired: the message was received again after its visibility timeout"
-                        .into(),
-                )),
-                None => report
-                    .failed
-                    .push((d.message_id.clone(), "malformed receipt".into())),
-            }
-        }
-        Ok(report)
-    }
-
-    /// Makes the messages visible again after `delay`.
-    async fn set_visible(
-        &self,
-        queue: QueueName,
-        deliveries: &[&Delivery],
-        delay: Duration,
-    ) -> Result<()> {
-        if deliveries.is_empty() {
-            return Ok(());
-        }
-        let visible_at = now_ms().saturating_add(millis(delay));
-        let receipts = parse_receipts(deliveries);
-        self.write(|done| Op::SetVisible {
-            queue,
-            receipts,
-            visible_at,
-            done,
-        })
-        .await
-    }
-}
-
-fn parse_receipts(deliveries: &[&Delivery]) -> Vec<(i64, String)> {
-    deliveries
-        .iter()
-        .filter_map(|d| parse_receipt(&d.receipt))
-        .map(|(seq, token)| (seq, token.to_owned()))
-        .collect()
-}
-
-fn queue_label(queue: QueueName) -> &'static str {
-    match queue {
-        QueueName::Main => "main",
-        QueueName::Dlq => "dlq",
-    }
-}
-
-/// The columns a delivery is read from, in this order: seq, message_id, body, attributes,
-/// sent_at, receive_count.
-fn row_to_delivery(row: &rusqlite::Row<'_>, token: Option<&str>) -> rusqlite::Result<Delivery> {
-    let seq: i64 = row.get(0)?;
-    let attributes: String = row.get(3)?;
-    let attributes: BTreeMap<String, String> = serde_json::from_str(&attributes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            3,
-            rusqlite::types::Type::Text,
-            format!("queue row {seq} has corrupt attributes: {e}").into(),
-        )
-    })?;
-    let sent_at: i64 = row.get(4)?;
-    let receive_count: i64 = row.get(5)?;
-    Ok(Delivery {
-        message_id: row.get(1)?,
-        // `seq:token` — the ack must present the token of the latest receive.
-        receipt: token.map(|t| format!("{seq:020}:{t}")).unwrap_or_default(),
-        body: row.get(2)?,
-        attributes,
-        receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
-        sent_at: DateTime::from_timestamp_millis(sent_at),
-    })
-}
-
-fn parse_receipt(receipt: &str) -> Option<(i64, &str)> {
-    let (seq, token) = receipt.split_once(':')?;
-    Some((seq.parse().ok()?, token))
-}
-
 /// What one write of a transaction produced, answered after the commit.
-enum Outcome {
+pub(super) enum Outcome {
     Published,
     Claimed {
         deliveries: Result<Vec<Delivery>>,
@@ -484,7 +252,7 @@ enum Outcome {
 /// Collects everything waiting, has the writer thread do it in one transaction, then
 /// answers every caller at once; runs [`upkeep`] in between. Stops, and with it the writer
 /// thread, once every clone of the queue is gone.
-async fn group_commit_writer(
+pub(super) async fn group_commit_writer(
     writer: Writer,
     mut rx: mpsc::Receiver<Op>,
     notify: Arc<Notify>,
@@ -576,7 +344,7 @@ async fn group_commit_writer(
 
 /// Answers every caller of a committed transaction; true when something became visible
 /// (a long poll should look again).
-fn answer(ops: Vec<Op>, outcomes: Vec<Outcome>, max_receive_count: u32) -> bool {
+pub(super) fn answer(ops: Vec<Op>, outcomes: Vec<Outcome>, max_receive_count: u32) -> bool {
     let now = now_ms();
     let mut wake = false;
     for (op, outcome) in ops.into_iter().zip(outcomes) {
@@ -617,7 +385,7 @@ fn answer(ops: Vec<Op>, outcomes: Vec<Outcome>, max_receive_count: u32) -> bool 
 /// One transaction for every waiting write: acks and visibility changes first, then the
 /// publishes, then the claims (which may receive what was just published: it is answered
 /// only after the commit, like the publish).
-fn transaction(
+pub(super) fn transaction(
     conn: &mut Connection,
     ops: &[Op],
     max_receive_count: u32,
@@ -702,7 +470,7 @@ fn transaction(
 
 /// `(seq, token)` pairs grouped by token, each group's seqs as a JSON array (for
 /// `json_each`): a batch received together is one statement.
-fn by_token(receipts: &[(i64, String)]) -> BTreeMap<&str, String> {
+pub(super) fn by_token(receipts: &[(i64, String)]) -> BTreeMap<&str, String> {
     let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for (seq, token) in receipts {
         groups.entry(token.as_str()).or_default().push(*seq);
@@ -719,7 +487,7 @@ fn by_token(receipts: &[(i64, String)]) -> BTreeMap<&str, String> {
 /// Claims up to `max` visible messages of `queue` inside the writer's transaction; on the
 /// main queue, first moves the exhausted among the next candidates to the DLQ, as SQS does
 /// on the receive that would exceed maxReceiveCount.
-fn claim(
+pub(super) fn claim(
     conn: &Connection,
     queue: QueueName,
     max: usize,
@@ -770,168 +538,4 @@ fn claim(
         }
     };
     Ok(Outcome::Claimed { deliveries, dead })
-}
-
-#[async_trait]
-impl Publisher for EmbeddedQueue {
-    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        let attributes =
-            serde_json::to_string(&message.wire_attributes()).unwrap_or_else(|_| "{}".to_owned());
-        self.write(|done| Op::Publish {
-            message_id: Uuid::now_v7().to_string(),
-            body: message.message.clone(),
-            attributes,
-            done,
-        })
-        .await
-    }
-
-    async fn ready(&self) -> Result<()> {
-        if self.writes.is_closed() {
-            return Err(Error::Unavailable("queue writer stopped".into()));
-        }
-        Queue::ready(self).await
-    }
-}
-
-#[async_trait]
-impl Queue for EmbeddedQueue {
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let got = self.claim(QueueName::Main, max, visibility).await?;
-            let now = Instant::now();
-            if !got.is_empty() || now >= deadline {
-                return Ok(got);
-            }
-            let nap = (deadline - now).min(POLL_INTERVAL);
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(nap) => {}
-            }
-        }
-    }
-
-    async fn ack(&self, deliveries: &[&Delivery]) -> Result<AckReport> {
-        self.delete(QueueName::Main, deliveries).await
-    }
-
-    async fn release(&self, deliveries: &[&Delivery], delay: Duration) -> Result<()> {
-        self.set_visible(QueueName::Main, deliveries, delay).await
-    }
-
-    async fn ready(&self) -> Result<()> {
-        self.readers
-            .with(|conn| {
-                conn.prepare_cached("SELECT 1 FROM messages LIMIT 1")?
-                    .exists([])
-            })
-            .map_err(unavailable)?;
-        Ok(())
-    }
-
-    async fn stats(&self) -> Result<QueueStats> {
-        let now = now_ms();
-        let (visible, in_flight, oldest, dead, bytes) = self
-            .readers
-            .blocking(move |conn| {
-                let (visible, in_flight, oldest, dead) = conn.query_row(
-                    "SELECT
-                       COALESCE(SUM(queue = 'main' AND visible_at <= ?1), 0),
-                       COALESCE(SUM(queue = 'main' AND visible_at > ?1), 0),
-                       MIN(CASE WHEN queue = 'main' THEN sent_at END),
-                       COALESCE(SUM(queue = 'dlq'), 0)
-                     FROM messages",
-                    [now],
-                    |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, i64>(1)?,
-                            row.get::<_, Option<i64>>(2)?,
-                            row.get::<_, i64>(3)?,
-                        ))
-                    },
-                )?;
-                Ok((visible, in_flight, oldest, dead, used_bytes(conn)?))
-            })
-            .await
-            .map_err(unavailable)?;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(QueueStats {
-            visible: count(visible),
-            in_flight: count(in_flight),
-            oldest_age_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
-            dead_letter: count(dead),
-            bytes: Some(bytes),
-            capacity_bytes: Some(self.max_bytes),
-        })
-    }
-}
-
-#[async_trait]
-impl QueueAdmin for EmbeddedQueue {
-    async fn receive_from(
-        &self,
-        queue: QueueName,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Delivery>> {
-        self.claim(queue, max, visibility).await
-    }
-
-    async fn delete_from(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<AckReport> {
-        self.delete(queue, deliveries).await
-    }
-
-    async fn release_to(&self, queue: QueueName, deliveries: &[&Delivery]) -> Result<()> {
-        self.set_visible(queue, deliveries, Duration::ZERO).await
-    }
-
-    async fn peek(&self, queue: QueueName, max: usize) -> Result<Option<Vec<Delivery>>> {
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        self.readers
-            .blocking(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages
-                     WHERE queue = ?1 ORDER BY seq LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![queue_label(queue), limit], |row| {
-                    row_to_delivery(row, None)
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await
-            .map(Some)
-            .map_err(unavailable)
-    }
-
-    async fn redrive(&self, max: usize) -> Result<u64> {
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        let moved = self
-            .writer
-            .run(move |conn| {
-                conn.execute(
-                    "UPDATE messages SET queue = 'main', receive_count = 0, receipt = NULL, visible_at = ?1
-                     WHERE seq IN (SELECT seq FROM messages WHERE queue = 'dlq' ORDER BY seq LIMIT ?2)",
-                    params![now_ms(), limit],
-                )
-            })
-            .await
-            .map_err(unavailable)?
-            .map_err(unavailable)?;
-        self.notify.notify_waiters();
-        Ok(moved as u64)
-    }
-
-    fn describe(&self, queue: QueueName) -> String {
-        format!("{} ({})", self.path.display(), queue_label(queue))
-    }
 }
