@@ -103,26 +103,7 @@ pub async fn post_message(
             AppError::bad_request("invalid_body", rejection.body_text())
         }
     })?;
-    let request: IngestRequest = parse_json(&body)?;
-    let topic = resolve_topic(&inner.settings.topics, &request.topic_arn)?;
-    validate_message(&request.message)?;
-    validate_attributes(&request.attributes)?;
-    // SNS counts the body and every attribute (name, type, value); ours travel too.
-    let total = request.message.len()
-        + request
-            .attributes
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + "String".len())
-            .sum::<usize>()
-        + RESERVED_ATTRIBUTES_BYTES;
-    if total > MAX_MESSAGE_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            code: "message_too_large",
-            message: format!(
-                "message plus attributes is {total} bytes; the limit is {MAX_MESSAGE_BYTES} (256 KiB, SNS's)"
-            ),
-        });
-    }
+    let (request, topic) = validate(&inner.settings.topics, &body)?;
     let key = idempotency_key(&headers)?;
 
     let mut message = OutboundMessage {
@@ -202,6 +183,32 @@ pub async fn post_message(
         tracing::warn!(message = "Failed to mark idempotency key as published.", error = %e);
     }
     Ok(accepted(message.transaction_id))
+}
+
+/// The body parsed and checked against every rule `/openapi.json` states (and the size
+/// rule it cannot): the request and the topic name it resolves to.
+fn validate(topics: &TopicPolicy, body: &[u8]) -> Result<(IngestRequest, String), AppError> {
+    let request: IngestRequest = parse_json(body)?;
+    let topic = resolve_topic(topics, &request.topic_arn)?;
+    validate_message(&request.message)?;
+    validate_attributes(&request.attributes)?;
+    // SNS counts the body and every attribute (name, type, value); ours travel too.
+    let total = request.message.len()
+        + request
+            .attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + "String".len())
+            .sum::<usize>()
+        + RESERVED_ATTRIBUTES_BYTES;
+    if total > MAX_MESSAGE_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            code: "message_too_large",
+            message: format!(
+                "message plus attributes is {total} bytes; the limit is {MAX_MESSAGE_BYTES} (256 KiB, SNS's)"
+            ),
+        });
+    }
+    Ok((request, topic))
 }
 
 /// How much longer than `api.publish_timeout` a reservation counts as "in progress": the

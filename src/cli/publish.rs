@@ -194,44 +194,19 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         shape.plan()?.0.as_secs_f64()
     );
 
-    let bar = progress(planned, "sending");
-    let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = tokio::time::Instant::now();
-    for (i, offset) in schedule.iter().enumerate() {
-        let due = start + *offset;
-        tokio::time::sleep_until(due).await;
-        let permit = sem.clone().acquire_owned().await?;
-        let body = bodies[i % bodies.len()].clone();
-        let (http, url, token, sns, bar) = (
-            http.clone(),
-            format!("{api}/ingresar-datos"),
-            token.clone(),
-            sns.clone(),
-            bar.clone(),
-        );
-        let topic = topic.clone();
-        tasks.spawn(async move {
-            let outcome = match sns {
-                Some(p) => send_sns(p.as_ref(), &body, &topic).await,
-                None => send_api(&http, &url, token.as_deref(), &body).await,
-            };
-            drop(permit);
-            bar.inc(1);
-            // From the scheduled time: waiting for a free slot counts as latency.
-            Sent {
-                id: outcome.as_ref().ok().copied(),
-                error: outcome.err(),
-                latency: due.elapsed(),
-            }
-        });
-    }
-    let mut sent = Vec::with_capacity(planned as usize);
-    while let Some(r) = tasks.join_next().await {
-        sent.push(r?);
-    }
-    let elapsed = start.elapsed();
-    bar.finish_and_clear();
+    let (sent, elapsed) = send_all(
+        &schedule,
+        &bodies,
+        &Sender {
+            http: http.clone(),
+            url: format!("{api}/ingresar-datos"),
+            token: token.clone(),
+            sns,
+            topic: topic.clone(),
+        },
+        args.concurrency,
+    )
+    .await?;
 
     let ids: Vec<Uuid> = sent.iter().filter_map(|s| s.id).collect();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -252,28 +227,13 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         None
     };
 
-    let mut thresholds = vec![
-        Threshold {
-            name: "error_rate".into(),
-            limit: format!("<= {:.2}%", args.max_error_rate * 100.0),
-            actual: format!("{:.2}%", error_rate * 100.0),
-            ok: error_rate <= args.max_error_rate,
-        },
-        Threshold {
-            name: "request_p95".into(),
-            limit: format!("<= {}", humantime::format_duration(args.max_p95)),
-            actual: format!("{:.1}ms", request_latency.p95_ms),
-            ok: request_latency.p95_ms <= args.max_p95.as_secs_f64() * 1000.0,
-        },
-    ];
-    if let Some(v) = &verified {
-        thresholds.push(Threshold {
-            name: "stored".into(),
-            limit: format!("{} of {}", ids.len(), ids.len()),
-            actual: format!("{} of {}", v.stored, ids.len()),
-            ok: v.missing == 0,
-        });
-    }
+    let thresholds = thresholds(
+        &args,
+        error_rate,
+        &request_latency,
+        verified.as_ref(),
+        ids.len(),
+    );
     let passed = thresholds.iter().all(|t| t.ok);
     let report = Report {
         target,
@@ -292,6 +252,92 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     };
     output::print(ctx.global.output, &report, || table(&report))?;
     Ok(if passed { Exit::Success } else { Exit::Failure })
+}
+
+/// Where and how each message is sent.
+#[derive(Clone)]
+struct Sender {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    sns: Option<Arc<dyn Publisher>>,
+    topic: String,
+}
+
+/// Sends `bodies` (round robin) at the times of `schedule`, at most `concurrency` at once;
+/// each message's latency counts from its scheduled time (open model).
+async fn send_all(
+    schedule: &[Duration],
+    bodies: &[Body],
+    sender: &Sender,
+    concurrency: usize,
+) -> anyhow::Result<(Vec<Sent>, Duration)> {
+    let bar = progress(schedule.len() as u64, "sending");
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = tokio::time::Instant::now();
+    for (i, offset) in schedule.iter().enumerate() {
+        let due = start + *offset;
+        tokio::time::sleep_until(due).await;
+        let permit = sem.clone().acquire_owned().await?;
+        let body = bodies[i % bodies.len()].clone();
+        let (sender, bar) = (sender.clone(), bar.clone());
+        tasks.spawn(async move {
+            let outcome = match &sender.sns {
+                Some(p) => send_sns(p.as_ref(), &body, &sender.topic).await,
+                None => send_api(&sender.http, &sender.url, sender.token.as_deref(), &body).await,
+            };
+            drop(permit);
+            bar.inc(1);
+            // From the scheduled time: waiting for a free slot counts as latency.
+            Sent {
+                id: outcome.as_ref().ok().copied(),
+                error: outcome.err(),
+                latency: due.elapsed(),
+            }
+        });
+    }
+    let mut sent = Vec::with_capacity(schedule.len());
+    while let Some(r) = tasks.join_next().await {
+        sent.push(r?);
+    }
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+
+    Ok((sent, elapsed))
+}
+
+/// The pass/fail checks of the run.
+fn thresholds(
+    args: &PublishArgs,
+    error_rate: f64,
+    request_latency: &Percentiles,
+    verified: Option<&Verified>,
+    acked: usize,
+) -> Vec<Threshold> {
+    let mut thresholds = vec![
+        Threshold {
+            name: "error_rate".into(),
+            limit: format!("<= {:.2}%", args.max_error_rate * 100.0),
+            actual: format!("{:.2}%", error_rate * 100.0),
+            ok: error_rate <= args.max_error_rate,
+        },
+        Threshold {
+            name: "request_p95".into(),
+            limit: format!("<= {}", humantime::format_duration(args.max_p95)),
+            actual: format!("{:.1}ms", request_latency.p95_ms),
+            ok: request_latency.p95_ms <= args.max_p95.as_secs_f64() * 1000.0,
+        },
+    ];
+    if let Some(v) = verified {
+        thresholds.push(Threshold {
+            name: "stored".into(),
+            limit: format!("{} of {}", acked, acked),
+            actual: format!("{} of {}", v.stored, acked),
+            ok: v.missing == 0,
+        });
+    }
+    thresholds
 }
 
 fn load_bodies(args: &PublishArgs, topic: &str, allowed: &[String]) -> anyhow::Result<Vec<Body>> {

@@ -213,80 +213,8 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
                 }),
             )])
         }
-        Indicator::Cpu(_) => {
-            let (period, n) = periods(a, window)?;
-            let percent = a.threshold * 100.0;
-            let mut list = pod_alarms(
-                &base,
-                "CPU",
-                "pod_cpu_utilization_over_pod_limit",
-                period,
-                n,
-                percent,
-            );
-            list.push(base.alarm(
-                "-rds",
-                "RDS instance CPU.",
-                json!({
-                    "Namespace": "AWS/RDS",
-                    "MetricName": "CPUUtilization",
-                    "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
-                    "Statistic": "Average",
-                    "Period": period,
-                    "EvaluationPeriods": n,
-                    "DatapointsToAlarm": n,
-                    "Threshold": percent,
-                    "ComparisonOperator": "GreaterThanThreshold",
-                    "TreatMissingData": "missing",
-                }),
-            ));
-            Rendered::Alarms(list)
-        }
-        Indicator::Memory(_) => {
-            let (period, n) = periods(a, 60)?;
-            let percent = a.threshold * 100.0;
-            let mut list = pod_alarms(
-                &base,
-                "memory",
-                "pod_memory_utilization_over_pod_limit",
-                period,
-                n,
-                percent,
-            );
-            list.push(base.alarm(
-                "-rds",
-                "RDS memory in use: 1 - FreeableMemory / instance RAM.",
-                json!({
-                    "Metrics": [
-                        {
-                            "Id": "free",
-                            "ReturnData": false,
-                            "MetricStat": {
-                                "Metric": {
-                                    "Namespace": "AWS/RDS",
-                                    "MetricName": "FreeableMemory",
-                                    "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
-                                },
-                                "Period": period,
-                                "Stat": "Average",
-                            }
-                        },
-                        {
-                            "Id": "used_percent",
-                            "Expression": "100 * (1 - free / ${db_memory_bytes})",
-                            "Label": "RDS memory in use (%)",
-                            "ReturnData": true,
-                        }
-                    ],
-                    "EvaluationPeriods": n,
-                    "DatapointsToAlarm": n,
-                    "Threshold": percent,
-                    "ComparisonOperator": "GreaterThanThreshold",
-                    "TreatMissingData": "missing",
-                }),
-            ));
-            Rendered::Alarms(list)
-        }
+        Indicator::Cpu(_) => cpu_alarms(&base, a, window)?,
+        Indicator::Memory(_) => memory_alarms(&base, a)?,
         Indicator::QueueAge(_) => {
             let (period, n) = periods(a, 60)?;
             Rendered::Alarms(vec![base.alarm(
@@ -428,6 +356,84 @@ fn pod_alarms(
             )
         })
         .collect()
+}
+
+/// CPU over the limit: the api and worker pods (Container Insights) and the RDS instance.
+fn cpu_alarms(base: &Base, a: &ThresholdAlert, window: u64) -> Result<Rendered> {
+    let (period, n) = periods(a, window)?;
+    let percent = a.threshold * 100.0;
+    let mut list = pod_alarms(
+        base,
+        "CPU",
+        "pod_cpu_utilization_over_pod_limit",
+        period,
+        n,
+        percent,
+    );
+    list.push(base.alarm(
+        "-rds",
+        "RDS instance CPU.",
+        json!({
+            "Namespace": "AWS/RDS",
+            "MetricName": "CPUUtilization",
+            "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
+            "Statistic": "Average",
+            "Period": period,
+            "EvaluationPeriods": n,
+            "DatapointsToAlarm": n,
+            "Threshold": percent,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "missing",
+        }),
+    ));
+    Ok(Rendered::Alarms(list))
+}
+
+/// Memory over the limit: the api and worker pods and the RDS instance (FreeableMemory against its RAM).
+fn memory_alarms(base: &Base, a: &ThresholdAlert) -> Result<Rendered> {
+    let (period, n) = periods(a, 60)?;
+    let percent = a.threshold * 100.0;
+    let mut list = pod_alarms(
+        base,
+        "memory",
+        "pod_memory_utilization_over_pod_limit",
+        period,
+        n,
+        percent,
+    );
+    list.push(base.alarm(
+        "-rds",
+        "RDS memory in use: 1 - FreeableMemory / instance RAM.",
+        json!({
+            "Metrics": [
+                {
+                    "Id": "free",
+                    "ReturnData": false,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/RDS",
+                            "MetricName": "FreeableMemory",
+                            "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
+                        },
+                        "Period": period,
+                        "Stat": "Average",
+                    }
+                },
+                {
+                    "Id": "used_percent",
+                    "Expression": "100 * (1 - free / ${db_memory_bytes})",
+                    "Label": "RDS memory in use (%)",
+                    "ReturnData": true,
+                }
+            ],
+            "EvaluationPeriods": n,
+            "DatapointsToAlarm": n,
+            "Threshold": percent,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "missing",
+        }),
+    ));
+    Ok(Rendered::Alarms(list))
 }
 
 #[cfg(test)]
