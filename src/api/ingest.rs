@@ -300,13 +300,21 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), AppError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+    // Compared without allocating a lowered copy (this runs on every POST).
+    let mime = value.split(';').next().unwrap_or("").trim();
+    let lower_starts = |prefix: &str| {
+        mime.is_char_boundary(prefix.len().min(mime.len()))
+            && mime.len() >= prefix.len()
+            && mime[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    let lower_ends = |suffix: &str| {
+        mime.len() >= suffix.len()
+            && mime.is_char_boundary(mime.len() - suffix.len())
+            && mime[mime.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
+    if mime.eq_ignore_ascii_case("application/json")
+        || (lower_starts("application/") && lower_ends("+json"))
+    {
         Ok(())
     } else if value.is_empty() {
         Err(AppError::UnsupportedMediaType(

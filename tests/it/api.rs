@@ -1081,3 +1081,30 @@ async fn a_failed_publish_releases_its_idempotency_key_to_the_waiting_retry() {
     assert_eq!(body["transaction_id"], second.1["transaction_id"]);
     assert_eq!(queue.stats().await.unwrap().visible, 1);
 }
+
+/// The request series have bounded labels: an invented method is `other` and an unrouted
+/// path makes no series, so a client cannot grow the series count (and the per-thread
+/// handles `track_metrics` keeps stay few).
+#[tokio::test]
+async fn request_metrics_labels_are_bounded() {
+    let h = harness(None).await;
+    for method in ["FOO", "BAR"] {
+        let req = Request::builder()
+            .method(method)
+            .uri("/healthz")
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = send(&h.router, req).await;
+        assert_eq!(status, 405);
+    }
+    let (status, _, _) = send(&h.router, get("/no/such/route/12345")).await;
+    assert_eq!(status, 404);
+    let (_, body, _) = send(&h.router, get("/metrics")).await;
+    let text = body.as_str().unwrap();
+    assert!(
+        text.contains(r#"route="/healthz",method="other",status="405""#),
+        "{text}"
+    );
+    // Unrouted paths are answered by the fallback, outside the route layer: no series.
+    assert!(!text.contains("FOO") && !text.contains("12345"), "{text}");
+}
