@@ -25,9 +25,31 @@ pub struct StatusArgs {
     /// Skip the Kubernetes checks (config: kubernetes.enabled).
     #[arg(long)]
     pub no_kubernetes: bool,
+    /// Check every system of a fleet file (`[[system]]` entries: name, config, api,
+    /// environment, labels) instead of one config: one row per system, worst first.
+    #[arg(long, value_name = "FILE", conflicts_with = "api")]
+    pub fleet: Option<std::path::PathBuf>,
+    /// With --fleet: systems checked at once.
+    #[arg(long, default_value_t = 16, value_name = "N", requires = "fleet")]
+    pub concurrency: usize,
+    /// With --fleet: show only systems in these states (ok, warn, fail), e.g. `warn,fail`.
+    #[arg(long, value_name = "STATES", value_delimiter = ',', requires = "fleet")]
+    pub only: Vec<String>,
+}
+
+/// As the README promises: 0 healthy, 1 degraded, 2 a component (or a system) fails.
+fn exit_of(state: State) -> Exit {
+    match state {
+        State::Ok | State::Skipped => Exit::Success,
+        State::Fail => Exit::Error,
+        State::Warn => Exit::Failure,
+    }
 }
 
 pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
+    if let Some(file) = args.fleet.clone() {
+        return fleet::run(ctx, &args, &file).await;
+    }
     let mut o = Overrides::default();
     if args.no_kubernetes {
         o.set("kubernetes.enabled", false);
@@ -40,12 +62,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             print!("\x1b[2J\x1b[H");
         }
         output::print(ctx.global.output, &report, || status::table(&report))?;
-        // As the README promises: 0 healthy, 1 degraded, 2 a component fails.
-        let exit = match report.overall {
-            State::Ok | State::Skipped => Exit::Success,
-            State::Fail => Exit::Error,
-            _ => Exit::Failure,
-        };
+        let exit = exit_of(report.overall);
         let Some(every) = args.watch else {
             return Ok(exit);
         };
@@ -53,5 +70,234 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
             _ = tokio::time::sleep(Duration::from_secs(every.max(1))) => {}
             _ = tokio::signal::ctrl_c() => return Ok(exit),
         }
+    }
+}
+
+/// `status --fleet FILE`: every system of the fleet checked concurrently, one row each.
+mod fleet {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use serde::Serialize;
+
+    use super::{Exit, StatusArgs, exit_of};
+    use crate::cli::Context;
+    use crate::config::{self, Overrides};
+    use crate::fleet::System;
+    use crate::output::{self, OutputFormat};
+    use crate::status::{self, Check, Report, State};
+
+    /// One system's row: its state, the worst component and why, and the figures a
+    /// runbook reads first; `checks` has every component's details.
+    #[derive(Debug, Serialize)]
+    struct Row {
+        name: String,
+        state: State,
+        worst: String,
+        hint: String,
+        api_error_rate: Option<String>,
+        api_p95_ms: Option<String>,
+        queue_oldest_age_s: Option<String>,
+        dlq_depth: Option<String>,
+        db_latency_ms: Option<String>,
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        labels: std::collections::BTreeMap<String, String>,
+        checks: Vec<Check>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct FleetReport {
+        overall: State,
+        summary: String,
+        systems: Vec<Row>,
+    }
+
+    pub async fn run(ctx: &Context, args: &StatusArgs, file: &Path) -> anyhow::Result<Exit> {
+        // Logging as configured here; each system's own config is read below.
+        let _ = ctx.load(&Overrides::default());
+        let systems = crate::fleet::load(file)?;
+        let only = parse_only(&args.only)?;
+        loop {
+            let bar = indicatif::ProgressBar::new(systems.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("checking {pos}/{len} systems {wide_bar}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let mut rows: Vec<Row> = futures::stream::iter(systems.iter().cloned())
+                .map(|system| {
+                    let bar = bar.clone();
+                    async move {
+                        let row = check(system, args).await;
+                        bar.inc(1);
+                        row
+                    }
+                })
+                .buffer_unordered(args.concurrency.max(1))
+                .collect()
+                .await;
+            bar.finish_and_clear();
+            rows.sort_by(|a, b| b.state.cmp(&a.state).then_with(|| a.name.cmp(&b.name)));
+            let overall = rows.iter().map(|r| r.state).max().unwrap_or(State::Ok);
+            let count = |s: State| rows.iter().filter(|r| r.state == s).count();
+            let summary = format!(
+                "{} systems: {} ok, {} warn, {} fail",
+                rows.len(),
+                count(State::Ok) + count(State::Skipped),
+                count(State::Warn),
+                count(State::Fail)
+            );
+            if !only.is_empty() {
+                rows.retain(|r| only.contains(&r.state));
+            }
+            let report = FleetReport {
+                overall,
+                summary,
+                systems: rows,
+            };
+            if args.watch.is_some() && ctx.global.output == OutputFormat::Table {
+                print!("\x1b[2J\x1b[H");
+            }
+            output::print(ctx.global.output, &report, || table(&report))?;
+            let exit = exit_of(report.overall);
+            let Some(every) = args.watch else {
+                return Ok(exit);
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(every.max(1))) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(exit),
+            }
+        }
+    }
+
+    fn parse_only(states: &[String]) -> anyhow::Result<Vec<State>> {
+        states
+            .iter()
+            .map(|s| match s.trim() {
+                "ok" => Ok(State::Ok),
+                "warn" => Ok(State::Warn),
+                "fail" => Ok(State::Fail),
+                other => anyhow::bail!("--only {other:?}: use ok, warn or fail (comma-separated)"),
+            })
+            .collect()
+    }
+
+    /// One system, under its own timeout: a system that cannot be read or does not answer
+    /// is a failed row, never a failed command.
+    async fn check(system: System, args: &StatusArgs) -> Row {
+        let failed = |system: &System, component: &str, hint: String| Row {
+            name: system.name.clone(),
+            state: State::Fail,
+            worst: component.to_owned(),
+            hint,
+            api_error_rate: None,
+            api_p95_ms: None,
+            queue_oldest_age_s: None,
+            dlq_depth: None,
+            db_latency_ms: None,
+            labels: system.labels.clone(),
+            checks: Vec::new(),
+        };
+        let mut o = Overrides::default();
+        o.set_opt("environment", system.environment.clone());
+        if args.no_kubernetes {
+            o.set("kubernetes.enabled", false);
+        }
+        let config = match config::load(Some(&system.config), &o) {
+            Ok((config, _)) => config,
+            Err(e) => return failed(&system, "config", e.to_string()),
+        };
+        let limit = config.status.check_timeout + args.window + Duration::from_secs(2);
+        let checked = tokio::time::timeout(limit, async {
+            let targets =
+                crate::compose::status_targets(&config, system.api.clone(), args.window).await?;
+            anyhow::Ok(status::run(&config, &targets).await)
+        })
+        .await;
+        let report = match checked {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => return failed(&system, "setup", format!("{e:#}")),
+            Err(_) => {
+                return failed(
+                    &system,
+                    "timeout",
+                    format!("no answer within {}", humantime::format_duration(limit)),
+                );
+            }
+        };
+        row(system, report)
+    }
+
+    fn row(system: System, report: Report) -> Row {
+        let worst = report
+            .checks
+            .iter()
+            .filter(|c| c.state != State::Skipped)
+            .max_by_key(|c| c.state);
+        let figure = |component: &str, key: &str| {
+            report
+                .checks
+                .iter()
+                .find(|c| c.component == component)
+                .and_then(|c| c.figures.get(key).cloned())
+        };
+        Row {
+            name: system.name,
+            state: report.overall,
+            worst: worst
+                .filter(|c| c.state > State::Ok)
+                .map(|c| c.component.clone())
+                .unwrap_or_default(),
+            hint: worst
+                .filter(|c| c.state > State::Ok)
+                .map(|c| c.hint.clone())
+                .unwrap_or_default(),
+            api_error_rate: figure("api", "error_rate"),
+            api_p95_ms: figure("api", "p95_ms"),
+            queue_oldest_age_s: figure("queue", "oldest_age_s"),
+            dlq_depth: figure("dlq", "depth"),
+            db_latency_ms: figure("database", "latency_ms"),
+            labels: system.labels,
+            checks: report.checks,
+        }
+    }
+
+    fn table(report: &FleetReport) -> String {
+        let mut b = tabled::builder::Builder::default();
+        b.push_record([
+            "SYSTEM",
+            "STATE",
+            "WORST",
+            "API ERR",
+            "API P95 MS",
+            "OLDEST S",
+            "DLQ",
+            "DB MS",
+            "HINT",
+        ]);
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        for r in &report.systems {
+            let state = serde_json::to_value(r.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            b.push_record([
+                r.name.clone(),
+                state,
+                r.worst.clone(),
+                dash(&r.api_error_rate),
+                dash(&r.api_p95_ms),
+                dash(&r.queue_oldest_age_s),
+                dash(&r.dlq_depth),
+                dash(&r.db_latency_ms),
+                r.hint.clone(),
+            ]);
+        }
+        let mut t = b.build();
+        t.with(tabled::settings::Style::sharp()).with(
+            tabled::settings::Modify::new(tabled::settings::object::Columns::new(8..9))
+                .with(tabled::settings::Width::wrap(50).keep_words(true)),
+        );
+        format!("{t}\n{}\n", report.summary)
     }
 }

@@ -38,6 +38,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("api", base(&["bus", "store", "worker"])),
         ("lambda", base(&["bus", "store", "worker"])),
         ("loadgen", base(&[])),
+        ("fleet", base(&[])),
         ("slo", base(&[])),
         ("cloud", base(&[])),
         ("status", base(&["bus", "store", "api", "cloud", "slo"])),
@@ -52,7 +53,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
             "cli",
             base(&[
                 "bus", "store", "worker", "api", "lambda", "loadgen", "slo", "cloud", "status",
-                "deploy", "compose",
+                "deploy", "compose", "fleet",
             ]),
         ),
     ])
