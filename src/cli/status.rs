@@ -37,6 +37,29 @@ pub struct StatusArgs {
     pub only: Vec<String>,
 }
 
+/// Prints one round (the screen cleared first under `--watch`); with `--watch` waits for
+/// the next round and answers `None`, else (or on Ctrl-C) the exit status.
+async fn show<T: serde::Serialize>(
+    ctx: &Context,
+    watch: Option<u64>,
+    value: &T,
+    overall: State,
+    table: impl FnOnce() -> String,
+) -> anyhow::Result<Option<Exit>> {
+    if watch.is_some() && ctx.global.output == OutputFormat::Table {
+        print!("\x1b[2J\x1b[H");
+    }
+    output::print(ctx.global.output, value, table)?;
+    let exit = exit_of(overall);
+    let Some(every) = watch else {
+        return Ok(Some(exit));
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(every.max(1))) => Ok(None),
+        _ = tokio::signal::ctrl_c() => Ok(Some(exit)),
+    }
+}
+
 /// As the README promises: 0 healthy, 1 degraded, 2 a component (or a system) fails.
 fn exit_of(state: State) -> Exit {
     match state {
@@ -58,17 +81,12 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let targets = compose::status_targets(&config, args.api.clone(), args.window).await?;
     loop {
         let report = status::run(&config, &targets).await;
-        if args.watch.is_some() && ctx.global.output == OutputFormat::Table {
-            print!("\x1b[2J\x1b[H");
-        }
-        output::print(ctx.global.output, &report, || status::table(&report))?;
-        let exit = exit_of(report.overall);
-        let Some(every) = args.watch else {
+        if let Some(exit) = show(ctx, args.watch, &report, report.overall, || {
+            status::table(&report)
+        })
+        .await?
+        {
             return Ok(exit);
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(every.max(1))) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(exit),
         }
     }
 }
@@ -81,11 +99,10 @@ mod fleet {
     use futures::StreamExt;
     use serde::Serialize;
 
-    use super::{Exit, StatusArgs, exit_of};
+    use super::{Exit, StatusArgs, show};
     use crate::cli::Context;
     use crate::config::{self, Overrides};
     use crate::fleet::System;
-    use crate::output::{self, OutputFormat};
     use crate::status::{self, Check, Report, State};
 
     /// One system's row: its state, the worst component and why, and the figures a
@@ -155,17 +172,10 @@ mod fleet {
                 summary,
                 systems: rows,
             };
-            if args.watch.is_some() && ctx.global.output == OutputFormat::Table {
-                print!("\x1b[2J\x1b[H");
-            }
-            output::print(ctx.global.output, &report, || table(&report))?;
-            let exit = exit_of(report.overall);
-            let Some(every) = args.watch else {
+            if let Some(exit) =
+                show(ctx, args.watch, &report, report.overall, || table(&report)).await?
+            {
                 return Ok(exit);
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(every.max(1))) => {}
-                _ = tokio::signal::ctrl_c() => return Ok(exit),
             }
         }
     }
