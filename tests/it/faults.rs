@@ -571,7 +571,6 @@ async fn fault_full_disk_for_the_embedded_data_dir() {
         }
     };
     let data = disk.mount.join("data");
-    let filler = disk.mount.join("filler");
     let dir = support::tempdir();
     let serve = Serve::start(
         &["--data-dir", data.to_str().unwrap()],
@@ -580,7 +579,9 @@ async fn fault_full_disk_for_the_embedded_data_dir() {
     );
     let load = Load::start(&serve.base, 4, Duration::ZERO);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // Fill what is left (fallocate, so the blocks are really taken).
+    // Fill what is left, greedily: fallocate (so the blocks are really taken) in chunks that
+    // halve whenever one is refused, until not even 64 KiB fits. One fill sized from `df`
+    // raced the load, which keeps writing in between, and was refused now and then.
     let free = || {
         let out = std::process::Command::new("df")
             .args(["--output=avail", "-B1", disk.mount.to_str().unwrap()])
@@ -592,24 +593,32 @@ async fn fault_full_disk_for_the_embedded_data_dir() {
             .and_then(|l| l.trim().parse::<u64>().ok())
             .unwrap()
     };
-    // All but a margin (ext4 needs some for the filler's own metadata): the queue and the
-    // store run out within a few writes. The load keeps writing between `df` and
-    // `fallocate`, so a refused fill is tried again with the space left then and a larger
-    // margin.
-    let ok = [64u64, 256, 1024, 4096].iter().any(|margin_kib| {
-        std::process::Command::new("fallocate")
-            .args([
-                "-l",
-                &free().saturating_sub(margin_kib * 1024).to_string(),
-                filler.to_str().unwrap(),
-            ])
+    let mut fillers = Vec::new();
+    let mut chunk: u64 = 8 << 20;
+    while chunk >= 64 << 10 {
+        let path = disk.mount.join(format!("filler-{}", fillers.len()));
+        let taken = std::process::Command::new("fallocate")
+            .args(["-l", &chunk.to_string(), path.to_str().unwrap()])
             .status()
-            .is_ok_and(|s| s.success())
-    });
-    assert!(ok, "fallocate could not fill the disk");
+            .is_ok_and(|s| s.success());
+        if taken {
+            fillers.push(path);
+        } else {
+            // A refused fallocate may leave a partial file behind.
+            let _ = std::fs::remove_file(&path);
+            chunk /= 2;
+        }
+    }
+    assert!(
+        free() < 1 << 20,
+        "the disk is not full after filling it: {} bytes free",
+        free()
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let metrics = serve.metrics(&client()).await;
-    std::fs::remove_file(&filler).unwrap();
+    for filler in &fillers {
+        std::fs::remove_file(filler).unwrap();
+    }
     let fixed = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let acked = load.finish().await;
