@@ -278,15 +278,17 @@ pub async fn get_record(
     };
     // Only the hyphenated form POST returns (the document's `format: uuid`); the parser
     // alone would also take the braced, URN and 32-digit forms.
-    let parsed = (raw.len() == 36)
+    let id = (raw.len() == 36)
         .then(|| Uuid::parse_str(&raw).ok())
-        .flatten();
-    let id = parsed.ok_or(()).map_err(|_| {
-        AppError::bad_request(
-            "invalid_transaction_id",
-            format!("{raw:?} is not a UUID; use the transaction_id POST /ingresar-datos returned"),
-        )
-    })?;
+        .flatten()
+        .ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_transaction_id",
+                format!(
+                    "{raw:?} is not a UUID; use the transaction_id POST /ingresar-datos returned"
+                ),
+            )
+        })?;
     match store.get(id).await? {
         Some(record) => Ok(Json(record)),
         None => Err(AppError::NotFound(format!(
@@ -302,18 +304,15 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), AppError> {
         .unwrap_or("");
     // Compared without allocating a lowered copy (this runs on every POST).
     let mime = value.split(';').next().unwrap_or("").trim();
-    let lower_starts = |prefix: &str| {
-        mime.is_char_boundary(prefix.len().min(mime.len()))
-            && mime.len() >= prefix.len()
-            && mime[..prefix.len()].eq_ignore_ascii_case(prefix)
-    };
-    let lower_ends = |suffix: &str| {
-        mime.len() >= suffix.len()
-            && mime.is_char_boundary(mime.len() - suffix.len())
-            && mime[mime.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-    };
+    // `str::get` is `None` out of range or off a character boundary.
+    let head = mime.get(.."application/".len());
+    let tail = mime
+        .len()
+        .checked_sub("+json".len())
+        .and_then(|i| mime.get(i..));
     if mime.eq_ignore_ascii_case("application/json")
-        || (lower_starts("application/") && lower_ends("+json"))
+        || (head.is_some_and(|h| h.eq_ignore_ascii_case("application/"))
+            && tail.is_some_and(|t| t.eq_ignore_ascii_case("+json")))
     {
         Ok(())
     } else if value.is_empty() {

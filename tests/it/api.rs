@@ -1108,3 +1108,24 @@ async fn request_metrics_labels_are_bounded() {
     // Unrouted paths are answered by the fallback, outside the route layer: no series.
     assert!(!text.contains("FOO") && !text.contains("12345"), "{text}");
 }
+
+/// Content-Type is compared without regard to case and parameters: `application/json` and
+/// any `application/*+json` are accepted, anything else is 415.
+#[tokio::test]
+async fn content_types_are_matched_case_insensitively() {
+    let h = harness(None).await;
+    let body = json!({"topic_arn": "data-ingestion-topic", "message": "m"}).to_string();
+    for (ct, want) in [
+        (Some("Application/JSON; charset=utf-8"), 200),
+        (Some("application/vnd.latam+JSON"), 200),
+        (Some("application/json"), 200),
+        (Some("text/plain"), 415),
+        (Some("application/"), 415),
+        (Some("+json"), 415),
+        (Some("application/xml"), 415),
+        (None, 415),
+    ] {
+        let (status, body, _) = send(&h.router, post_raw(body.clone(), ct)).await;
+        assert_eq!(status.as_u16(), want, "{ct:?}: {body}");
+    }
+}
