@@ -10,12 +10,15 @@
 #      the backlog).
 #   4. Drain: a worker emptying a pre-filled queue into a store —
 #      embedded queue → SQLite, embedded queue → PostgreSQL, SQS on moto → PostgreSQL.
+#   5. PostgreSQL store: GET /data/{id} and `publish --verify` through `serve --store postgres`
+#      (embedded bus), so a change to the PostgreSQL store shows up as a figure.
+#   6. Fleet: wall time of `status --fleet` over 50 systems, 10 live and 40 unreachable.
 # Uses the release binary (built when missing). Installs wrk with apt when missing.
 # Every HTTP figure is printed next to the same process's GET /healthz rate in the same run,
 # as a ratio: the machine is shared and noisy, ratios compare across runs.
 #
 # Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
-#                         [--only http|latency|backlog|drain]
+#                         [--only http|latency|backlog|drain|postgres|fleet]
 # Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -265,6 +268,66 @@ DB=$(new_db)
 fill fill3 "$MOTO_MESSAGES" --bus aws --store postgres --database-url "$DB"
 result "drain SQS (moto) → PostgreSQL" "$(drain_time w3 "$MOTO_MESSAGES" "pg_count '$DB'" --bus aws --store postgres --database-url "$DB" --concurrency 8 --batch-size 10)"
 
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = postgres ]; then
+# --- 5. The PostgreSQL store behind the embedded bus --------------------------------------
+start_postgres
+PG="$LATAMCTL_TEST_DATABASE_URL"
+DB="${PG%/*}/bpg_$(date +%s%N)"
+psql "$PG" -qc "CREATE DATABASE ${DB##*/}" >/dev/null
+log "PostgreSQL store: serve --store postgres, GET and publish --verify"
+serve_bg pg --data-dir "$WORK/pg-data" --store postgres --database-url "$DB"
+"$BIN" publish --api "$URL_pg" --count 5000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
+  >"$WORK/pg-publish.json" 2>/dev/null || true
+result "PostgreSQL store: publish 5000 at 1000/s --verify" "$(python3 - "$WORK/pg-publish.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+q = r.get("request_latency") or {}
+v = r.get("verified") or {}
+e = v.get("end_to_end_latency") or {}
+print(f"{r['acked']}/{r['planned']} acked, request p99 {q.get('p99_ms', 0):.1f} ms, "
+      f"stored_at-received_at p99 {e.get('p99_ms', 0):.1f} ms, missing {v.get('missing', '?')}")
+PY
+)"
+ID=$(curl -fsS -XPOST "$URL_pg/ingresar-datos" -H 'content-type: application/json' \
+  -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
+for _ in $(seq 1 600); do
+  curl -fsS "$URL_pg/data/$ID" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+wrk_cpu "$PID_pg" "$WORK/wrk-pg-health.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/healthz"
+wrk_cpu "$PID_pg" "$WORK/wrk-pg-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/data/$ID"
+result "PostgreSQL store: GET /data/{id}" "$(wrk_summary "$WORK/wrk-pg-get.txt"), $(wrk_cpu_us "$WORK/wrk-pg-get.txt") µs CPU/request"
+result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-pg-get.txt")" "$(wrk_rps "$WORK/wrk-pg-health.txt")")"
+stop pg
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = fleet ]; then
+# --- 6. status --fleet over 50 systems -------------------------------------------------------
+log "fleet: status --fleet over 10 live and 40 unreachable systems"
+FLEET="$WORK/fleet"
+mkdir -p "$FLEET"
+: >"$FLEET/fleet.toml"
+for i in $(seq 0 49); do
+  printf 'name = "sys%s"\ndata_dir = "%s"\n' "$i" "$FLEET/data$i" >"$FLEET/sys$i.toml"
+  if [ "$i" -lt 10 ]; then
+    serve_bg "f$i" --data-dir "$FLEET/data$i"
+    eval "api=\$URL_f$i"
+  else
+    api="http://127.0.0.1:$(free_port)"   # nobody listens there
+  fi
+  printf '[[system]]\nname = "sys%s"\nconfig = "sys%s.toml"\napi = "%s"\n\n' "$i" "$i" "$api" >>"$FLEET/fleet.toml"
+done
+TIMES=()
+for run in 1 2 3; do
+  start=$(date +%s.%N)
+  "$BIN" status --fleet "$FLEET/fleet.toml" --window 0s --no-kubernetes -o json >"$FLEET/status-$run.json" 2>/dev/null || true
+  end=$(date +%s.%N)
+  TIMES+=("$(python3 -c "print(f'{$end-$start:.2f}')")")
+done
+result "status --fleet, 50 systems (10 live, 40 down)" "$(IFS=/; echo "${TIMES[*]}") s in three runs (goal < 3 s); $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"])' "$FLEET/status-1.json")"
+for i in $(seq 0 9); do stop "f$i"; done
 fi
 
 echo

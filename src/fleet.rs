@@ -11,9 +11,13 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+
+use crate::config::{self, Config, Overrides};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -88,6 +92,77 @@ pub fn load(path: &Path) -> Result<Vec<System>, Error> {
     Ok(systems)
 }
 
+impl System {
+    /// This system's configuration as a fleet command runs it: its own file with the fleet
+    /// entry's overrides and the command's `overrides`. The shell's `LATAMCTL_*` and
+    /// `DATABASE_URL` are not read: they would apply to every system of the fleet.
+    pub fn config(&self, overrides: &Overrides) -> Result<Config, String> {
+        let mut o = overrides.clone();
+        o.set_opt("environment", self.environment.clone());
+        config::load_with_env(Some(&self.config), &o, |_| None)
+            .map(|(config, _)| config)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Base URL of its API: the fleet entry's `api`, else the config's `api.listen` (a
+    /// wildcard address becomes loopback).
+    pub fn api_url(&self, config: &Config) -> String {
+        match &self.api {
+            Some(api) => api.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", connectable(&config.api.listen)),
+        }
+    }
+}
+
+/// `0.0.0.0:8080` is where serve listens, not where to connect.
+pub fn connectable(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some(("0.0.0.0" | "[::]" | "", port)) => format!("127.0.0.1:{port}"),
+        _ => listen.to_owned(),
+    }
+}
+
+/// Runs `f` for every system, at most `concurrency` at once, with a progress bar on stderr
+/// (`{verb} 3/50 systems`, drawn only when stderr is a terminal). Answers in fleet order.
+pub async fn each<T, F, Fut>(systems: &[System], concurrency: usize, verb: &str, f: F) -> Vec<T>
+where
+    F: Fn(System) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let bar = indicatif::ProgressBar::new(systems.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{verb} {{pos}}/{{len}} systems {{wide_bar}} {{elapsed}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let out = futures::stream::iter(systems.iter().cloned())
+        .map(|system| {
+            let bar = bar.clone();
+            let run = f(system);
+            async move {
+                let out = run.await;
+                bar.inc(1);
+                out
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    out
+}
+
+/// `12 systems: 9 ok, 1 warn, 2 fail` from each system's state name.
+pub fn summary<'a>(states: impl IntoIterator<Item = &'a str>, names: &[&str]) -> String {
+    let states: Vec<&str> = states.into_iter().collect();
+    let counts: Vec<String> = names
+        .iter()
+        .map(|n| format!("{} {n}", states.iter().filter(|s| *s == n).count()))
+        .collect();
+    format!("{} systems: {}", states.len(), counts.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +195,39 @@ mod tests {
         let systems = load(&path).unwrap();
         assert_eq!(systems[0].config, dir.path().join("a.toml"));
         assert_eq!(systems[0].labels["team"], "core");
+    }
+
+    #[test]
+    fn the_summary_counts_every_state_named() {
+        assert_eq!(
+            summary(["ok", "fail", "ok", "warn"], &["ok", "warn", "fail"]),
+            "4 systems: 2 ok, 1 warn, 1 fail"
+        );
+        assert_eq!(connectable("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(connectable("10.0.0.1:80"), "10.0.0.1:80");
+    }
+
+    #[test]
+    fn a_system_reads_its_own_file_not_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, "name = \"a\"\n[api]\nlisten = \"0.0.0.0:9123\"\n").unwrap();
+        let system = System {
+            name: "a".into(),
+            config: path,
+            api: None,
+            environment: Some("staging".into()),
+            labels: BTreeMap::new(),
+        };
+        let config = system.config(&Overrides::default()).unwrap();
+        assert_eq!(config.environment, "staging");
+        assert_eq!(system.api_url(&config), "http://127.0.0.1:9123");
+        let missing = System {
+            config: dir.path().join("nope.toml"),
+            ..system
+        };
+        let e = missing.config(&Overrides::default()).unwrap_err();
+        assert!(e.contains("nope.toml"), "{e}");
     }
 
     #[test]

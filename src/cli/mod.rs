@@ -125,14 +125,16 @@ pub enum Command {
   latamctl provision --dry-run
   latamctl provision --write-config latamctl.toml
   latamctl provision --destroy --dry-run
-  latamctl provision --destroy --yes -o json")]
+  latamctl provision --destroy --yes -o json
+  latamctl provision --fleet examples/fleet.toml --dry-run")]
     Provision(provision::ProvisionArgs),
     /// Smoke test / load: send N messages on a schedule (constant|linear|incremental|wave), verify end to end.
     #[command(after_help = "Examples:
   latamctl publish --count 200 --verify
   latamctl publish --api http://localhost:8080 --rate 1000 --count 10000 --verify -o json
   latamctl publish --pattern wave --rate 500 --duration 2m --period 30s
-  latamctl publish --via sns --count 10 --bus aws")]
+  latamctl publish --via sns --count 10 --bus aws
+  latamctl publish --fleet examples/fleet.toml --count 20 --verify")]
     Publish(publish::PublishArgs),
     /// Peek at, delete or redrive messages of the queue or its dead-letter queue.
     #[command(after_help = "Examples:
@@ -146,7 +148,8 @@ pub enum Command {
   latamctl status
   latamctl status --api http://localhost:8080 --window 1m
   latamctl --config latamctl.toml status -o json
-  latamctl status --watch 5")]
+  latamctl status --watch 5
+  latamctl status --fleet examples/fleet.toml --only warn,fail")]
     Status(status::StatusArgs),
     /// Render deployment artefacts (Helm values, Terraform variables, Argo CD) and alerts/dashboards.
     #[command(after_help = "Examples:
@@ -166,7 +169,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   latamctl slo --prometheus http://prometheus:9090
   latamctl slo --metrics http://localhost:8080/metrics --window 1m
-  latamctl slo --prometheus http://prometheus:9090 --slo examples/slo.yaml -o json")]
+  latamctl slo --prometheus http://prometheus:9090 --slo examples/slo.yaml -o json
+  latamctl slo --fleet examples/fleet.toml --prometheus http://prometheus:9090")]
     Slo(slo::SloArgs),
     /// Show the effective configuration.
     #[command(after_help = "Examples:
@@ -187,6 +191,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// `overrides` with the global backend flags (`--bus`, `--store`, `--data-dir`,
+    /// `--aws-endpoint-url`), for every system of a fleet.
+    pub fn fleet_overrides(&self, overrides: &Overrides) -> Overrides {
+        let mut o = overrides.clone();
+        self.global.backend.apply(&mut o);
+        o
+    }
+
     /// Loads the configuration with this command's flag overrides and starts logging.
     pub fn load(&self, overrides: &Overrides) -> anyhow::Result<(Config, config::Sources)> {
         let mut overrides = overrides.clone();

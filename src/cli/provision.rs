@@ -32,6 +32,13 @@ pub struct ProvisionArgs {
     /// AWS region (config: aws.region).
     #[arg(long, value_name = "REGION")]
     pub aws_region: Option<String>,
+    /// With --dry-run: the drift of every system of a fleet file (each with its own config),
+    /// one row each, drifted first; exit 1 when any drifts, 2 when one cannot be read.
+    #[arg(long, value_name = "FILE", requires = "dry_run", conflicts_with_all = ["write_config", "destroy"])]
+    pub fleet: Option<PathBuf>,
+    /// With --fleet: systems read at once.
+    #[arg(long, default_value_t = 16, value_name = "N", requires = "fleet")]
+    pub concurrency: usize,
 }
 
 #[derive(Serialize)]
@@ -45,6 +52,11 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: ProvisionArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
     o.set_opt("aws.region", args.aws_region.clone());
+    if let Some(file) = &args.fleet {
+        // Logging as configured here; each system's own config is read by the fleet.
+        let _ = ctx.load(&Overrides::default());
+        return fleet::run(ctx, &args, &ctx.fleet_overrides(&o), file).await;
+    }
     let (config, _) = ctx.load(&o)?;
     let clients = CloudClients::from_config(&config).await?;
 
@@ -169,6 +181,155 @@ fn summary(plan: &Plan, dry_run: bool) -> String {
             ""
         }
     )
+}
+
+/// `provision --fleet FILE --dry-run`: every system's plan, read concurrently, changing
+/// nothing.
+mod fleet {
+    use std::path::Path;
+
+    use serde::Serialize;
+
+    use super::{ProvisionArgs, summary};
+    use crate::cli::{Context, Exit};
+    use crate::cloud::CloudClients;
+    use crate::cloud::plan::{Change, Plan};
+    use crate::config::Overrides;
+    use crate::output;
+
+    #[derive(Debug, Serialize)]
+    struct Row {
+        system: String,
+        /// `in_sync`, `drift` (something would change), `missing` (a checked resource is
+        /// not there) or `error` (AWS could not be read).
+        state: &'static str,
+        summary: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// The changes the plan would make (unchanged resources left out).
+        changes: Vec<Change>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct FleetReport {
+        summary: String,
+        systems: Vec<Row>,
+    }
+
+    fn rank(state: &str) -> u8 {
+        match state {
+            "error" => 3,
+            "missing" => 2,
+            "drift" => 1,
+            _ => 0,
+        }
+    }
+
+    async fn plan(system: &crate::fleet::System, overrides: &Overrides) -> Result<Plan, String> {
+        let config = system.config(overrides)?;
+        let clients = CloudClients::from_config(&config)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        crate::cloud::provision::provision(&clients, &config, false)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn run(
+        ctx: &Context,
+        args: &ProvisionArgs,
+        overrides: &Overrides,
+        file: &Path,
+    ) -> anyhow::Result<Exit> {
+        let systems = crate::fleet::load(file)?;
+        let mut rows =
+            crate::fleet::each(&systems, args.concurrency, "reading", |system| async move {
+                match plan(&system, overrides).await {
+                    Ok(plan) => Row {
+                        system: system.name.clone(),
+                        state: if plan.has_missing() {
+                            "missing"
+                        } else if plan.has_changes() {
+                            "drift"
+                        } else {
+                            "in_sync"
+                        },
+                        summary: summary(&plan, true),
+                        error: None,
+                        changes: plan
+                            .changes
+                            .into_iter()
+                            .filter(|c| {
+                                c.action.is_change()
+                                    || c.action == crate::cloud::plan::Action::Missing
+                            })
+                            .collect(),
+                    },
+                    Err(e) => Row {
+                        system: system.name.clone(),
+                        state: "error",
+                        summary: String::new(),
+                        error: Some(e),
+                        changes: Vec::new(),
+                    },
+                }
+            })
+            .await;
+        rows.sort_by(|a, b| {
+            rank(b.state)
+                .cmp(&rank(a.state))
+                .then_with(|| a.system.cmp(&b.system))
+        });
+        let summary = crate::fleet::summary(
+            rows.iter().map(|r| r.state),
+            &["in_sync", "drift", "missing", "error"],
+        );
+        let exit = match rows.iter().map(|r| rank(r.state)).max().unwrap_or(0) {
+            3 => Exit::Error,
+            0 => Exit::Success,
+            _ => Exit::Failure,
+        };
+        let report = FleetReport {
+            summary,
+            systems: rows,
+        };
+        output::print(ctx.global.output, &report, || table(&report))?;
+        Ok(exit)
+    }
+
+    fn table(report: &FleetReport) -> String {
+        let mut b = tabled::builder::Builder::default();
+        b.push_record(["SYSTEM", "STATE", "CHANGES", "DETAIL"]);
+        for r in &report.systems {
+            let detail = match &r.error {
+                Some(e) => e.clone(),
+                None => r
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        let action = serde_json::to_value(c.action)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        format!("{action} {} {}", c.resource, c.name)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            b.push_record([
+                r.system.clone(),
+                r.state.to_owned(),
+                r.summary.clone(),
+                detail,
+            ]);
+        }
+        let mut t = b.build();
+        t.with(tabled::settings::Style::sharp()).with(
+            tabled::settings::Modify::new(tabled::settings::object::Columns::new(3..4))
+                .with(tabled::settings::Width::wrap(60).keep_words(true)),
+        );
+        format!("{t}\n{}\n", report.summary)
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,13 @@ pub struct PublishArgs {
     /// Threshold: fail (exit 1) when the p95 request latency is above this (seed SLO: 200 ms).
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_p95: Duration,
+    /// Smoke-test every system of a fleet file (each with its own config's API and token):
+    /// one result row each, failed first; exit 1 when any fails, 2 when one cannot run.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["api", "api_token", "api_token_file"])]
+    pub fleet: Option<PathBuf>,
+    /// With --fleet: systems tested at once.
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "fleet")]
+    pub fleet_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +143,11 @@ pub struct Threshold {
 }
 
 pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
+    if let Some(file) = &args.fleet {
+        // Logging as configured here; each system's own config is read by the fleet.
+        let _ = ctx.load(&Overrides::default());
+        return fleet::run(ctx, &args, file).await;
+    }
     let mut o = Overrides::default();
     o.set_opt("api.token", args.api_token.clone()).set_opt(
         "api.token_file",
@@ -144,6 +156,27 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
             .map(|p| p.display().to_string()),
     );
     let (config, _) = ctx.load(&o)?;
+    let api = args
+        .api
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.api.listen));
+    let report = send_and_check(&config, &args, &api, true).await?;
+    output::print(ctx.global.output, &report, || table(&report))?;
+    Ok(if report.passed {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// One run against one system: send, verify, check the thresholds. `interactive`: the
+/// start line and the progress bars on stderr (off for fleet rows).
+async fn send_and_check(
+    config: &crate::config::Config,
+    args: &PublishArgs,
+    api: &str,
+    interactive: bool,
+) -> anyhow::Result<Report> {
     let shape = Shape {
         pattern: args.pattern,
         rate: args.rate,
@@ -154,12 +187,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     };
     let schedule = shape.schedule()?;
     let planned = schedule.len() as u64;
-    let api = args
-        .api
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.api.listen))
-        .trim_end_matches('/')
-        .to_owned();
+    let api = api.trim_end_matches('/').to_owned();
     if args.verify && args.via == Via::Sns && args.api.is_none() {
         tracing::info!(message = "Verifying through the API.", api = %api);
     }
@@ -167,7 +195,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         .topic
         .clone()
         .unwrap_or_else(|| config.topics[0].clone());
-    let bodies = load_bodies(&args, &topic, &config.topics)?;
+    let bodies = load_bodies(args, &topic, &config.topics)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency.max(1))
@@ -177,7 +205,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         Via::Api => None,
         Via::Sns => {
             let clients = crate::aws::AwsClients::from_config(&config.aws).await?;
-            Some(crate::compose::sns_publisher(&config, &clients, 3, "--via sns")?.0)
+            Some(crate::compose::sns_publisher(config, &clients, 3, "--via sns")?.0)
         }
     };
     let target = match args.via {
@@ -187,12 +215,14 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
             config.aws.topic_arn.as_deref().unwrap_or_default()
         ),
     };
-    eprintln!(
-        "publishing {planned} messages to {target}: {:?} pattern, peak {} msg/s, over {:.1}s",
-        args.pattern,
-        args.rate,
-        shape.plan()?.0.as_secs_f64()
-    );
+    if interactive {
+        eprintln!(
+            "publishing {planned} messages to {target}: {:?} pattern, peak {} msg/s, over {:.1}s",
+            args.pattern,
+            args.rate,
+            shape.plan()?.0.as_secs_f64()
+        );
+    }
 
     let (sent, elapsed) = send_all(
         &schedule,
@@ -205,6 +235,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
             topic: topic.clone(),
         },
         args.concurrency,
+        interactive,
     )
     .await?;
 
@@ -222,20 +253,30 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
     };
 
     let verified = if args.verify {
-        Some(verify(&http, &api, token.as_deref(), &ids, args.verify_timeout).await)
+        Some(
+            verify(
+                &http,
+                &api,
+                token.as_deref(),
+                &ids,
+                args.verify_timeout,
+                interactive,
+            )
+            .await,
+        )
     } else {
         None
     };
 
     let thresholds = thresholds(
-        &args,
+        args,
         error_rate,
         &request_latency,
         verified.as_ref(),
         ids.len(),
     );
     let passed = thresholds.iter().all(|t| t.ok);
-    let report = Report {
+    Ok(Report {
         target,
         shape,
         planned,
@@ -249,9 +290,7 @@ pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
         verified,
         thresholds,
         passed,
-    };
-    output::print(ctx.global.output, &report, || table(&report))?;
-    Ok(if passed { Exit::Success } else { Exit::Failure })
+    })
 }
 
 /// Where and how each message is sent.
@@ -271,8 +310,9 @@ async fn send_all(
     bodies: &[Body],
     sender: &Sender,
     concurrency: usize,
+    interactive: bool,
 ) -> anyhow::Result<(Vec<Sent>, Duration)> {
-    let bar = progress(schedule.len() as u64, "sending");
+    let bar = progress(schedule.len() as u64, "sending", interactive);
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let start = tokio::time::Instant::now();
@@ -466,8 +506,9 @@ async fn verify(
     token: Option<&str>,
     ids: &[Uuid],
     timeout: Duration,
+    interactive: bool,
 ) -> Verified {
-    let bar = progress(ids.len() as u64, "verifying");
+    let bar = progress(ids.len() as u64, "verifying", interactive);
     let deadline = Instant::now() + timeout;
     let mut missing: Vec<Uuid> = ids.to_vec();
     let mut e2e = Vec::with_capacity(ids.len());
@@ -510,7 +551,10 @@ async fn verify(
     }
 }
 
-fn progress(len: u64, message: &'static str) -> indicatif::ProgressBar {
+fn progress(len: u64, message: &'static str, shown: bool) -> indicatif::ProgressBar {
+    if !shown {
+        return indicatif::ProgressBar::hidden();
+    }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
@@ -579,4 +623,159 @@ fn table(r: &Report) -> String {
         if r.passed { "passed" } else { "FAILED" }.to_owned(),
     ));
     output::key_value_table(rows)
+}
+
+/// `publish --fleet FILE`: the same smoke test against every system, one row each.
+mod fleet {
+    use std::path::Path;
+
+    use serde::Serialize;
+
+    use super::{PublishArgs, Report, send_and_check};
+    use crate::cli::{Context, Exit};
+    use crate::config::Overrides;
+    use crate::output;
+
+    #[derive(Debug, Serialize)]
+    struct Row {
+        system: String,
+        /// `passed`, `failed` (a threshold) or `error` (could not run).
+        state: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        labels: std::collections::BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        report: Option<Report>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct FleetReport {
+        summary: String,
+        systems: Vec<Row>,
+    }
+
+    pub async fn run(ctx: &Context, args: &PublishArgs, file: &Path) -> anyhow::Result<Exit> {
+        let systems = crate::fleet::load(file)?;
+        let overrides = ctx.fleet_overrides(&Overrides::default());
+        let overrides = &overrides;
+        let mut rows = crate::fleet::each(
+            &systems,
+            args.fleet_concurrency,
+            "smoke-testing",
+            |system| async move {
+                let outcome = match system.config(overrides) {
+                    Ok(config) => {
+                        let api = system.api_url(&config);
+                        send_and_check(&config, args, &api, false)
+                            .await
+                            .map_err(|e| format!("{e:#}"))
+                    }
+                    Err(e) => Err(e),
+                };
+                let (state, error, report) = match outcome {
+                    Ok(r) if r.passed => ("passed", None, Some(r)),
+                    Ok(r) => ("failed", None, Some(r)),
+                    Err(e) => ("error", Some(e), None),
+                };
+                Row {
+                    system: system.name.clone(),
+                    state,
+                    error,
+                    labels: system.labels.clone(),
+                    report,
+                }
+            },
+        )
+        .await;
+        let rank = |s: &str| match s {
+            "error" => 2,
+            "failed" => 1,
+            _ => 0,
+        };
+        rows.sort_by(|a, b| {
+            rank(b.state)
+                .cmp(&rank(a.state))
+                .then_with(|| a.system.cmp(&b.system))
+        });
+        let summary =
+            crate::fleet::summary(rows.iter().map(|r| r.state), &["passed", "failed", "error"]);
+        let exit = match rows.iter().map(|r| rank(r.state)).max().unwrap_or(0) {
+            2 => Exit::Error,
+            1 => Exit::Failure,
+            _ => Exit::Success,
+        };
+        let report = FleetReport {
+            summary,
+            systems: rows,
+        };
+        output::print(ctx.global.output, &report, || table(&report))?;
+        Ok(exit)
+    }
+
+    fn table(report: &FleetReport) -> String {
+        let mut b = tabled::builder::Builder::default();
+        b.push_record([
+            "SYSTEM",
+            "RESULT",
+            "ACKED",
+            "STORED",
+            "ERRORS",
+            "REQUEST P95 MS",
+            "E2E P99 MS",
+            "FAILED CHECKS",
+        ]);
+        for row in &report.systems {
+            let Some(r) = &row.report else {
+                b.push_record([
+                    row.system.clone(),
+                    row.state.to_owned(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    row.error.clone().unwrap_or_default(),
+                ]);
+                continue;
+            };
+            let errors = if r.errors.is_empty() {
+                "none".to_owned()
+            } else {
+                r.errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let failed: Vec<String> = r
+                .thresholds
+                .iter()
+                .filter(|t| !t.ok)
+                .map(|t| format!("{} {} (limit {})", t.name, t.actual, t.limit))
+                .collect();
+            b.push_record([
+                row.system.clone(),
+                row.state.to_owned(),
+                format!("{}/{}", r.acked, r.sent),
+                r.verified
+                    .as_ref()
+                    .map(|v| format!("{}/{}", v.stored, r.acked))
+                    .unwrap_or_else(|| "-".into()),
+                errors,
+                format!("{:.1}", r.request_latency.p95_ms),
+                r.verified
+                    .as_ref()
+                    .map(|v| format!("{:.1}", v.end_to_end_latency.p99_ms))
+                    .unwrap_or_else(|| "-".into()),
+                failed.join("; "),
+            ]);
+        }
+        let mut t = b.build();
+        t.with(tabled::settings::Style::sharp()).with(
+            tabled::settings::Modify::new(tabled::settings::object::Columns::new(7..8))
+                .with(tabled::settings::Width::wrap(50).keep_words(true)),
+        );
+        format!("{t}\n{}\n", report.summary)
+    }
 }

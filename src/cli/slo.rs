@@ -47,6 +47,12 @@ pub struct SloArgs {
     /// SLO spec (default: the built-in copy of examples/slo.yaml).
     #[arg(long, value_name = "FILE")]
     pub slo: Option<PathBuf>,
+    /// Every system of a fleet file: with --prometheus, one set of queries scoped to the
+    /// fleet's `system` labels; without, each system's API `/metrics` sampled at once. One
+    /// row per system and SLO, worst first; exit 2 when a system cannot be evaluated, else 1
+    /// when any SLO pages or is exhausted.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["metrics", "scope"])]
+    pub fleet: Option<PathBuf>,
 }
 
 fn spinner(message: String) -> ProgressBar {
@@ -63,6 +69,9 @@ fn spinner(message: String) -> ProgressBar {
 pub async fn run(ctx: &Context, args: SloArgs) -> anyhow::Result<Exit> {
     let (config, _) = ctx.load(&Overrides::default())?;
     let spec = SloSpec::load(args.slo.as_deref())?;
+    if let Some(file) = &args.fleet {
+        return fleet::run(ctx, &args, &spec, file).await;
+    }
     let report = match &args.prometheus {
         Some(url) => {
             let scope = args
@@ -85,14 +94,14 @@ pub async fn run(ctx: &Context, args: SloArgs) -> anyhow::Result<Exit> {
                 .into());
             }
             let urls = if args.metrics.is_empty() {
-                vec![format!("http://{}", local_address(&config.api.listen))]
+                vec![format!(
+                    "http://{}",
+                    crate::fleet::connectable(&config.api.listen)
+                )]
             } else {
                 args.metrics.clone()
             };
-            let window = args.window.unwrap_or(DEFAULT_SAMPLING_WINDOW);
-            let interval = args.interval.unwrap_or_else(|| {
-                (window / 12).clamp(Duration::from_secs(1), Duration::from_secs(10))
-            });
+            let (window, interval) = sampling(&args);
             let bar = spinner(String::new());
             let total = humantime::format_duration(window).to_string();
             let n = urls.len();
@@ -116,12 +125,13 @@ pub async fn run(ctx: &Context, args: SloArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// `0.0.0.0:8080` is where serve listens, not where to connect.
-fn local_address(listen: &str) -> String {
-    match listen.rsplit_once(':') {
-        Some(("0.0.0.0" | "[::]" | "", port)) => format!("127.0.0.1:{port}"),
-        _ => listen.to_owned(),
-    }
+/// `--metrics` sampling: the window and the time between samples.
+fn sampling(args: &SloArgs) -> (Duration, Duration) {
+    let window = args.window.unwrap_or(DEFAULT_SAMPLING_WINDOW);
+    let interval = args
+        .interval
+        .unwrap_or_else(|| (window / 12).clamp(Duration::from_secs(1), Duration::from_secs(10)));
+    (window, interval)
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -178,14 +188,268 @@ fn row(s: &SloStatus) -> [String; 8] {
     ]
 }
 
+/// `slo --fleet FILE`: every system's SLOs, one row per system and SLO, worst first.
+mod fleet {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use serde::Serialize;
+
+    use super::{Exit, SloArgs, percent, sampling, spinner};
+    use crate::cli::Context;
+    use crate::config::Overrides;
+    use crate::output;
+    use crate::slo::SloSpec;
+    use crate::slo::evaluate::{self, SloStatus, State};
+    use crate::slo::promql::{MatchOp, Matcher, Matchers};
+    use crate::slo::spec::trim_float;
+
+    /// One system: its worst SLO state (`error` when it could not be evaluated) and each
+    /// SLO's status.
+    #[derive(Debug, Serialize)]
+    struct Row {
+        system: String,
+        state: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        labels: BTreeMap<String, String>,
+        slos: Vec<SloStatus>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Report {
+        source: String,
+        page_burn_rate: f64,
+        summary: String,
+        systems: Vec<Row>,
+    }
+
+    /// Worst first: a system that could not be evaluated, then the SLO states by severity.
+    fn rank(state: &str) -> u8 {
+        match state {
+            "error" => 5,
+            "exhausted" => 4,
+            "page" => 3,
+            "burning" => 2,
+            "no_data" => 1,
+            _ => 0,
+        }
+    }
+
+    fn row(system: &crate::fleet::System, slos: Result<Vec<SloStatus>, String>) -> Row {
+        let (slos, error) = match slos {
+            Ok(slos) => (slos, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let state = if error.is_some() {
+            "error".to_owned()
+        } else {
+            slos.iter()
+                .map(|s| s.state.as_str())
+                .max_by_key(|s| rank(s))
+                .unwrap_or("no_data")
+                .to_owned()
+        };
+        Row {
+            system: system.name.clone(),
+            state,
+            error,
+            labels: system.labels.clone(),
+            slos,
+        }
+    }
+
+    pub async fn run(
+        ctx: &Context,
+        args: &SloArgs,
+        spec: &SloSpec,
+        file: &Path,
+    ) -> anyhow::Result<Exit> {
+        let systems = crate::fleet::load(file)?;
+        let (source, mut rows) = match &args.prometheus {
+            Some(url) => (
+                format!("prometheus {url}"),
+                from_prometheus(spec, url, args, &systems).await?,
+            ),
+            None => {
+                let (window, interval) = sampling(args);
+                let overrides = ctx.fleet_overrides(&Overrides::default());
+                let overrides = &overrides;
+                let rows =
+                    crate::fleet::each(&systems, systems.len(), "sampling", |system| async move {
+                        let slos = match system.config(overrides) {
+                            Ok(config) => {
+                                let url = system.api_url(&config);
+                                evaluate::from_endpoints(spec, &[url], window, interval, |_| {})
+                                    .await
+                                    .map(|r| r.slos)
+                                    .map_err(|e| e.to_string())
+                            }
+                            Err(e) => Err(e),
+                        };
+                        row(&system, slos)
+                    })
+                    .await;
+                (
+                    format!(
+                        "metrics of {} systems over {}",
+                        systems.len(),
+                        humantime::format_duration(window)
+                    ),
+                    rows,
+                )
+            }
+        };
+        rows.sort_by(|a, b| {
+            rank(&b.state)
+                .cmp(&rank(&a.state))
+                .then_with(|| a.system.cmp(&b.system))
+        });
+        let summary = crate::fleet::summary(
+            rows.iter().map(|r| r.state.as_str()),
+            &["ok", "burning", "page", "exhausted", "no_data", "error"],
+        );
+        let exit = if rows.iter().any(|r| r.error.is_some()) {
+            Exit::Error
+        } else if rows
+            .iter()
+            .any(|r| r.slos.iter().any(|s| s.state.is_failure()))
+        {
+            Exit::Failure
+        } else {
+            Exit::Success
+        };
+        let report = Report {
+            source,
+            page_burn_rate: spec.page_burn_rate(),
+            summary,
+            systems: rows,
+        };
+        output::print(ctx.global.output, &report, || table(&report))?;
+        Ok(exit)
+    }
+
+    /// One set of queries for the whole fleet: the spec's scope with `system` matching the
+    /// fleet's names; each answer's `system` label says whose it is.
+    async fn from_prometheus(
+        spec: &SloSpec,
+        url: &str,
+        args: &SloArgs,
+        systems: &[crate::fleet::System],
+    ) -> anyhow::Result<Vec<Row>> {
+        let names: Vec<String> = systems.iter().map(|s| regex::escape(&s.name)).collect();
+        let mut matchers: Vec<Matcher> = spec
+            .spec
+            .scope
+            .matchers
+            .0
+            .iter()
+            .filter(|m| m.name != "system")
+            .cloned()
+            .collect();
+        matchers.push(
+            Matcher::new("system", MatchOp::Re, &names.join("|"))
+                .map_err(|e| anyhow::anyhow!("fleet names as a matcher: {e}"))?,
+        );
+        let bar = spinner(format!(
+            "querying Prometheus at {url} for {} systems",
+            systems.len()
+        ));
+        let report =
+            evaluate::from_prometheus(spec, url, args.window, Some(Matchers(matchers))).await;
+        bar.finish_and_clear();
+        let report = report?;
+        Ok(systems
+            .iter()
+            .map(|system| {
+                let slos: Vec<SloStatus> = report
+                    .slos
+                    .iter()
+                    .filter(|s| s.scope.get("system") == Some(&system.name))
+                    .cloned()
+                    .collect();
+                // No series for this system: every SLO without data, so it is listed.
+                let slos = if slos.is_empty() {
+                    let mut seen = std::collections::BTreeSet::new();
+                    report
+                        .slos
+                        .iter()
+                        .filter(|s| seen.insert(s.slo.clone()))
+                        .map(|s| SloStatus {
+                            scope: BTreeMap::from([("system".to_owned(), system.name.clone())]),
+                            sli: None,
+                            error_budget_remaining: None,
+                            burn_rate: None,
+                            state: State::NoData,
+                            ..s.clone()
+                        })
+                        .collect()
+                } else {
+                    slos
+                };
+                row(system, Ok(slos))
+            })
+            .collect())
+    }
+
+    fn table(report: &Report) -> String {
+        let mut b = tabled::builder::Builder::default();
+        b.push_record([
+            "SYSTEM",
+            "SLO",
+            "OBJECTIVE",
+            "SLI",
+            "BUDGET LEFT",
+            "BURN RATE",
+            "STATE",
+        ]);
+        for r in &report.systems {
+            if let Some(e) = &r.error {
+                b.push_record([
+                    r.system.clone(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    format!("error: {e}"),
+                ]);
+            }
+            for s in &r.slos {
+                b.push_record([
+                    r.system.clone(),
+                    s.slo.clone(),
+                    percent(Some(s.objective)),
+                    percent(s.sli),
+                    percent(s.error_budget_remaining),
+                    s.burn_rate
+                        .map(|b| format!("{}x", trim_float((b * 100.0).round() / 100.0)))
+                        .unwrap_or_else(|| "-".into()),
+                    s.state.as_str().to_owned(),
+                ]);
+            }
+        }
+        let mut t = b.build();
+        t.with(tabled::settings::Style::sharp()).with(
+            tabled::settings::Modify::new(tabled::settings::object::Columns::new(6..7))
+                .with(tabled::settings::Width::wrap(60).keep_words(true)),
+        );
+        format!(
+            "{t}\n{}\nsource: {}; page burn rate {}x\n",
+            report.summary,
+            report.source,
+            trim_float(report.page_burn_rate)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn listen_addresses_become_connectable() {
-        assert_eq!(local_address("0.0.0.0:8080"), "127.0.0.1:8080");
-        assert_eq!(local_address("127.0.0.1:9000"), "127.0.0.1:9000");
+    fn percentages_are_trimmed() {
         assert_eq!(percent(Some(0.99951)), "99.951%");
         assert_eq!(percent(None), "-");
     }

@@ -96,12 +96,11 @@ mod fleet {
     use std::path::Path;
     use std::time::Duration;
 
-    use futures::StreamExt;
     use serde::Serialize;
 
     use super::{Exit, StatusArgs, show};
     use crate::cli::Context;
-    use crate::config::{self, Overrides};
+    use crate::config::Overrides;
     use crate::fleet::System;
     use crate::status::{self, Check, Report, State};
 
@@ -135,34 +134,25 @@ mod fleet {
         let _ = ctx.load(&Overrides::default());
         let systems = crate::fleet::load(file)?;
         let only = parse_only(&args.only)?;
+        let mut o = Overrides::default();
+        if args.no_kubernetes {
+            o.set("kubernetes.enabled", false);
+        }
+        let overrides = ctx.fleet_overrides(&o);
         loop {
-            let bar = indicatif::ProgressBar::new(systems.len() as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("checking {pos}/{len} systems {wide_bar}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            let mut rows: Vec<Row> = futures::stream::iter(systems.iter().cloned())
-                .map(|system| {
-                    let bar = bar.clone();
-                    async move {
-                        let row = check(system, args).await;
-                        bar.inc(1);
-                        row
-                    }
-                })
-                .buffer_unordered(args.concurrency.max(1))
-                .collect()
-                .await;
-            bar.finish_and_clear();
+            let mut rows = crate::fleet::each(&systems, args.concurrency, "checking", |system| {
+                check(system, args, &overrides)
+            })
+            .await;
             rows.sort_by(|a, b| b.state.cmp(&a.state).then_with(|| a.name.cmp(&b.name)));
             let overall = rows.iter().map(|r| r.state).max().unwrap_or(State::Ok);
-            let count = |s: State| rows.iter().filter(|r| r.state == s).count();
-            let summary = format!(
-                "{} systems: {} ok, {} warn, {} fail",
-                rows.len(),
-                count(State::Ok) + count(State::Skipped),
-                count(State::Warn),
-                count(State::Fail)
+            let summary = crate::fleet::summary(
+                rows.iter().map(|r| match r.state {
+                    State::Ok | State::Skipped => "ok",
+                    State::Warn => "warn",
+                    State::Fail => "fail",
+                }),
+                &["ok", "warn", "fail"],
             );
             if !only.is_empty() {
                 rows.retain(|r| only.contains(&r.state));
@@ -194,7 +184,7 @@ mod fleet {
 
     /// One system, under its own timeout: a system that cannot be read or does not answer
     /// is a failed row, never a failed command.
-    async fn check(system: System, args: &StatusArgs) -> Row {
+    async fn check(system: System, args: &StatusArgs, overrides: &Overrides) -> Row {
         let failed = |system: &System, component: &str, hint: String| Row {
             name: system.name.clone(),
             state: State::Fail,
@@ -208,14 +198,9 @@ mod fleet {
             labels: system.labels.clone(),
             checks: Vec::new(),
         };
-        let mut o = Overrides::default();
-        o.set_opt("environment", system.environment.clone());
-        if args.no_kubernetes {
-            o.set("kubernetes.enabled", false);
-        }
-        let config = match config::load(Some(&system.config), &o) {
-            Ok((config, _)) => config,
-            Err(e) => return failed(&system, "config", e.to_string()),
+        let config = match system.config(overrides) {
+            Ok(config) => config,
+            Err(e) => return failed(&system, "config", e),
         };
         let limit = config.status.check_timeout + args.window + Duration::from_secs(2);
         let checked = tokio::time::timeout(limit, async {

@@ -691,6 +691,100 @@ async fn status_fleet_reports_every_system_worst_first() {
         .collect();
     assert_eq!(names, ["sys3"]);
 
+    // `slo --fleet` samples every system's /metrics while `publish --fleet` smoke-tests
+    // them: the live systems have SLO rows with data, the dead API and the missing config
+    // are error rows (exit 2).
+    let slo_run = {
+        let (file, cwd) = (file.clone(), dir.path().to_owned());
+        std::thread::spawn(move || {
+            support::run(
+                &[
+                    "slo",
+                    "--fleet",
+                    &file,
+                    "--window",
+                    "4s",
+                    "--interval",
+                    "1s",
+                    "-o",
+                    "json",
+                ],
+                &[],
+                &cwd,
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        support::run(
+            &[
+                "publish",
+                "--fleet",
+                file.as_str(),
+                "--count",
+                "20",
+                "--rate",
+                "10",
+                "--verify",
+                "--verify-timeout",
+                "10s",
+                "-o",
+                "json",
+            ],
+            &[],
+            dir.path(),
+        )
+    });
+    assert_eq!(code, 2, "a system that cannot run makes exit 2: {err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let rows = report["systems"].as_array().unwrap();
+    assert_eq!(rows.len(), 12, "{report}");
+    let row = |name: &str| rows.iter().find(|r| r["system"] == name).unwrap().clone();
+    assert_eq!(rows[0]["system"], "ghost", "errors first: {report}");
+    assert_eq!(row("ghost")["state"], "error");
+    assert!(
+        row("ghost")["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing.toml")
+    );
+    let down = row("down");
+    assert_eq!(down["state"], "failed", "{down}");
+    assert_eq!(down["report"]["acked"], 0, "{down}");
+    for i in 0..10 {
+        let r = row(&format!("sys{i}"));
+        assert_eq!(r["state"], "passed", "{r}");
+        assert_eq!(r["report"]["verified"]["stored"], 20, "{r}");
+    }
+    assert_eq!(
+        report["summary"],
+        "12 systems: 10 passed, 1 failed, 1 error"
+    );
+
+    let (code, out, err) = slo_run.join().unwrap();
+    assert_eq!(code, 2, "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let rows = report["systems"].as_array().unwrap();
+    assert_eq!(rows.len(), 12, "{report}");
+    let row = |name: &str| rows.iter().find(|r| r["system"] == name).unwrap().clone();
+    for name in ["down", "ghost"] {
+        assert_eq!(row(name)["state"], "error", "{report}");
+    }
+    for i in 0..10 {
+        let r = row(&format!("sys{i}"));
+        let errors = r["slos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slo"] == "errors")
+            .unwrap_or_else(|| panic!("{r}"))
+            .clone();
+        assert_eq!(errors["state"], "ok", "sys{i} had traffic and no 5xx: {r}");
+        assert_eq!(errors["sli"], 1.0, "{r}");
+    }
+
     // A fleet file with a typo is an error naming the file and the key.
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[system]]\nname = \"a\"\nconfg = \"a.toml\"\n").unwrap();
@@ -704,4 +798,196 @@ async fn status_fleet_reports_every_system_worst_first() {
     for (serve, _) in servers {
         drop(serve);
     }
+}
+
+/// Most series one `serve` process (api and worker, embedded) may expose. The README's
+/// "Series budget" states it and multiplies it by a fleet's size; raising it is a decision,
+/// not a side effect.
+const SERIES_BUDGET: usize = 400;
+
+/// The seed's warning (4.5) that monitoring saturates as series multiply: after every route
+/// and every error path has been exercised, one process exposes fewer series than the budget,
+/// and no label carries a request's id, path or method as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_stay_within_the_budget_whatever_the_requests() {
+    let dir = support::tempdir();
+    let data = support::data_dir(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token").unwrap();
+    let serve = Serve::start(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+        dir.path(),
+    );
+    let http = client();
+    let base = &serve.base;
+    let post = |body: String, ct: &'static str, key: Option<&str>, auth: bool| {
+        let mut req = http
+            .post(format!("{base}/ingresar-datos"))
+            .header("content-type", ct)
+            .body(body);
+        if auth {
+            req = req.bearer_auth("s3cret-token");
+        }
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k.to_owned());
+        }
+        req.send()
+    };
+    let ok = serde_json::json!({"topic_arn": "data-ingestion-topic", "message": "m"}).to_string();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let r = post(
+            serde_json::json!({"topic_arn": "data-ingestion-topic", "message": format!("m{i}")})
+                .to_string(),
+            "application/json",
+            Some(&format!("key-{i}")),
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        ids.push(v["transaction_id"].as_str().unwrap().to_owned());
+    }
+    // Every error path of the ingest route.
+    let cases: Vec<(String, &'static str, Option<&str>, bool, u16)> = vec![
+        (ok.clone(), "application/json", None, false, 401),
+        ("{".into(), "application/json", None, true, 400),
+        (ok.clone(), "text/plain", None, true, 415),
+        (
+            serde_json::json!({"topic_arn": "nope", "message": "m"}).to_string(),
+            "application/json",
+            None,
+            true,
+            403,
+        ),
+        (
+            serde_json::json!({"topic_arn": "data-ingestion-topic", "message": "  "}).to_string(),
+            "application/json",
+            None,
+            true,
+            400,
+        ),
+        (
+            serde_json::json!({"topic_arn": "data-ingestion-topic", "message": "x".repeat(300 * 1024)})
+                .to_string(),
+            "application/json",
+            None,
+            true,
+            413,
+        ),
+        (
+            serde_json::json!({"topic_arn": "data-ingestion-topic", "message": "other"})
+                .to_string(),
+            "application/json",
+            Some("key-1"),
+            true,
+            422,
+        ),
+    ];
+    for (body, ct, key, auth, want) in cases {
+        let r = post(body, ct, key, auth).await.unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(
+            status,
+            want,
+            "{ct} {key:?} {auth}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    // Stored (the worker's series exist too) before the reads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("{base}/data/{}", ids[49]))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (path, want) in [
+        (format!("/data/{}", ids[0]), 200),
+        (format!("/data/{}", Uuid::now_v7()), 404),
+        ("/data/not-a-uuid".to_owned(), 400),
+        ("/healthz".into(), 200),
+        ("/readyz".into(), 200),
+        ("/openapi.json".into(), 200),
+        ("/no/such/route/98765".into(), 404),
+        ("/ingresar-datos".into(), 405),
+    ] {
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path}");
+    }
+    for method in ["PATCH", "PURGE", "FROB"] {
+        let r = http
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{base}/healthz"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405);
+    }
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    eprintln!("{} series", series.len());
+    assert!(
+        series.len() <= SERIES_BUDGET,
+        "{} series, budget {SERIES_BUDGET}:\n{}",
+        series.len(),
+        series.join("\n")
+    );
+    for needle in [
+        ids[0].as_str(),
+        "98765",
+        "not-a-uuid",
+        "FROB",
+        "PURGE",
+        "key-1",
+        "s3cret",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "a label carries request input {needle:?}"
+        );
+    }
+    // Every label value comes from a bounded set: no number-heavy or free-form values.
+    let label_values = regex::Regex::new(r#"="([^"]*)""#).unwrap();
+    let mut values: HashSet<&str> = HashSet::new();
+    for line in &series {
+        for c in label_values.captures_iter(line) {
+            values.insert(c.get(1).unwrap().as_str());
+        }
+    }
+    assert!(
+        values.len() < 120,
+        "{} distinct label values: {values:?}",
+        values.len()
+    );
 }

@@ -407,6 +407,53 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
     ] {
         assert!(table.contains(name), "{table}");
     }
+
+    // `slo --fleet` against the same Prometheus: one set of queries for the fleet, each
+    // system's rows from its `system` label; a system with no series is listed as no_data.
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        "[[system]]\nname = \"e2e\"\nconfig = \"e2e.toml\"\n\n[[system]]\nname = \"absent\"\nconfig = \"absent.toml\"\n",
+    )
+    .unwrap();
+    let (fleet_code, out, err) = support::run(
+        &[
+            "slo",
+            "--fleet",
+            fleet.to_str().unwrap(),
+            "--prometheus",
+            &prom.url,
+            "-o",
+            "json",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(fleet_code, code, "the same SLOs, the same exit: {err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let systems = report["systems"].as_array().unwrap();
+    assert_eq!(systems.len(), 2, "{report}");
+    let system = |n: &str| systems.iter().find(|s| s["system"] == n).unwrap().clone();
+    let e2e = system("e2e");
+    assert_eq!(e2e["slos"].as_array().unwrap().len(), 5, "{e2e}");
+    let errors = e2e["slos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["slo"] == "errors")
+        .unwrap();
+    assert_eq!(errors["state"], "ok", "{errors}");
+    assert_eq!(errors["scope"]["system"], "e2e");
+    let absent = system("absent");
+    assert_eq!(absent["state"], "no_data", "{absent}");
+    assert_eq!(absent["slos"].as_array().unwrap().len(), 5, "{absent}");
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 systems:"),
+        "{report}"
+    );
     drop(prom);
     assert_eq!(serve.terminate(), Some(0));
 }
