@@ -38,6 +38,8 @@ targets=(
   "examples/alerts/cloudwatch-alarms.json|render alerts --format cloudwatch"
   "examples/alerts/grafana-dashboard.json|render dashboards --format grafana"
   "examples/alerts/datadog-dashboard.json|render dashboards --format datadog"
+  "examples/alerts/grafana-fleet-dashboard.json|render dashboards --format grafana --fleet"
+  "examples/alerts/datadog-fleet-dashboard.json|render dashboards --format datadog --fleet"
 )
 for env in dev prod; do
   targets+=("deploy/argocd/application-$env.yaml|render argocd --env $env --config examples/latamctl.aws.toml")

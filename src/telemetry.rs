@@ -1,10 +1,12 @@
-//! Logs (tracing) and metrics (Prometheus text on `/metrics`).
+//! Logs (tracing), metrics (Prometheus text on `/metrics`) and request traces
+//! (OpenTelemetry over OTLP/HTTP, off unless an endpoint is configured).
 //!
 //! Metric names follow Prometheus conventions (base units, `_total`, `_seconds`); labels are
 //! bounded (route templates, error kinds). Latency histograms have bucket edges at the SLO
 //! thresholds (0.1 s, 0.2 s, 0.4 s) so SLIs are exact bucket ratios, not interpolations.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -12,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TelemetryConfig};
 
 /// Buckets of every `*_seconds` histogram: fine below 100 ms (the DB SLO), edges at 200 ms
 /// (the latency SLO) and 400 ms (the latency alert).
@@ -240,11 +242,12 @@ fn describe_metrics() {
 }
 
 /// Starts logging to stderr. `RUST_LOG` wins over `level`.
-pub fn init_logging(format: LogFormat, level: &str) {
+pub fn init_logging(format: LogFormat, level: &str, traces: Option<(&TelemetryConfig, &str)>) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let otel = traces.and_then(|(config, environment)| tracer(config, environment));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -263,7 +266,125 @@ pub fn init_logging(format: LogFormat, level: &str) {
             .try_init(),
     };
     // A second init (tests, nested commands) keeps the first subscriber.
-    let _ = result;
+    if result.is_ok() && TRACER_PROVIDER.get().is_some() {
+        TRACING.store(true, Ordering::Relaxed);
+    }
+}
+
+static TRACER_PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: the hot paths create their trace spans only then.
+pub fn tracing_enabled() -> bool {
+    TRACING.load(Ordering::Relaxed)
+}
+
+/// Where spans go: `[telemetry] otlp_endpoint` (`<url>/v1/traces`), else the standard
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` the exporter reads
+/// itself; `None` when none is set or `OTEL_SDK_DISABLED=true`.
+fn otlp_endpoint(config: &TelemetryConfig) -> Option<Option<String>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    match &config.otlp_endpoint {
+        Some(url) => Some(Some(format!("{}/v1/traces", url.trim_end_matches('/')))),
+        None if env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
+            || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() =>
+        {
+            Some(None)
+        }
+        None => None,
+    }
+}
+
+/// The OpenTelemetry layer (batch export over OTLP/HTTP protobuf), when an endpoint is
+/// configured. The SDK honours the standard variables: `OTEL_SERVICE_NAME` (default
+/// `latamctl`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`,
+/// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`.
+fn tracer<S>(
+    config: &TelemetryConfig,
+    environment: &str,
+) -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+
+    let endpoint = otlp_endpoint(config)?;
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+    if let Some(url) = endpoint {
+        exporter = exporter.with_endpoint(url);
+    }
+    let exporter = match exporter.build() {
+        Ok(e) => e,
+        Err(error) => {
+            eprintln!("latamctl: traces are off: cannot build the OTLP exporter: {error}");
+            return None;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder().with_attribute(
+        opentelemetry::KeyValue::new("deployment.environment.name", environment.to_owned()),
+    );
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none()
+        && !std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            .unwrap_or_default()
+            .contains("service.name=")
+    {
+        resource = resource.with_service_name("latamctl");
+    }
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    let tracer = provider.tracer("latamctl");
+    TRACER_PROVIDER.set(provider).ok()?;
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    Some(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+/// Exports the spans still buffered (the end of `serve`, each Lambda invocation).
+pub fn flush_traces() {
+    if let Some(provider) = TRACER_PROVIDER.get()
+        && let Err(error) = provider.force_flush()
+    {
+        tracing::warn!(message = "Could not export the last spans.", %error);
+    }
+}
+
+/// The W3C `traceparent` of `span` (to carry in a message), when traces are on.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !tracing_enabled() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .inject_context(&span.context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` continue the trace of a W3C `traceparent` (a message attribute or a request
+/// header); an invalid value leaves it a root span.
+pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !tracing_enabled() {
+        return;
+    }
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
 }
 
 #[cfg(test)]

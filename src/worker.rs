@@ -81,14 +81,57 @@ pub async fn store_batch_refs(store: &dyn Store, batch: &[&Delivery]) -> BatchOu
     if records.is_empty() {
         return outcome;
     }
-    match store.insert_batch(&records).await {
+    // With traces on: one span per message carrying a trace context, continuing the trace
+    // of the request that published it, open while its batch is inserted.
+    let spans: Vec<tracing::Span> = if crate::telemetry::tracing_enabled() {
+        sources
+            .iter()
+            .zip(&records)
+            .filter_map(|(delivery, record)| {
+                let parent = delivery.attributes.get(crate::bus::ATTR_TRACEPARENT)?;
+                let span = tracing::info_span!(
+                    "store",
+                    otel.kind = "consumer",
+                    otel.status_code = tracing::field::Empty,
+                    transaction_id = %record.transaction_id,
+                    messaging.batch.message_count = records.len(),
+                    messaging.message.delivery_count = delivery.receive_count,
+                );
+                crate::telemetry::continue_trace(&span, parent);
+                Some(span)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    store_records(store, &records, &sources, &mut outcome).await;
+    let status = if outcome.store_error.is_some() {
+        "ERROR"
+    } else {
+        "OK"
+    };
+    for span in &spans {
+        span.record("otel.status_code", status);
+    }
+    outcome
+}
+
+/// Inserts `records` (from `sources`, index for index) in one transaction, row by row when
+/// the database refuses one of them.
+async fn store_records(
+    store: &dyn Store,
+    records: &[Record],
+    sources: &[&Delivery],
+    outcome: &mut BatchOutcome,
+) {
+    match store.insert_batch(records).await {
         Ok(inserted) => {
             outcome.committed = true;
             outcome.count_stored(inserted, records.len())
         }
         Err(store::Error::Rejected(_)) => {
             // One row the database refuses must not hold back the rest: row by row.
-            for (record, delivery) in records.iter().zip(&sources) {
+            for (record, delivery) in records.iter().zip(sources) {
                 match store.insert_batch(std::slice::from_ref(record)).await {
                     Ok(inserted) => {
                         outcome.committed = true;
@@ -107,7 +150,6 @@ pub async fn store_batch_refs(store: &dyn Store, batch: &[&Delivery]) -> BatchOu
         }
         Err(error) => outcome.store_error = Some(error),
     }
-    outcome
 }
 
 fn report_rejected(delivery: &Delivery, reason: &str) {

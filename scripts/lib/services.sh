@@ -97,6 +97,8 @@ find_pg_bin() {
 
 start_postgres() {
   local bin port
+  # Once per run: a second call reuses the server the first started.
+  if [ -n "${PG_DATA:-}" ] && [ -n "${LATAMCTL_TEST_DATABASE_URL:-}" ]; then return 0; fi
   if ! bin=$(find_pg_bin); then
     log "installing PostgreSQL server binaries (apt)"
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null

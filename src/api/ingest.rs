@@ -17,15 +17,17 @@ use super::{Admitted, AppError, AppState, ErrorBody, TopicPolicy};
 use crate::bus::{MAX_CLIENT_ATTRIBUTES, MAX_MESSAGE_BYTES, OutboundMessage, RESERVED_PREFIX};
 use crate::store::StoredRecord;
 
-/// Bytes the three reserved attributes add (names, `String` types, a UUID, a topic name of
-/// up to 256 characters, an RFC 3339 time).
-const RESERVED_ATTRIBUTES_BYTES: usize = 3 * "String".len()
+/// Bytes the four reserved attributes add (names, `String` types, a UUID, a topic name of
+/// up to 256 characters, an RFC 3339 time, a 55-character W3C `traceparent`).
+const RESERVED_ATTRIBUTES_BYTES: usize = 4 * "String".len()
     + crate::bus::ATTR_TRANSACTION_ID.len()
     + 36
     + crate::bus::ATTR_TOPIC.len()
     + 256
     + crate::bus::ATTR_RECEIVED_AT.len()
-    + 27;
+    + 27
+    + crate::bus::ATTR_TRACEPARENT.len()
+    + 55;
 
 /// Longest accepted `Idempotency-Key`.
 pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -157,8 +159,27 @@ pub async fn post_message(
         }
     }
 
+    // With traces on, the publish is a span of the request's trace and its context travels
+    // in the message, so the worker's span continues the same trace.
+    let span = if crate::telemetry::tracing_enabled() {
+        let span = tracing::info_span!(
+            "publish",
+            otel.kind = "producer",
+            messaging.destination.name = %message.topic,
+            transaction_id = %message.transaction_id,
+        );
+        if let Some(traceparent) = crate::telemetry::traceparent(&span) {
+            message
+                .attributes
+                .insert(crate::bus::ATTR_TRACEPARENT.to_owned(), traceparent);
+        }
+        span
+    } else {
+        tracing::Span::none()
+    };
     let timeout = inner.settings.publish_timeout;
-    let outcome = match tokio::time::timeout(timeout, publisher.publish(&message)).await {
+    let publish = tracing::Instrument::instrument(publisher.publish(&message), span);
+    let outcome = match tokio::time::timeout(timeout, publish).await {
         Ok(r) => r,
         Err(_) => Err(crate::bus::Error::Timeout(timeout)),
     };

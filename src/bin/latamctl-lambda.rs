@@ -12,7 +12,11 @@ use latamctl::lambda::{SqsEvent, handle_with_hold};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, _) = latamctl::config::load(None, &Overrides::default())?;
-    latamctl::telemetry::init_logging(LogFormat::Json, &config.log.level);
+    latamctl::telemetry::init_logging(
+        LogFormat::Json,
+        &config.log.level,
+        Some((&config.telemetry, config.environment.as_str())),
+    );
     let store = latamctl::compose::open_store(&config, config.database.migrate_on_start).await?;
     let store = &store;
     // With the queue URL the handler holds a failed batch through a store outage.
@@ -29,7 +33,10 @@ async fn main() -> Result<(), Error> {
         move |event: LambdaEvent<serde_json::Value>| async move {
             let event: SqsEvent = serde_json::from_value(event.payload)?;
             let hold = queue.as_ref().map(|q| (q as &dyn Queue, hold));
-            Ok::<_, Error>(handle_with_hold(store.as_ref(), hold, event).await)
+            let response = handle_with_hold(store.as_ref(), hold, event).await;
+            // The sandbox may freeze after the answer: export this invocation's spans now.
+            latamctl::telemetry::flush_traces();
+            Ok::<_, Error>(response)
         },
     ))
     .await

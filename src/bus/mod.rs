@@ -31,10 +31,13 @@ pub const ATTR_TRANSACTION_ID: &str = "latamctl.transaction_id";
 pub const ATTR_TOPIC: &str = "latamctl.topic";
 /// Attribute carrying the time the API accepted the message (RFC 3339).
 pub const ATTR_RECEIVED_AT: &str = "latamctl.received_at";
+/// Attribute carrying the W3C trace context of the request that published the message, so
+/// the worker's span continues its trace (set only when traces are exported).
+pub const ATTR_TRACEPARENT: &str = "latamctl.traceparent";
 /// Prefix reserved for the attributes above; clients may not use it.
 pub const RESERVED_PREFIX: &str = "latamctl.";
-/// SNS accepts at most 10 message attributes; three are ours.
-pub const MAX_CLIENT_ATTRIBUTES: usize = 7;
+/// SNS accepts at most 10 message attributes; four are ours.
+pub const MAX_CLIENT_ATTRIBUTES: usize = 6;
 /// SNS's largest message (body plus attributes), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 

@@ -155,6 +155,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   latamctl render alerts --format prometheus --out examples/alerts/prometheus-rules.yaml
   latamctl render dashboards --format grafana
+  latamctl render dashboards --format grafana --fleet --out fleet-dashboard.json
   latamctl render helm --env prod --image-tag 0a1b2c3 --out values-prod.yaml
   latamctl render terraform-vars --env dev
   latamctl render argocd --env prod --revision v1.2.0")]
@@ -188,6 +189,9 @@ pub enum Command {
 /// What every command receives.
 pub struct Context {
     pub global: GlobalArgs,
+    /// Export request traces when configured (`serve` only: the other commands are
+    /// clients and make no spans worth exporting).
+    pub traces: bool,
 }
 
 impl Context {
@@ -219,7 +223,12 @@ impl Context {
             }
         }
         let (config, sources) = config::load(self.global.config.as_deref(), &overrides)?;
-        crate::telemetry::init_logging(config.log.format, &config.log.level);
+        crate::telemetry::init_logging(
+            config.log.format,
+            &config.log.level,
+            self.traces
+                .then_some((&config.telemetry, config.environment.as_str())),
+        );
         for note in &sources.inferred {
             tracing::info!("{note}");
         }
@@ -240,7 +249,10 @@ pub fn main() -> ExitCode {
             return Exit::Error.into();
         }
     };
-    let ctx = Context { global: cli.global };
+    let ctx = Context {
+        traces: matches!(cli.command, Command::Serve(_)),
+        global: cli.global,
+    };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(&ctx, args).await,

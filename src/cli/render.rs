@@ -123,6 +123,10 @@ pub struct DashboardsArgs {
     /// Target system.
     #[arg(long, value_enum, default_value_t = DashboardFormat::Grafana)]
     pub format: DashboardFormat,
+    /// The fleet overview instead: one row per system with each SLO's budget left and burn
+    /// rate, linking to the per-system dashboard.
+    #[arg(long)]
+    pub fleet: bool,
     #[command(flatten)]
     pub io: SpecAndOutput,
 }
@@ -149,9 +153,11 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
         }
         RenderCommand::Dashboards(d) => {
             let spec = SloSpec::load(d.io.slo.as_deref())?;
-            let text = match d.format {
-                DashboardFormat::Grafana => dashboards::grafana(&spec)?,
-                DashboardFormat::Datadog => dashboards::datadog(&spec)?,
+            let text = match (d.format, d.fleet) {
+                (DashboardFormat::Grafana, false) => dashboards::grafana(&spec)?,
+                (DashboardFormat::Datadog, false) => dashboards::datadog(&spec)?,
+                (DashboardFormat::Grafana, true) => dashboards::grafana_fleet(&spec)?,
+                (DashboardFormat::Datadog, true) => dashboards::datadog_fleet(&spec)?,
             };
             (d.io.out, text)
         }

@@ -211,6 +211,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         }
     }
     background.shutdown().await;
+    let _ = tokio::task::spawn_blocking(crate::telemetry::flush_traces).await;
     eprintln!("latamctl: stopped");
     Ok(Exit::Success)
 }

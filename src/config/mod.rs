@@ -96,6 +96,7 @@ pub struct Config {
     pub provision: ProvisionConfig,
     pub status: StatusConfig,
     pub kubernetes: KubernetesConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +302,16 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Request traces (OpenTelemetry), off unless an OTLP endpoint is set here or in
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver (a collector, `http://otel-collector:4318`);
+    /// spans go to `<url>/v1/traces` as protobuf.
+    pub otlp_endpoint: Option<String>,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -319,6 +330,7 @@ impl Default for Config {
             provision: ProvisionConfig::default(),
             status: StatusConfig::default(),
             kubernetes: KubernetesConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

@@ -14,3 +14,4 @@ mod queue;
 mod slo;
 mod store;
 mod support;
+mod traces;

@@ -347,6 +347,17 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
         "only {answered} panel queries returned data"
     );
 
+    // Every column of the fleet dashboard answers with a row for this system.
+    for expr in latamctl::slo::dashboards::fleet_queries(&spec).unwrap() {
+        let expr = expr.replace("$namespace", ".*").replace("$system", ".*");
+        let rows = prom.query(&http, &expr).await;
+        assert!(
+            rows.iter()
+                .any(|(labels, _)| labels.get("system").map(String::as_str) == Some("e2e")),
+            "fleet column {expr} has no row for e2e: {rows:?}"
+        );
+    }
+
     // `latamctl slo` against this Prometheus.
     let (code, out, err) = support::run(
         &[

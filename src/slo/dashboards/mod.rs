@@ -10,7 +10,10 @@ use super::promql::{self, Matchers};
 use super::spec::{SloSpec, trim_float};
 use super::{Error, Result};
 
+mod fleet;
 mod rows;
+
+pub use fleet::{FLEET_GRAFANA_UID, datadog_fleet, fleet_queries, grafana_fleet};
 
 use rows::rows;
 

@@ -202,6 +202,11 @@ impl<'a> Datadog<'a> {
     /// The fraction of good events of an SLO indicator as a Datadog query expression, with
     /// `extra` (e.g. the `$system` template variable) added to every filter.
     pub fn good_ratio(&self, ind: &Indicator, extra: &str) -> Result<String> {
+        self.good_ratio_by(ind, extra, "")
+    }
+
+    /// [`Self::good_ratio`] with `by` (e.g. ` by {system}`) after every metric query.
+    pub fn good_ratio_by(&self, ind: &Indicator, extra: &str, by: &str) -> Result<String> {
         let with_extra = |f: String| -> String {
             if extra.is_empty() {
                 f
@@ -216,21 +221,21 @@ impl<'a> Datadog<'a> {
                 let f = with_extra(filter(&[&l.matchers])?);
                 let metric = self.distribution(&l.histogram);
                 format!(
-                    "count(v: v<={}):{metric}{f} / count:{metric}{f}",
+                    "count(v: v<={}):{metric}{f}{by} / count:{metric}{f}{by}",
                     trim_float(l.threshold.as_secs_f64())
                 )
             }
             Indicator::Ratio(r) => {
                 let all = with_extra(filter(&[&r.matchers])?);
                 let bad = with_extra(filter(&[&r.matchers, &r.bad_matchers])?);
-                let total = self.sum_counters(&r.total, &all, "", "as_count");
+                let total = self.sum_counters(&r.total, &all, by, "as_count");
                 format!(
                     "1 - ({}) / ({total})",
-                    self.sum_counters(&r.bad, &bad, "", "as_count")
+                    self.sum_counters(&r.bad, &bad, by, "as_count")
                 )
             }
             Indicator::Availability(a) => format!(
-                "max:{}{}",
+                "max:{}{}{by}",
                 self.gauge(promql::READY),
                 with_extra(filter(&[&a.matchers])?)
             ),
