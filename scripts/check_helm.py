@@ -48,6 +48,7 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"),
 }
 
 SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|DATABASE_URL|PRIVATE_KEY)", re.I)
@@ -270,6 +271,24 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
     else:
         check(not scaled_objects, f"{case}: no ScaledObject unless worker.keda.enabled")
 
+    vpas = by_name(docs, "VerticalPodAutoscaler")
+    for component in components:
+        vpa = next((x for n, x in vpas.items() if n.endswith(f"-{component}")), None)
+        want = v[component]["vpa"]
+        check((vpa is not None) == want["enabled"], f"{case}: VPA for {component} iff {component}.vpa.enabled")
+        if vpa is None:
+            continue
+        spec = vpa["spec"]
+        check(spec["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": vpa["metadata"]["name"]}, f"{case}: VPA {component} targets its Deployment")
+        check(spec["updatePolicy"]["updateMode"] == want["updateMode"], f"{case}: VPA {component} updateMode")
+        policy = spec["resourcePolicy"]["containerPolicies"][0]
+        check(policy["containerName"] == "latamctl" and policy["controlledResources"] == want["controlledResources"], f"{case}: VPA {component} container policy")
+        # Never a VPA moving CPU on running pods beside a CPU-based horizontal autoscaler.
+        keda = component == "worker" and v["worker"]["keda"]["enabled"]
+        cpu_hpa = (v[component]["autoscaling"]["enabled"] and not keda) or (keda and v["worker"]["keda"]["cpuUtilization"] > 0)
+        live = want["updateMode"] in ("Recreate", "InPlaceOrRecreate", "Auto")
+        check(not (cpu_hpa and live and "cpu" in want["controlledResources"]), f"{case}: VPA {component} sets CPU beside a CPU autoscaler")
+
     pdbs = by_name(docs, "PodDisruptionBudget")
     for component in components:
         check(any(n.endswith(f"-{component}") for n in pdbs) == v[component]["pdb"]["enabled"], f"{case}: PDB for {component}")
@@ -412,6 +431,11 @@ def schema_tests() -> None:
     expect_rejected(L, {"config": {"worker": {"wait_time": "20 parsecs"}}}, "a duration that humantime cannot parse")
     expect_rejected(L, {"worker": {"keda": {"enabeld": True}}}, "an unknown KEDA key")
     expect_rejected(L, {"system": "Not_A_Label"}, "a system name that is not a DNS label")
+    expect_rejected(L, {"worker": {"vpa": {"updateMode": "Sometimes"}}}, "a VPA updateMode that does not exist")
+    expect_rejected(L, {"api": {"vpa": {"enabled": True, "updateMode": "Auto", "controlledResources": ["cpu", "memory"]}}},
+                    "a VPA in Auto on CPU beside the api's CPU HPA")
+    expect_rejected(L, {"worker": {"keda": {"enabled": True}, "vpa": {"enabled": True, "updateMode": "Recreate", "controlledResources": ["cpu"]}}},
+                    "a VPA recreating pods on CPU beside KEDA's CPU trigger")
     expect_rejected(L, {"api": {"serviceAccount": {"create": True, "roleArn": "my-role"}}}, "a role ARN that is not an ARN")
     C = CITUS
     expect_rejected(C, {"worker": {"replica": 3}}, "an unknown key (worker.replica)")
@@ -502,6 +526,8 @@ def everything_on(base: dict[str, Any]) -> dict[str, Any]:
     for k in ("serviceMonitor", "prometheusRule", "dashboards"):
         v["metrics"][k]["enabled"] = True
     v["datadog"]["enabled"] = True
+    v["api"]["vpa"].update(enabled=True, updateMode="Auto", controlledResources=["memory"], minAllowed={"memory": "128Mi"}, maxAllowed={"memory": "1Gi"})
+    v["worker"]["vpa"].update(enabled=True, updateMode="Off", controlledResources=["cpu", "memory"], controlledValues="RequestsOnly")
     return v
 
 
