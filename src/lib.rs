@@ -15,6 +15,7 @@ pub mod compose;
 pub mod config;
 pub mod datadir;
 pub mod deploy;
+pub mod event;
 pub mod fleet;
 pub mod lambda;
 pub mod loadgen;

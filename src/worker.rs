@@ -156,7 +156,7 @@ fn report_rejected(delivery: &Delivery, reason: &str) {
     metrics::counter!(crate::metric::POISON_MESSAGES_TOTAL, "reason" => "rejected_by_store")
         .increment(1);
     tracing::warn!(
-        message = "The database refused a message; it will reach the dead-letter queue.",
+        message = crate::event::REJECTED_BY_STORE,
         message_id = %delivery.message_id,
         receive_count = delivery.receive_count,
         %reason,
@@ -176,7 +176,7 @@ impl BatchOutcome {
 fn report_poison(delivery: &Delivery, error: &DecodeError) {
     metrics::counter!(crate::metric::POISON_MESSAGES_TOTAL, "reason" => error.kind()).increment(1);
     tracing::warn!(
-        message = "Received a message that cannot be decoded; it will reach the dead-letter queue.",
+        message = crate::event::POISON,
         message_id = %delivery.message_id,
         receive_count = delivery.receive_count,
         %error,
@@ -211,7 +211,7 @@ impl StoreGate {
         if !self.down.swap(true, Ordering::SeqCst) {
             metrics::gauge!(crate::metric::WORKER_PAUSED).set(1.0);
             tracing::warn!(
-                message = "The store refuses writes; receiving is paused and the held batch is retried until a write commits.",
+                message = crate::event::STORE_REFUSES_WRITES,
                 %error,
                 error_type = error.kind(),
             );

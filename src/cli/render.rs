@@ -24,6 +24,9 @@ pub enum RenderCommand {
     Alerts(AlertsArgs),
     /// Dashboards (SLIs, error budget, RED, queue, database) from the SLO spec.
     Dashboards(DashboardsArgs),
+    /// Synthetic tests (readiness, POST then GET, the certificate) and log monitors from the
+    /// SLO spec's `synthetics` section.
+    Synthetics(SyntheticsArgs),
     /// Helm values for helm-charts/latamctl from the config, Terraform outputs and templates/helm/<env>.yaml.
     Helm(HelmArgs),
     /// Terraform variables (.tfvars.json) for terraform/envs/<env> from the config.
@@ -131,6 +134,21 @@ pub struct DashboardsArgs {
     pub io: SpecAndOutput,
 }
 
+#[derive(Debug, Args)]
+pub struct SyntheticsArgs {
+    /// Target system.
+    #[arg(long, value_enum, default_value_t = SyntheticsFormat::Datadog)]
+    pub format: SyntheticsFormat,
+    #[command(flatten)]
+    pub io: SpecAndOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyntheticsFormat {
+    /// Datadog synthetic tests and log monitors as Terraform JSON.
+    Datadog,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DashboardFormat {
     /// Grafana dashboard JSON (for the Grafana sidecar ConfigMap or an import).
@@ -160,6 +178,13 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
                 (DashboardFormat::Datadog, true) => dashboards::datadog_fleet(&spec)?,
             };
             (d.io.out, text)
+        }
+        RenderCommand::Synthetics(a) => {
+            let spec = SloSpec::load(a.io.slo.as_deref())?;
+            let text = match a.format {
+                SyntheticsFormat::Datadog => datadog::synthetics::terraform(&spec)?,
+            };
+            (a.io.out, text)
         }
         RenderCommand::Helm(h) => {
             let (config, _) = ctx.load(&Overrides::default())?;

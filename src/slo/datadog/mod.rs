@@ -15,6 +15,8 @@ use super::promql::{self, MatchOp, Matcher, Matchers};
 use super::spec::{Indicator, Slo, SloSpec, ThresholdAlert, trim_float, words};
 use super::{Error, Result};
 
+pub mod synthetics;
+
 /// Datadog's longest burn-rate long window; longer pairs are left to the SLO's own status.
 const MAX_BURN_LONG_WINDOW_SECS: u64 = 48 * 3600;
 

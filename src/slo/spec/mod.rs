@@ -71,6 +71,40 @@ pub struct ServiceLevels {
     pub slos: Vec<Slo>,
     /// Threshold alerts (seed section 5.1 and the queue).
     pub alerts: Vec<ThresholdAlert>,
+    /// Synthetic tests of the public endpoint (seed 4.2), for `render synthetics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetics: Option<Synthetics>,
+}
+
+/// Datadog synthetic tests: the API from outside (and from a private location inside the
+/// cluster's network), the end-to-end path, the certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Synthetics {
+    /// Public base URL of the API (`https://ingest.example.com`).
+    pub base_url: String,
+    /// Managed locations (`aws:us-east-1`) and private locations (`pl:<id>`, the worker of
+    /// `render datadog-agent`), at least one.
+    pub locations: Vec<String>,
+    /// Time between runs (Datadog: 30s to 7d).
+    #[serde(with = "humantime_serde")]
+    pub tick_every: Duration,
+    /// Topic the multistep test posts to.
+    pub topic: String,
+    /// Longest the multistep test waits for the posted message to be stored.
+    #[serde(with = "humantime_serde")]
+    pub store_within: Duration,
+    /// The certificate check.
+    pub ssl: SslCheck,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SslCheck {
+    pub host: String,
+    pub port: u16,
+    /// Alert when the certificate expires in fewer days than this.
+    pub alert_days_before_expiry: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -423,7 +457,8 @@ impl SloSpec {
         validate_scope(s, &invalid)?;
         validate_burn_rate_policies(s, &invalid)?;
         validate_slos(s, &invalid)?;
-        validate_alerts(s, &invalid)
+        validate_alerts(s, &invalid)?;
+        validate::validate_synthetics(s, &invalid)
     }
 }
 

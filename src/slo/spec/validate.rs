@@ -285,3 +285,65 @@ pub(super) fn validate_indicator(
     }
     Ok(())
 }
+
+/// Synthetics Datadog can run: an http(s) base URL, a location, a frequency Datadog offers,
+/// a certificate host and a warning period.
+pub(super) fn validate_synthetics(
+    s: &ServiceLevels,
+    invalid: &impl Fn(String, String) -> Error,
+) -> Result<()> {
+    let Some(syn) = &s.synthetics else {
+        return Ok(());
+    };
+    let field = |f: &str| format!("spec.synthetics.{f}");
+    let url = syn.base_url.trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
+    {
+        return Err(invalid(
+            field("baseUrl"),
+            format!(
+                "`{}` is not an http(s) URL (https://ingest.example.com)",
+                syn.base_url
+            ),
+        ));
+    }
+    if syn.locations.is_empty() {
+        return Err(invalid(
+            field("locations"),
+            "list at least one location (aws:us-east-1, or pl:<id> for a private location)".into(),
+        ));
+    }
+    let tick = syn.tick_every.as_secs();
+    if !(30..=604_800).contains(&tick) || syn.tick_every.subsec_nanos() != 0 {
+        return Err(invalid(
+            field("tickEvery"),
+            "Datadog runs tests every 30s to 7d, in whole seconds".into(),
+        ));
+    }
+    if !crate::config::valid_topic_name(&syn.topic) {
+        return Err(invalid(
+            field("topic"),
+            format!("`{}` is not a topic name", syn.topic),
+        ));
+    }
+    if syn.store_within.is_zero() || syn.store_within > Duration::from_secs(60) {
+        return Err(invalid(
+            field("storeWithin"),
+            "between 1s and 60s (a multistep test step retries for at most a minute)".into(),
+        ));
+    }
+    if syn.ssl.host.is_empty() || syn.ssl.host.contains(['/', ':', ' ']) {
+        return Err(invalid(
+            field("ssl.host"),
+            format!("`{}` is not a host name", syn.ssl.host),
+        ));
+    }
+    if syn.ssl.alert_days_before_expiry == 0 {
+        return Err(invalid(
+            field("ssl.alertDaysBeforeExpiry"),
+            "at least 1 day".into(),
+        ));
+    }
+    Ok(())
+}
