@@ -250,6 +250,11 @@ pub fn app(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
+                if !crate::telemetry::tracing_enabled() {
+                    // Without traces, no field only an exporter reads: the log layer formats
+                    // every field of this span on every request.
+                    return tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id);
+                }
                 let span = tracing::info_span!("request", otel.kind = "server", method = %req.method(), path = %req.uri().path(), request_id);
                 // A client's W3C trace context: this request is a span of its trace.
                 if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
