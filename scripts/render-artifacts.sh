@@ -5,6 +5,7 @@
 #   helm-charts/latamctl/files/prometheus/rules.yaml     the chart's PrometheusRule source
 #   helm-charts/latamctl/files/dashboards/*.json        the chart's Grafana dashboard ConfigMaps
 #   deploy/argocd/application-<env>.yaml                 Argo CD Applications (examples/latamctl.aws.toml)
+#   deploy/datadog/*-values-prod.yaml                    values for Datadog's Agent and private location charts
 # (the chart files only when the chart has a files/ directory).
 #
 # Usage: scripts/render-artifacts.sh [--check]
@@ -45,6 +46,10 @@ targets=(
 for env in dev prod; do
   targets+=("deploy/argocd/application-$env.yaml|render argocd --env $env --config examples/latamctl.aws.toml")
 done
+targets+=(
+  "deploy/datadog/agent-values-prod.yaml|render datadog-agent --env prod --config examples/latamctl.aws.toml"
+  "deploy/datadog/private-location-values-prod.yaml|render datadog-agent --env prod --component private-location --config examples/latamctl.aws.toml"
+)
 chart=helm-charts/latamctl/files
 if [ -d "$chart" ]; then
   targets+=(

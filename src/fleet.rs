@@ -153,6 +153,11 @@ where
     out
 }
 
+/// Sorts `rows` worst first (highest `rank`), then by system name.
+pub fn worst_first<R>(rows: &mut [R], rank: impl Fn(&R) -> u8, name: impl Fn(&R) -> &str) {
+    rows.sort_by(|a, b| rank(b).cmp(&rank(a)).then_with(|| name(a).cmp(name(b))));
+}
+
 /// `12 systems: 9 ok, 1 warn, 2 fail` from each system's state name.
 pub fn summary<'a>(states: impl IntoIterator<Item = &'a str>, names: &[&str]) -> String {
     let states: Vec<&str> = states.into_iter().collect();

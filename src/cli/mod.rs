@@ -157,6 +157,7 @@ pub enum Command {
   latamctl render dashboards --format grafana
   latamctl render dashboards --format grafana --fleet --out fleet-dashboard.json
   latamctl render synthetics --format datadog --out synthetics.tf.json
+  latamctl render datadog-agent --env prod --api-key-secret datadog-api-key
   latamctl render helm --env prod --image-tag 0a1b2c3 --out values-prod.yaml
   latamctl render terraform-vars --env dev
   latamctl render argocd --env prod --revision v1.2.0")]

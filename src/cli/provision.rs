@@ -275,11 +275,7 @@ mod fleet {
                 }
             })
             .await;
-        rows.sort_by(|a, b| {
-            rank(b.state)
-                .cmp(&rank(a.state))
-                .then_with(|| a.system.cmp(&b.system))
-        });
+        crate::fleet::worst_first(&mut rows, |r| rank(r.state), |r| &r.system);
         let summary = crate::fleet::summary(
             rows.iter().map(|r| r.state),
             &["in_sync", "drift", "missing", "error"],

@@ -572,6 +572,18 @@ fn ms(p: &Percentiles) -> String {
     )
 }
 
+/// `connect: 3, 503 publish_timeout: 1`, or `none`.
+fn error_list(errors: &BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "none".to_owned();
+    }
+    errors
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn table(r: &Report) -> String {
     let mut rows = vec![
         ("target".to_owned(), r.target.clone()),
@@ -579,18 +591,7 @@ fn table(r: &Report) -> String {
             "sent / acked".to_owned(),
             format!("{} / {} (planned {})", r.sent, r.acked, r.planned),
         ),
-        (
-            "errors".to_owned(),
-            if r.errors.is_empty() {
-                "none".to_owned()
-            } else {
-                r.errors
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-        ),
+        ("errors".to_owned(), error_list(&r.errors)),
         (
             "rate".to_owned(),
             format!(
@@ -693,11 +694,7 @@ mod fleet {
             "failed" => 1,
             _ => 0,
         };
-        rows.sort_by(|a, b| {
-            rank(b.state)
-                .cmp(&rank(a.state))
-                .then_with(|| a.system.cmp(&b.system))
-        });
+        crate::fleet::worst_first(&mut rows, |r| rank(r.state), |r| &r.system);
         let summary =
             crate::fleet::summary(rows.iter().map(|r| r.state), &["passed", "failed", "error"]);
         let exit = match rows.iter().map(|r| rank(r.state)).max().unwrap_or(0) {
@@ -739,15 +736,7 @@ mod fleet {
                 ]);
                 continue;
             };
-            let errors = if r.errors.is_empty() {
-                "none".to_owned()
-            } else {
-                r.errors
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let errors = super::error_list(&r.errors);
             let failed: Vec<String> = r
                 .thresholds
                 .iter()

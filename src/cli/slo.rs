@@ -181,11 +181,15 @@ fn row(s: &SloStatus) -> [String; 8] {
         s.window.clone(),
         percent(s.sli),
         percent(s.error_budget_remaining),
-        s.burn_rate
-            .map(|b| format!("{}x", trim_float((b * 100.0).round() / 100.0)))
-            .unwrap_or_else(|| "-".into()),
+        burn(s.burn_rate),
         s.state.as_str().to_owned(),
     ]
+}
+
+/// A burn rate to two decimals (`14.4x`), `-` without data.
+fn burn(rate: Option<f64>) -> String {
+    rate.map(|b| format!("{}x", trim_float((b * 100.0).round() / 100.0)))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// `slo --fleet FILE`: every system's SLOs, one row per system and SLO, worst first.
@@ -195,7 +199,7 @@ mod fleet {
 
     use serde::Serialize;
 
-    use super::{Exit, SloArgs, percent, sampling, spinner};
+    use super::{Exit, SloArgs, burn, percent, sampling, spinner};
     use crate::cli::Context;
     use crate::config::Overrides;
     use crate::output;
@@ -301,11 +305,7 @@ mod fleet {
                 )
             }
         };
-        rows.sort_by(|a, b| {
-            rank(&b.state)
-                .cmp(&rank(&a.state))
-                .then_with(|| a.system.cmp(&b.system))
-        });
+        crate::fleet::worst_first(&mut rows, |r| rank(&r.state), |r| &r.system);
         let summary = crate::fleet::summary(
             rows.iter().map(|r| r.state.as_str()),
             &["ok", "burning", "page", "exhausted", "no_data", "error"],
@@ -423,9 +423,7 @@ mod fleet {
                     percent(Some(s.objective)),
                     percent(s.sli),
                     percent(s.error_budget_remaining),
-                    s.burn_rate
-                        .map(|b| format!("{}x", trim_float((b * 100.0).round() / 100.0)))
-                        .unwrap_or_else(|| "-".into()),
+                    burn(s.burn_rate),
                     s.state.as_str().to_owned(),
                 ]);
             }

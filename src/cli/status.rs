@@ -144,7 +144,7 @@ mod fleet {
                 check(system, args, &overrides)
             })
             .await;
-            rows.sort_by(|a, b| b.state.cmp(&a.state).then_with(|| a.name.cmp(&b.name)));
+            crate::fleet::worst_first(&mut rows, |r| r.state as u8, |r| &r.name);
             let overall = rows.iter().map(|r| r.state).max().unwrap_or(State::Ok);
             let summary = crate::fleet::summary(
                 rows.iter().map(|r| match r.state {

@@ -1,5 +1,6 @@
 //! Deployment artefacts from the configuration: Helm values for `helm-charts/latamctl`,
-//! Terraform variables for `terraform/envs/<env>`, and an Argo CD Application.
+//! Terraform variables for `terraform/envs/<env>`, an Argo CD Application, and values for
+//! Datadog's own charts ([`datadog`]).
 //!
 //! Helm values are layered: the chart's defaults < the environment overlay in
 //! `templates/helm/<env>.yaml` < values derived from `latamctl.toml`, Terraform outputs and
@@ -13,6 +14,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{BusKind, Config, StoreKind, merge};
 
+pub mod datadog;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -24,9 +27,9 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Built-in copies of `templates/`, used unless `--templates DIR` is given.
-const HELM_DEV: &str = include_str!("../templates/helm/dev.yaml");
-const HELM_PROD: &str = include_str!("../templates/helm/prod.yaml");
-const ARGOCD_APPLICATION: &str = include_str!("../templates/argocd/application.yaml");
+const HELM_DEV: &str = include_str!("../../templates/helm/dev.yaml");
+const HELM_PROD: &str = include_str!("../../templates/helm/prod.yaml");
+const ARGOCD_APPLICATION: &str = include_str!("../../templates/argocd/application.yaml");
 
 /// Where overlays come from.
 #[derive(Debug, Clone, Default)]
