@@ -35,6 +35,7 @@ fi
 targets=(
   "examples/alerts/prometheus-rules.yaml|render alerts --format prometheus"
   "examples/alerts/prometheus-rule.yaml|render alerts --format prometheus-rule"
+  "examples/alerts/analysis-template.yaml|render alerts --format analysis-template"
   "examples/alerts/datadog.tf.json|render alerts --format datadog"
   "examples/alerts/datadog-synthetics.tf.json|render synthetics --format datadog"
   "examples/alerts/cloudwatch-alarms.json|render alerts --format cloudwatch"

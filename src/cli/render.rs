@@ -144,6 +144,9 @@ pub enum AlertFormat {
     Prometheus,
     /// The same groups as a Prometheus Operator PrometheusRule manifest.
     PrometheusRule,
+    /// Argo Rollouts AnalysisTemplate: the request alerts measured on a new ReplicaSet, so a
+    /// release that breaks them is aborted.
+    AnalysisTemplate,
     /// CloudWatch PutMetricAlarm inputs for the AWS-side metrics (ALB, Container Insights, SQS, RDS).
     Cloudwatch,
     /// Datadog SLOs and monitors as Terraform JSON.
@@ -193,6 +196,7 @@ pub async fn run(ctx: &Context, args: RenderArgs) -> anyhow::Result<Exit> {
             let text = match a.format {
                 AlertFormat::Prometheus => prometheus::rules_file(&spec),
                 AlertFormat::PrometheusRule => prometheus::prometheus_rule(&spec),
+                AlertFormat::AnalysisTemplate => crate::slo::rollouts::analysis_template(&spec),
                 AlertFormat::Cloudwatch => cloudwatch::alarms(&spec)?,
                 AlertFormat::Datadog => datadog::terraform(&spec)?,
             };

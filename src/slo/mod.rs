@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod exposition;
 pub mod prometheus;
 pub mod promql;
+pub mod rollouts;
 pub mod spec;
 mod yaml;
 

@@ -347,6 +347,60 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
         "only {answered} panel queries returned data"
     );
 
+    // The Argo Rollouts analysis, with this serve as the "new ReplicaSet" (its series have no
+    // pod-template hash: the empty value matches them): the 10 % of rejected requests make
+    // the error-ratio metric fail at the alert's threshold (the rollout would abort), while
+    // the slow-request metric, on fast requests, passes. promtool parses every query.
+    let mut analysis_rules = String::from("groups:\n  - name: analysis\n    rules:\n");
+    for m in latamctl::slo::rollouts::metrics(&spec) {
+        let query = m
+            .query
+            .replace("{{args.system}}", "e2e")
+            .replace("{{args.canary-hash}}", "");
+        let rows = prom.query(&http, &query).await;
+        let value = rows
+            .first()
+            .map(|r| r.1)
+            .unwrap_or_else(|| panic!("analysis {} has no result: {query}", m.name));
+        match m.name.as_str() {
+            "high-error-rate" => assert!(
+                value > m.threshold,
+                "error ratio {value} should fail the analysis (threshold {})",
+                m.threshold
+            ),
+            "slow-requests" => assert!(
+                value <= m.threshold,
+                "slow share {value} should pass the analysis (threshold {})",
+                m.threshold
+            ),
+            other => panic!("unexpected analysis metric {other}"),
+        }
+        analysis_rules.push_str(&format!(
+            "      - record: analysis:{}\n        expr: |\n{}\n",
+            m.name.replace('-', "_"),
+            query
+                .lines()
+                .map(|l| format!("          {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    if let Some(promtool) = support::service("LATAMCTL_TEST_PROMTOOL_BIN") {
+        let file = dir.path().join("analysis-rules.yaml");
+        std::fs::write(&file, &analysis_rules).unwrap();
+        let out = std::process::Command::new(promtool)
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // Every column of the fleet dashboard answers with a row for this system.
     for expr in latamctl::slo::dashboards::fleet_queries(&spec).unwrap() {
         let expr = expr.replace("$namespace", ".*").replace("$system", ".*");
