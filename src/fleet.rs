@@ -153,6 +153,37 @@ where
     out
 }
 
+/// The result of a fleet command whose rows have one of a few states: worst first, counted.
+#[derive(Debug, Serialize)]
+pub struct Report<R> {
+    pub summary: String,
+    pub systems: Vec<R>,
+}
+
+/// Sorts `rows` worst first by the place of their state in `states` (best to worst) and
+/// counts them; also answers the place of the worst state (0 when every row is the best).
+pub fn report<R>(
+    mut rows: Vec<R>,
+    states: &[&str],
+    state: impl Fn(&R) -> &str,
+    name: impl Fn(&R) -> &str,
+) -> (Report<R>, usize) {
+    let rank = |r: &R| {
+        let s = state(r);
+        states.iter().position(|x| *x == s).unwrap_or(states.len()) as u8
+    };
+    worst_first(&mut rows, rank, &name);
+    let worst = rows.first().map(|r| rank(r) as usize).unwrap_or(0);
+    let summary = self::summary(rows.iter().map(&state), states);
+    (
+        Report {
+            summary,
+            systems: rows,
+        },
+        worst,
+    )
+}
+
 /// Sorts `rows` worst first (highest `rank`), then by system name.
 pub fn worst_first<R>(rows: &mut [R], rank: impl Fn(&R) -> u8, name: impl Fn(&R) -> &str) {
     rows.sort_by(|a, b| rank(b).cmp(&rank(a)).then_with(|| name(a).cmp(name(b))));
@@ -210,6 +241,24 @@ mod tests {
         );
         assert_eq!(connectable("0.0.0.0:8080"), "127.0.0.1:8080");
         assert_eq!(connectable("10.0.0.1:80"), "10.0.0.1:80");
+    }
+
+    #[test]
+    fn a_report_is_worst_first_and_names_its_worst_state() {
+        let rows = vec![("b", "ok"), ("a", "fail"), ("c", "warn"), ("d", "fail")];
+        let (report, worst) = report(rows, &["ok", "warn", "fail"], |r| r.1, |r| r.0);
+        assert_eq!(
+            report.systems,
+            [("a", "fail"), ("d", "fail"), ("c", "warn"), ("b", "ok")]
+        );
+        assert_eq!(worst, 2);
+        assert_eq!(report.summary, "4 systems: 1 ok, 1 warn, 2 fail");
+        let (_, worst) = report_of_best();
+        assert_eq!(worst, 0);
+    }
+
+    fn report_of_best() -> (Report<&'static str>, usize) {
+        report(vec!["x"], &["ok", "fail"], |_| "ok", |r| r)
     }
 
     #[test]

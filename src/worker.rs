@@ -531,6 +531,7 @@ mod tests {
             message: "m".into(),
             attributes: Default::default(),
             received_at: chrono::Utc::now(),
+            traceparent: None,
         };
         let d = Delivery {
             message_id: id.into(),

@@ -114,6 +114,7 @@ pub async fn post_message(
         message: request.message,
         attributes: request.attributes,
         received_at: Utc::now(),
+        traceparent: None,
     };
 
     if let Some(key) = &key {
@@ -168,11 +169,7 @@ pub async fn post_message(
             messaging.destination.name = %message.topic,
             transaction_id = %message.transaction_id,
         );
-        if let Some(traceparent) = crate::telemetry::traceparent(&span) {
-            message
-                .attributes
-                .insert(crate::bus::ATTR_TRACEPARENT.to_owned(), traceparent);
-        }
+        message.traceparent = crate::telemetry::traceparent(&span);
         span
     } else {
         tracing::Span::none()

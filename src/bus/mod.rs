@@ -36,7 +36,7 @@ pub const ATTR_RECEIVED_AT: &str = "latamctl.received_at";
 pub const ATTR_TRACEPARENT: &str = "latamctl.traceparent";
 /// Prefix reserved for the attributes above; clients may not use it.
 pub const RESERVED_PREFIX: &str = "latamctl.";
-/// SNS accepts at most 10 message attributes; four are ours.
+/// SNS accepts at most [`MAX_WIRE_ATTRIBUTES`] message attributes; four are ours.
 pub const MAX_CLIENT_ATTRIBUTES: usize = 6;
 /// SNS's largest message (body plus attributes), in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -148,9 +148,15 @@ pub struct OutboundMessage {
     pub transaction_id: Uuid,
     pub topic: String,
     pub message: String,
+    /// The client's attributes (the reserved ones are added on the wire).
     pub attributes: BTreeMap<String, String>,
     pub received_at: DateTime<Utc>,
+    /// W3C trace context of the publish (sent as [`ATTR_TRACEPARENT`]), when traces are on.
+    pub traceparent: Option<String>,
 }
+
+/// SNS's most message attributes (and SQS's).
+pub const MAX_WIRE_ATTRIBUTES: usize = 10;
 
 impl OutboundMessage {
     /// All attributes sent with the message: the client's plus the reserved ones.
@@ -162,6 +168,9 @@ impl OutboundMessage {
         );
         attrs.insert(ATTR_TOPIC.to_owned(), self.topic.clone());
         attrs.insert(ATTR_RECEIVED_AT.to_owned(), format_time(self.received_at));
+        if let Some(tp) = &self.traceparent {
+            attrs.insert(ATTR_TRACEPARENT.to_owned(), tp.clone());
+        }
         attrs
     }
 }
@@ -460,7 +469,27 @@ mod tests {
             message: "hola".into(),
             attributes: [("source".to_owned(), "test".to_owned())].into(),
             received_at: Utc::now(),
+            traceparent: None,
         }
+    }
+
+    /// The most client attributes plus every reserved one, the trace context included, fit
+    /// in SNS's limit (moto does not enforce it: it takes 11).
+    #[test]
+    fn the_most_client_attributes_and_ours_fit_in_sns() {
+        let mut m = sample();
+        m.attributes = (0..MAX_CLIENT_ATTRIBUTES)
+            .map(|i| (format!("a{i}"), "v".to_owned()))
+            .collect();
+        m.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        let wire = m.wire_attributes();
+        assert_eq!(wire.len(), MAX_WIRE_ATTRIBUTES);
+        assert_eq!(wire[ATTR_TRACEPARENT], m.traceparent.clone().unwrap());
+        let reserved = wire
+            .keys()
+            .filter(|k| k.starts_with(RESERVED_PREFIX))
+            .count();
+        assert_eq!(reserved + MAX_CLIENT_ATTRIBUTES, MAX_WIRE_ATTRIBUTES);
     }
 
     fn delivery(body: &str, attributes: BTreeMap<String, String>) -> Delivery {

@@ -188,6 +188,16 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
 }
 
+/// The exit status of a fleet command from the place of its worst row's state in `states`
+/// (best to worst, the last one "could not run"): 0 all best, 2 any could not run, else 1.
+pub(crate) fn fleet_exit(worst: usize, states: &[&str]) -> Exit {
+    match worst {
+        0 => Exit::Success,
+        w if w + 1 >= states.len() => Exit::Error,
+        _ => Exit::Failure,
+    }
+}
+
 /// What every command receives.
 pub struct Context {
     pub global: GlobalArgs,

@@ -210,20 +210,10 @@ mod fleet {
         changes: Vec<Change>,
     }
 
-    #[derive(Debug, Serialize)]
-    struct FleetReport {
-        summary: String,
-        systems: Vec<Row>,
-    }
+    type FleetReport = crate::fleet::Report<Row>;
 
-    fn rank(state: &str) -> u8 {
-        match state {
-            "error" => 3,
-            "missing" => 2,
-            "drift" => 1,
-            _ => 0,
-        }
-    }
+    /// Best to worst.
+    const STATES: [&str; 4] = ["in_sync", "drift", "missing", "error"];
 
     async fn plan(system: &crate::fleet::System, overrides: &Overrides) -> Result<Plan, String> {
         let config = system.config(overrides)?;
@@ -242,55 +232,40 @@ mod fleet {
         file: &Path,
     ) -> anyhow::Result<Exit> {
         let systems = crate::fleet::load(file)?;
-        let mut rows =
-            crate::fleet::each(&systems, args.concurrency, "reading", |system| async move {
-                match plan(&system, overrides).await {
-                    Ok(plan) => Row {
-                        system: system.name.clone(),
-                        state: if plan.has_missing() {
-                            "missing"
-                        } else if plan.has_changes() {
-                            "drift"
-                        } else {
-                            "in_sync"
-                        },
-                        summary: summary(&plan, true),
-                        error: None,
-                        changes: plan
-                            .changes
-                            .into_iter()
-                            .filter(|c| {
-                                c.action.is_change()
-                                    || c.action == crate::cloud::plan::Action::Missing
-                            })
-                            .collect(),
+        let rows = crate::fleet::each(&systems, args.concurrency, "reading", |system| async move {
+            match plan(&system, overrides).await {
+                Ok(plan) => Row {
+                    system: system.name.clone(),
+                    state: if plan.has_missing() {
+                        "missing"
+                    } else if plan.has_changes() {
+                        "drift"
+                    } else {
+                        "in_sync"
                     },
-                    Err(e) => Row {
-                        system: system.name.clone(),
-                        state: "error",
-                        summary: String::new(),
-                        error: Some(e),
-                        changes: Vec::new(),
-                    },
-                }
-            })
-            .await;
-        crate::fleet::worst_first(&mut rows, |r| rank(r.state), |r| &r.system);
-        let summary = crate::fleet::summary(
-            rows.iter().map(|r| r.state),
-            &["in_sync", "drift", "missing", "error"],
-        );
-        let exit = match rows.iter().map(|r| rank(r.state)).max().unwrap_or(0) {
-            3 => Exit::Error,
-            0 => Exit::Success,
-            _ => Exit::Failure,
-        };
-        let report = FleetReport {
-            summary,
-            systems: rows,
-        };
+                    summary: summary(&plan, true),
+                    error: None,
+                    changes: plan
+                        .changes
+                        .into_iter()
+                        .filter(|c| {
+                            c.action.is_change() || c.action == crate::cloud::plan::Action::Missing
+                        })
+                        .collect(),
+                },
+                Err(e) => Row {
+                    system: system.name.clone(),
+                    state: "error",
+                    summary: String::new(),
+                    error: Some(e),
+                    changes: Vec::new(),
+                },
+            }
+        })
+        .await;
+        let (report, worst) = crate::fleet::report(rows, &STATES, |r| r.state, |r| &r.system);
         output::print(ctx.global.output, &report, || table(&report))?;
-        Ok(exit)
+        Ok(crate::cli::fleet_exit(worst, &STATES))
     }
 
     fn table(report: &FleetReport) -> String {

@@ -493,6 +493,7 @@ async fn send_sns(p: &dyn Publisher, body: &Body, topic: &str) -> Result<Uuid, S
         message: body.message.clone(),
         attributes: body.attributes.clone(),
         received_at: chrono::Utc::now(),
+        traceparent: None,
     };
     p.publish(&message)
         .await
@@ -650,17 +651,16 @@ mod fleet {
         report: Option<Report>,
     }
 
-    #[derive(Debug, Serialize)]
-    struct FleetReport {
-        summary: String,
-        systems: Vec<Row>,
-    }
+    type FleetReport = crate::fleet::Report<Row>;
+
+    /// Best to worst.
+    const STATES: [&str; 3] = ["passed", "failed", "error"];
 
     pub async fn run(ctx: &Context, args: &PublishArgs, file: &Path) -> anyhow::Result<Exit> {
         let systems = crate::fleet::load(file)?;
         let overrides = ctx.fleet_overrides(&Overrides::default());
         let overrides = &overrides;
-        let mut rows = crate::fleet::each(
+        let rows = crate::fleet::each(
             &systems,
             args.fleet_concurrency,
             "smoke-testing",
@@ -689,25 +689,9 @@ mod fleet {
             },
         )
         .await;
-        let rank = |s: &str| match s {
-            "error" => 2,
-            "failed" => 1,
-            _ => 0,
-        };
-        crate::fleet::worst_first(&mut rows, |r| rank(r.state), |r| &r.system);
-        let summary =
-            crate::fleet::summary(rows.iter().map(|r| r.state), &["passed", "failed", "error"]);
-        let exit = match rows.iter().map(|r| rank(r.state)).max().unwrap_or(0) {
-            2 => Exit::Error,
-            1 => Exit::Failure,
-            _ => Exit::Success,
-        };
-        let report = FleetReport {
-            summary,
-            systems: rows,
-        };
+        let (report, worst) = crate::fleet::report(rows, &STATES, |r| r.state, |r| &r.system);
         output::print(ctx.global.output, &report, || table(&report))?;
-        Ok(exit)
+        Ok(crate::cli::fleet_exit(worst, &STATES))
     }
 
     fn table(report: &FleetReport) -> String {

@@ -306,6 +306,7 @@ async fn the_worker_role_stores_and_acks_with_only_its_terraform_grants() {
                 message: format!("worker role {i}"),
                 attributes: Default::default(),
                 received_at: chrono::Utc::now(),
+                traceparent: None,
             })
             .await
             .unwrap();
@@ -407,6 +408,7 @@ async fn the_lambda_role_consumes_a_batch_with_only_its_terraform_grants() {
             message: format!("lambda role {i}"),
             attributes: Default::default(),
             received_at: chrono::Utc::now(),
+            traceparent: None,
         };
         ids.push(m.transaction_id);
         publisher.publish(&m).await.unwrap();

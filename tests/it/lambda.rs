@@ -158,6 +158,7 @@ async fn a_store_outage_holds_the_batch_instead_of_burning_receives() {
                 message: format!("held {i}"),
                 attributes: Default::default(),
                 received_at: chrono::Utc::now(),
+                traceparent: None,
             })
             .await
             .unwrap();

@@ -31,6 +31,7 @@ pub fn message(text: &str) -> OutboundMessage {
         message: text.into(),
         attributes: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
         received_at: Utc::now(),
+        traceparent: None,
     }
 }
 

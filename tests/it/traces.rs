@@ -133,18 +133,49 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// POSTs one message carrying a client's W3C trace context; answers the transaction id.
+/// As many attributes as a client may send: with ours (the trace context among them) they
+/// are SNS's 10.
+fn client_attributes() -> serde_json::Map<String, serde_json::Value> {
+    (0..latamctl::bus::MAX_CLIENT_ATTRIBUTES)
+        .map(|i| (format!("a{i}"), serde_json::json!(format!("v{i}"))))
+        .collect()
+}
+
+/// POSTs one message with the most client attributes, carrying a client's W3C trace
+/// context; answers the transaction id.
 async fn post_traced(http: &reqwest::Client, base: &str, trace_id: &str) -> uuid::Uuid {
     let r = http
         .post(format!("{base}/ingresar-datos"))
         .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&serde_json::json!({"topic_arn": "data-ingestion-topic", "message": "traced"}))
+        .json(&serde_json::json!({
+            "topic_arn": "data-ingestion-topic",
+            "message": "traced",
+            "attributes": client_attributes(),
+        }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     v["transaction_id"].as_str().unwrap().parse().unwrap()
+}
+
+/// The record is stored with the client's attributes exactly: the trace context travelled
+/// beside them (and fit in the bus's attribute limit) but is not stored.
+async fn check_stored(http: &reqwest::Client, serve: &Serve, id: uuid::Uuid) {
+    let record: serde_json::Value = http
+        .get(serve.url(&format!("/data/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        record["attributes"],
+        serde_json::Value::Object(client_attributes()),
+        "{record}"
+    );
 }
 
 /// The request, publish and store spans of one POST form one tree in the client's trace.
@@ -198,23 +229,7 @@ async fn one_post_is_one_trace_on_the_embedded_queue() {
         .trace(trace_id, &["request", "publish", "store"])
         .await;
     check_one_trace(&spans, id, "ingest-e2e");
-    // The trace context is not stored with the record: it is ours, not the client's.
-    let record: serde_json::Value = http
-        .get(serve.url(&format!("/data/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        record["attributes"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .all(|k| !k.starts_with("latamctl.")),
-        "{record}"
-    );
+    check_stored(&http, &serve, id).await;
     assert_eq!(serve.terminate(), Some(0));
 }
 
@@ -237,5 +252,6 @@ async fn one_post_is_one_trace_through_sns_and_sqs() {
         .trace(trace_id, &["request", "publish", "store"])
         .await;
     check_one_trace(&spans, id, "latamctl");
+    check_stored(&http, &serve, id).await;
     assert_eq!(serve.terminate(), Some(0));
 }
