@@ -49,6 +49,8 @@ CRD_KINDS = {
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"),
+    ("argoproj.io/v1alpha1", "Rollout"),
+    ("argoproj.io/v1alpha1", "AnalysisTemplate"),
 }
 
 SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|TOKEN|SECRET|DATABASE_URL|PRIVATE_KEY)", re.I)
@@ -119,9 +121,14 @@ def pod_spec(workload: dict) -> dict:
 def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict]]) -> None:
     v = values
     system = v["system"]
-    deployments = by_name(docs, "Deployment")
+    rollout_on = v["rollout"]["enabled"] and v["api"]["enabled"]
+    # The workloads: Deployments, and the api's Rollout with rollout.enabled (same pod template).
+    deployments = by_name(docs, "Deployment") | by_name(docs, "Rollout")
     components = [c for c in ("api", "worker") if v[c]["enabled"]]
-    check(len(deployments) == len(components), f"{case}: expected Deployments for {components}, got {list(deployments)}")
+    check(len(deployments) == len(components), f"{case}: expected workloads for {components}, got {list(deployments)}")
+    for name, w in deployments.items():
+        want = "Rollout" if rollout_on and name.endswith("-api") else "Deployment"
+        check(w["kind"] == want, f"{case}: {name} is a {w['kind']}, expected {want}")
     check(not objs(docs, "Secret"), f"{case}: the chart must never render a Secret")
 
     for _, d in docs:
@@ -246,9 +253,13 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
         check(("replicas" in dep["spec"]) != scaled, f"{where}: replicas must be omitted exactly when autoscaled")
 
     services = objs(docs, "Service")
-    check(len(services) == (1 if v["api"]["enabled"] else 0), f"{case}: exactly one Service (api)")
+    extra_services = 0
+    if rollout_on:
+        extra_services = 1 if v["rollout"]["strategy"] == "blueGreen" else (2 if v["rollout"]["canary"]["trafficRouting"] else 0)
+    check(len(services) == ((1 + extra_services) if v["api"]["enabled"] else 0), f"{case}: the api Service (plus the Rollout's), got {[x['metadata']['name'] for x in services]}")
     for s in services:
         check(s["spec"]["selector"].get("app.kubernetes.io/component") == "api", f"{case}: the Service must select the api")
+    check_rollout(case, v, docs, deployments)
 
     hpas = by_name(docs, "HorizontalPodAutoscaler")
     scaled_objects = objs(docs, "ScaledObject")
@@ -256,8 +267,10 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
         keda = component == "worker" and v["worker"]["keda"]["enabled"]
         has_hpa = any(n.endswith(f"-{component}") for n in hpas)
         check(has_hpa == (v[component]["autoscaling"]["enabled"] and not keda), f"{case}: HPA for {component}")
-    for h in hpas.values():
+    for n, h in hpas.items():
         check(h["apiVersion"] == "autoscaling/v2", f"{case}: HPA must be autoscaling/v2")
+        target = deployments.get(n)
+        check(target is not None and h["spec"]["scaleTargetRef"] == {"apiVersion": target["apiVersion"], "kind": target["kind"], "name": n}, f"{case}: HPA {n} must target its workload, got {h['spec']['scaleTargetRef']}")
     if v["worker"]["enabled"] and v["worker"]["keda"]["enabled"]:
         check(len(scaled_objects) == 1, f"{case}: KEDA ScaledObject for the worker")
         for so in scaled_objects:
@@ -279,7 +292,8 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
         if vpa is None:
             continue
         spec = vpa["spec"]
-        check(spec["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": vpa["metadata"]["name"]}, f"{case}: VPA {component} targets its Deployment")
+        target = deployments.get(vpa["metadata"]["name"], {})
+        check(spec["targetRef"] == {"apiVersion": target.get("apiVersion"), "kind": target.get("kind"), "name": vpa["metadata"]["name"]}, f"{case}: VPA {component} targets its workload")
         check(spec["updatePolicy"]["updateMode"] == want["updateMode"], f"{case}: VPA {component} updateMode")
         policy = spec["resourcePolicy"]["containerPolicies"][0]
         check(policy["containerName"] == "latamctl" and policy["controlledResources"] == want["controlledResources"], f"{case}: VPA {component} container policy")
@@ -321,6 +335,9 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
             eps = m["spec"].get("endpoints") or m["spec"].get("podMetricsEndpoints")
             check(eps[0]["path"] == "/metrics" and eps[0]["port"] == "http", f"{case}: monitor scrapes http /metrics")
             check(any(r["targetLabel"] == "system" for r in eps[0]["relabelings"]), f"{case}: monitor adds the system label")
+            check(any(r["targetLabel"] == "rollouts_pod_template_hash" and r["sourceLabels"] == ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"] for r in eps[0]["relabelings"]), f"{case}: monitor copies the pod-template hash (the analysis selects the new pods with it)")
+            if m["metadata"]["name"].endswith("-api"):
+                check(m["kind"] == ("PodMonitor" if rollout_on else "ServiceMonitor"), f"{case}: the api is scraped by {m['kind']}; with a Rollout its pods must be scraped directly (the Service points at one version)")
     else:
         check(not monitors, f"{case}: no monitors unless enabled")
     dashboards = [d for d in objs(docs, "ConfigMap") if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
@@ -337,6 +354,72 @@ def check_latamctl(case: str, values: dict[str, Any], docs: list[tuple[str, dict
         check(not dashboards, f"{case}: no dashboards unless enabled")
     ingresses = objs(docs, "Ingress")
     check(len(ingresses) == (1 if v["api"]["enabled"] and v["api"]["ingress"]["enabled"] else 0), f"{case}: Ingress iff api.ingress.enabled")
+
+
+def check_rollout(case: str, v: dict[str, Any], docs: list[tuple[str, dict]], workloads: dict[str, dict]) -> None:
+    """The api's Argo Rollouts Rollout: strategy, Services, analysis wiring, the worker's wave."""
+    r = v["rollout"]
+    rollouts = objs(docs, "Rollout")
+    templates = by_name(docs, "AnalysisTemplate")
+    worker = next((w for n, w in workloads.items() if n.endswith("-worker")), None)
+    wave = ((worker or {}).get("metadata", {}).get("annotations") or {}).get("argocd.argoproj.io/sync-wave")
+    if not (r["enabled"] and v["api"]["enabled"]):
+        check(not rollouts and not templates, f"{case}: no Rollout or AnalysisTemplate unless rollout.enabled")
+        check(wave is None, f"{case}: the worker has a sync wave only with rollout.enabled")
+        return
+    ro = rollouts[0]
+    name = ro["metadata"]["name"]
+    services = by_name(docs, "Service")
+    strategy = ro["spec"]["strategy"]
+    check(list(strategy) == [r["strategy"]], f"{case}: Rollout strategy {list(strategy)}, values say {r['strategy']}")
+    check(ro["spec"]["selector"]["matchLabels"].items() <= ro["spec"]["template"]["metadata"]["labels"].items(), f"{case}: Rollout selector must match its pod labels")
+    a = r["analysis"]
+    refs: list[dict] = []
+    if r["strategy"] == "blueGreen":
+        bg = strategy["blueGreen"]
+        check(bg["activeService"] == name and bg["activeService"] in services, f"{case}: blue-green active Service must be the api Service")
+        check(bg["previewService"] == f"{name}-preview" and bg["previewService"] in services, f"{case}: blue-green preview Service")
+        check(bg["autoPromotionEnabled"] is r["blueGreen"]["autoPromotionEnabled"], f"{case}: autoPromotionEnabled")
+        for key, on in (("prePromotionAnalysis", a["prePromotion"]), ("postPromotionAnalysis", a["postPromotion"])):
+            check((key in bg) == (a["enabled"] and on), f"{case}: {key} iff analysis.enabled and the values ask for it")
+            if key in bg:
+                refs.append(bg[key])
+        delay = bg.get("scaleDownDelaySeconds")
+        if "postPromotionAnalysis" in bg and delay is not None:
+            seconds = int(next(iter(templates.values()))["metadata"]["annotations"]["latamctl.io/analysis-seconds"])
+            check(delay >= seconds, f"{case}: scaleDownDelaySeconds {delay} would cancel the {seconds} s post-promotion analysis")
+    else:
+        canary = strategy["canary"]
+        check(canary["steps"] == r["canary"]["steps"], f"{case}: canary steps from values")
+        check(any("setWeight" in s for s in canary["steps"]), f"{case}: canary steps must set a weight")
+        routed = bool(r["canary"]["trafficRouting"])
+        check(("trafficRouting" in canary) == routed, f"{case}: trafficRouting iff values set it")
+        if routed:
+            check(canary["canaryService"] in services and canary["stableService"] in services, f"{case}: canary/stable Services for the traffic router")
+        check(("analysis" in canary) == a["enabled"], f"{case}: background analysis iff analysis.enabled")
+        if "analysis" in canary:
+            check(canary["analysis"]["startingStep"] < len(canary["steps"]), f"{case}: analysis startingStep past the steps")
+            refs.append(canary["analysis"])
+    check(bool(templates) == a["enabled"], f"{case}: AnalysisTemplate iff analysis.enabled")
+    for ref in refs:
+        names = [t["templateName"] for t in ref["templates"]]
+        check(names == list(templates), f"{case}: the Rollout runs the chart's AnalysisTemplate, got {names}")
+        args = {x["name"]: x for x in ref["args"]}
+        check(args.get("system", {}).get("value") == v["system"], f"{case}: analysis arg system")
+        check(args.get("canary-hash", {}).get("valueFrom") == {"podTemplateHashValue": "Latest"}, f"{case}: analysis arg canary-hash from the new ReplicaSet")
+        check(args.get("prometheus-address", {}).get("value") == a["prometheusAddress"], f"{case}: analysis arg prometheus-address")
+    for t in templates.values():
+        declared = {x["name"] for x in t["spec"]["args"]}
+        for ref in refs:
+            check({x["name"] for x in ref["args"]} == declared, f"{case}: Rollout args {sorted(x['name'] for x in ref['args'])} vs template args {sorted(declared)}")
+        metrics = t["spec"]["metrics"]
+        check({m["name"] for m in metrics} == {"high-error-rate", "slow-requests"}, f"{case}: analysis metrics {[m['name'] for m in metrics]}")
+        for m in metrics:
+            q = m["provider"]["prometheus"]["query"]
+            check('rollouts_pod_template_hash="{{args.canary-hash}}"' in q and 'system="{{args.system}}"' in q, f"{case}: analysis {m['name']} must select the new pods of this system")
+            check(m["provider"]["prometheus"]["address"] == "{{args.prometheus-address}}", f"{case}: analysis {m['name']} address")
+            check("failureCondition" in m and "successCondition" in m, f"{case}: analysis {m['name']} conditions")
+    check(wave is not None and int(wave) > int((ro["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0")), f"{case}: the worker must sync in a later Argo CD wave than the api Rollout (wave {wave})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,6 +520,18 @@ def schema_tests() -> None:
     expect_rejected(L, {"worker": {"keda": {"enabled": True}, "vpa": {"enabled": True, "updateMode": "Recreate", "controlledResources": ["cpu"]}}},
                     "a VPA recreating pods on CPU beside KEDA's CPU trigger")
     expect_rejected(L, {"api": {"serviceAccount": {"create": True, "roleArn": "my-role"}}}, "a role ARN that is not an ARN")
+    monitored = {"metrics": {"serviceMonitor": {"enabled": True}}}
+    expect_rejected(L, {"rollout": {"enabled": True, "strategy": "bluegreen"}}, "a rollout strategy that does not exist (bluegreen)")
+    expect_rejected(L, {"rollout": {"canary": {"steps": [{"setWeigth": 10}]}}}, "a canary step with a typo (setWeigth)")
+    expect_rejected(L, {"rollout": {"canary": {"steps": [{"setWeight": 150}]}}}, "a canary weight above 100")
+    expect_rejected(L, {"rollout": {"enabled": True}}, "rollout analysis without the monitor it queries")
+    expect_rejected(L, {**monitored, "rollout": {"enabled": True}, "api": {"ingress": {"enabled": True, "className": "alb"}}},
+                    "a blue-green rollout behind an ALB Ingress")
+    expect_rejected(L, {**monitored, "rollout": {"enabled": True, "blueGreen": {"scaleDownDelaySeconds": 60}}},
+                    "a scale-down delay shorter than the post-promotion analysis")
+    expect_rejected(L, {**monitored, "rollout": {"enabled": True, "strategy": "canary", "analysis": {"startingStep": 6}}},
+                    "a canary analysis starting after the last step")
+    expect_rejected(L, {**monitored, "rollout": {"enabled": True}, "api": {"enabled": False}}, "a rollout without the api")
     C = CITUS
     expect_rejected(C, {"worker": {"replica": 3}}, "an unknown key (worker.replica)")
     expect_rejected(C, {"image": {"tag": "latest"}}, "image tag latest")
@@ -528,6 +623,21 @@ def everything_on(base: dict[str, Any]) -> dict[str, Any]:
     v["datadog"]["enabled"] = True
     v["api"]["vpa"].update(enabled=True, updateMode="Auto", controlledResources=["memory"], minAllowed={"memory": "128Mi"}, maxAllowed={"memory": "1Gi"})
     v["worker"]["vpa"].update(enabled=True, updateMode="Off", controlledResources=["cpu", "memory"], controlledValues="RequestsOnly")
+    v["rollout"]["enabled"] = True
+    v["rollout"]["blueGreen"].update(autoPromotionEnabled=True, autoPromotionSeconds=120, previewReplicaCount=1, scaleDownDelaySeconds=600)
+    v["rollout"]["analysis"].update(prePromotion=True, postPromotion=True)
+    return v
+
+
+def canary_routed(base: dict[str, Any]) -> dict[str, Any]:
+    """A canary Rollout with a traffic router (exact weights through canary/stable Services)."""
+    v = everything_on(base)
+    v["rollout"]["strategy"] = "canary"
+    v["rollout"]["canary"].update(
+        steps=[{"setWeight": 5}, {"pause": {"duration": "10m"}}, {"setWeight": 50}, {"pause": {}}],
+        trafficRouting={"nginx": {"stableIngress": "latamctl-api"}},
+    )
+    v["rollout"]["analysis"]["startingStep"] = 1
     return v
 
 
@@ -555,6 +665,7 @@ def main() -> int:
     cases: list[tuple[Path, str, dict[str, Any] | None, Callable]] = [
         (LATAMCTL, "default", None, check_latamctl),
         (LATAMCTL, "everything-on", everything_on(latamctl_defaults), check_latamctl),
+        (LATAMCTL, "canary-routed", canary_routed(latamctl_defaults), check_latamctl),
         (CITUS, "default", None, check_citus),
         (CITUS, "no-registration", {"registration": {"enabled": False}, "networkPolicy": {"enabled": False}}, check_citus),
     ]

@@ -4,6 +4,7 @@
 #   examples/alerts/*                                   every backend, for reviewers and users
 #   helm-charts/latamctl/files/prometheus/rules.yaml     the chart's PrometheusRule source
 #   helm-charts/latamctl/files/dashboards/*.json        the chart's Grafana dashboard ConfigMaps
+#   helm-charts/latamctl/files/argo/analysis-template.yaml  the chart's Argo Rollouts AnalysisTemplate
 #   deploy/argocd/application-<env>.yaml                 Argo CD Applications (examples/latamctl.aws.toml)
 #   deploy/datadog/*-values-prod.yaml                    values for Datadog's Agent and private location charts
 # (the chart files only when the chart has a files/ directory).
@@ -56,6 +57,7 @@ if [ -d "$chart" ]; then
   targets+=(
     "$chart/prometheus/rules.yaml|render alerts --format prometheus"
     "$chart/dashboards/latamctl-red.json|render dashboards --format grafana"
+    "$chart/argo/analysis-template.yaml|render alerts --format analysis-template"
   )
 fi
 

@@ -14,6 +14,14 @@ pub const ARG_SYSTEM: &str = "system";
 pub const ARG_HASH: &str = "canary-hash";
 /// The label the chart's ServiceMonitor relabels the pod-template hash into.
 pub const HASH_LABEL: &str = "rollouts_pod_template_hash";
+/// Seconds between two measurements of a metric.
+pub const INTERVAL_SECONDS: u64 = 60;
+/// Measurements of each metric in one analysis run.
+pub const COUNT: u64 = 5;
+/// Annotation with the longest an analysis run takes, in seconds: the chart refuses a
+/// blue-green `scaleDownDelaySeconds` shorter than it (Argo Rollouts would cancel the
+/// post-promotion analysis when the previous version is scaled down).
+pub const DURATION_ANNOTATION: &str = "latamctl.io/analysis-seconds";
 
 /// One measured metric: its name, PromQL (Argo's `{{args.*}}` placeholders in it) and the
 /// alert threshold it fails above.
@@ -77,8 +85,8 @@ pub fn analysis_template(spec: &SloSpec) -> String {
             let t = trim_float(m.threshold);
             Node::map()
                 .with("name", Node::str(m.name))
-                .with("interval", Node::str("1m"))
-                .with("count", Node::str("5"))
+                .with("interval", Node::str(format!("{INTERVAL_SECONDS}s")))
+                .with("count", Node::str(COUNT.to_string()))
                 .with("failureLimit", Node::str("1"))
                 // No traffic on the new pods yet is not a failure.
                 .with(
@@ -111,6 +119,13 @@ pub fn analysis_template(spec: &SloSpec) -> String {
                 .with(
                     "labels",
                     Node::map().with("app.kubernetes.io/managed-by", Node::str("latamctl")),
+                )
+                .with(
+                    "annotations",
+                    Node::map().with(
+                        DURATION_ANNOTATION,
+                        Node::str((INTERVAL_SECONDS * COUNT).to_string()),
+                    ),
                 ),
         )
         .with(
@@ -169,5 +184,8 @@ mod tests {
             metrics[1]["failureCondition"],
             "len(result) > 0 && result[0] > 0.01"
         );
+        assert_eq!(metrics[1]["interval"], "60s");
+        assert_eq!(metrics[1]["count"], "5");
+        assert_eq!(doc["metadata"]["annotations"][DURATION_ANNOTATION], "300");
     }
 }

@@ -23,9 +23,10 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Scrapes `target` (host:port) every second with `rules` loaded; the target gets the
-    /// labels the Helm chart's ServiceMonitor adds (system, component) and a namespace.
-    fn start(bin: &str, dir: &Path, rules: &Path, target: &str) -> Prometheus {
+    /// Scrapes each target (host:port) every second with `rules` loaded; each gets the labels
+    /// the Helm chart's monitors add (system, component, and the Argo Rollouts pod-template
+    /// hash given with it) and a namespace.
+    fn start(bin: &str, dir: &Path, rules: &Path, targets: &[(&str, &str)]) -> Prometheus {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -42,13 +43,14 @@ rule_files:
 scrape_configs:
   - job_name: latamctl
     static_configs:
-      - targets: ["{target}"]
-        labels:
-          namespace: e2e-ns
-          system: e2e
-          component: api
-"#,
-                rules = rules.display()
+{targets}"#,
+                rules = rules.display(),
+                targets = targets
+                    .iter()
+                    .map(|(target, hash)| format!(
+                        "      - targets: [\"{target}\"]\n        labels:\n          namespace: e2e-ns\n          system: e2e\n          component: api\n          rollouts_pod_template_hash: \"{hash}\"\n"
+                    ))
+                    .collect::<String>()
             ),
         )
         .unwrap();
@@ -185,6 +187,14 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
     let dir = support::tempdir();
     let data = support::data_dir(dir.path());
     let serve = Serve::start(&["--data-dir", data.to_str().unwrap()], &[], dir.path());
+    // A second, healthy `serve` of the same system: the stable ReplicaSet of an Argo Rollouts
+    // release, while the first (which gets the rejected requests) is the new one.
+    let stable_data = dir.path().join("stable-data");
+    let stable = Serve::start(
+        &["--data-dir", stable_data.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
 
     let mut spec = SloSpec::builtin().unwrap();
     spec.spec.long_window_interval = Duration::from_secs(1);
@@ -214,13 +224,20 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
     assert_eq!(code, 0, "{err}");
 
     let target = serve.base.trim_start_matches("http://").to_owned();
-    let prom = Prometheus::start(&prometheus_bin, dir.path(), &rules, &target);
+    let stable_target = stable.base.trim_start_matches("http://").to_owned();
+    let prom = Prometheus::start(
+        &prometheus_bin,
+        dir.path(),
+        &rules,
+        &[(&target, "canary"), (&stable_target, "stable")],
+    );
     let http = client();
 
     // Every series must exist before the measured traffic: rate() ignores a series' first
     // sample, so the counted increase is exactly the traffic below.
     post(&http, &serve.base, "warm-up").await.unwrap();
     assert_eq!(post_invalid(&http, &serve.base).await, 400);
+    post(&http, &stable.base, "warm-up").await.unwrap();
     eventually(
         Duration::from_secs(30),
         "two scrapes of the warmed-up series",
@@ -239,12 +256,18 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
     )
     .await;
 
-    // 90 accepted, 10 rejected: 10 % errors (all 4xx), no 5xx.
+    // 90 accepted, 10 rejected: 10 % errors (all 4xx), no 5xx; the stable version takes 20
+    // good requests (10 of 120 for the system: still about 0.1).
     for i in 0..100 {
         if i % 10 == 9 {
             assert_eq!(post_invalid(&http, &serve.base).await, 400);
         } else {
             post(&http, &serve.base, &format!("message {i}"))
+                .await
+                .unwrap();
+        }
+        if i % 5 == 0 {
+            post(&http, &stable.base, &format!("stable {i}"))
                 .await
                 .unwrap();
         }
@@ -306,10 +329,10 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
     assert_eq!(probe.first().map(|p| p.1), Some(1.0), "{probe:?}");
     // The gauges the CPU, memory and pool panels read are scraped.
     for q in [
-        r#"latamctl_cpu_limit_cores{system="e2e"} > 0"#,
-        r#"latamctl_memory_limit_bytes{system="e2e"} > 0"#,
-        r#"latamctl_db_pool_connections{system="e2e",state="idle"}"#,
-        r#"process_resident_memory_bytes{system="e2e"} > 0"#,
+        r#"latamctl_cpu_limit_cores{system="e2e",rollouts_pod_template_hash="canary"} > 0"#,
+        r#"latamctl_memory_limit_bytes{system="e2e",rollouts_pod_template_hash="canary"} > 0"#,
+        r#"latamctl_db_pool_connections{system="e2e",state="idle",rollouts_pod_template_hash="canary"}"#,
+        r#"process_resident_memory_bytes{system="e2e",rollouts_pod_template_hash="canary"} > 0"#,
     ] {
         assert_eq!(prom.query(&http, q).await.len(), 1, "{q}");
     }
@@ -347,34 +370,48 @@ async fn prometheus_evaluates_the_rendered_rules_against_serve() {
         "only {answered} panel queries returned data"
     );
 
-    // The Argo Rollouts analysis, with this serve as the "new ReplicaSet" (its series have no
-    // pod-template hash: the empty value matches them): the 10 % of rejected requests make
-    // the error-ratio metric fail at the alert's threshold (the rollout would abort), while
-    // the slow-request metric, on fast requests, passes. promtool parses every query.
+    // The Argo Rollouts analysis, as the chart's Rollout runs it: on the new ReplicaSet
+    // ("canary", the serve that gets the rejected requests) the error-ratio metric fails at
+    // the alert's threshold (the rollout would abort) while the slow-request metric, on fast
+    // requests, passes; on the stable one (healthy) both pass, and its good requests do not
+    // dilute the new version's ratio. promtool parses every query.
     let mut analysis_rules = String::from("groups:\n  - name: analysis\n    rules:\n");
     for m in latamctl::slo::rollouts::metrics(&spec) {
-        let query = m
-            .query
-            .replace("{{args.system}}", "e2e")
-            .replace("{{args.canary-hash}}", "");
-        let rows = prom.query(&http, &query).await;
-        let value = rows
-            .first()
-            .map(|r| r.1)
-            .unwrap_or_else(|| panic!("analysis {} has no result: {query}", m.name));
+        let on = |hash: &str| {
+            m.query
+                .replace("{{args.system}}", "e2e")
+                .replace("{{args.canary-hash}}", hash)
+        };
+        let mut value = BTreeMap::new();
+        for hash in ["canary", "stable"] {
+            let query = on(hash);
+            let rows = prom.query(&http, &query).await;
+            let v = match rows.as_slice() {
+                [(_, v)] => *v,
+                other => panic!("analysis {} on {hash}: {other:?} for {query}", m.name),
+            };
+            value.insert(hash, v);
+        }
         match m.name.as_str() {
-            "high-error-rate" => assert!(
-                value > m.threshold,
-                "error ratio {value} should fail the analysis (threshold {})",
-                m.threshold
-            ),
+            "high-error-rate" => {
+                assert!(
+                    (0.05..=0.2).contains(&value["canary"]) && value["canary"] > m.threshold,
+                    "error ratio {value:?} of the new version (10 % rejected) should fail the analysis (threshold {})",
+                    m.threshold
+                );
+                assert_eq!(
+                    value["stable"], 0.0,
+                    "the healthy version's error ratio should be 0, passing the analysis: {value:?}"
+                );
+            }
             "slow-requests" => assert!(
-                value <= m.threshold,
-                "slow share {value} should pass the analysis (threshold {})",
+                value.values().all(|v| *v <= m.threshold),
+                "slow shares {value:?} should pass the analysis (threshold {})",
                 m.threshold
             ),
             other => panic!("unexpected analysis metric {other}"),
         }
+        let query = on("canary");
         analysis_rules.push_str(&format!(
             "      - record: analysis:{}\n        expr: |\n{}\n",
             m.name.replace('-', "_"),

@@ -1,6 +1,8 @@
 {{/*
-One Deployment of the latamctl image. Call with (dict "root" $ "component" "api"|"worker").
-Both roles share everything but args, ServiceAccount, sizing and the api-only token.
+One workload of the latamctl image. Call with (dict "root" $ "component" "api"|"worker").
+Both roles share everything but args, ServiceAccount, sizing and the api-only token. With
+rollout.enabled the api is an Argo Rollouts Rollout (same pod template, "latamctl.rolloutStrategy")
+and the worker Deployment waits for it in a later Argo CD sync wave.
 */}}
 {{- define "latamctl.deployment" -}}
 {{- $root := .root }}
@@ -8,8 +10,14 @@ Both roles share everything but args, ServiceAccount, sizing and the api-only to
 {{- $c := index $root.Values $component }}
 {{- $ctx := dict "root" $root "component" $component }}
 {{- $keda := and (eq $component "worker") $root.Values.worker.keda.enabled }}
+{{- $rollout := and (eq $component "api") $root.Values.rollout.enabled }}
+{{- if $rollout }}
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+{{- else }}
 apiVersion: apps/v1
 kind: Deployment
+{{- end }}
 metadata:
   name: {{ include "latamctl.fullname" $root }}-{{ $component }}
   namespace: {{ $root.Release.Namespace }}
@@ -20,16 +28,23 @@ metadata:
     {{- end }}
   annotations:
     {{- include "latamctl.checkovSkips" $root | nindent 4 }}
+    {{- if and (eq $component "worker") $root.Values.rollout.enabled }}
+    argocd.argoproj.io/sync-wave: {{ $root.Values.rollout.workerSyncWave | quote }}
+    {{- end }}
 spec:
   {{- if not (or $c.autoscaling.enabled $keda) }}
   replicas: {{ $c.replicaCount }}
   {{- end }}
   revisionHistoryLimit: 5
   strategy:
+    {{- if $rollout }}
+    {{- include "latamctl.rolloutStrategy" $root | nindent 4 }}
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       maxUnavailable: 0
       maxSurge: 25%
+    {{- end }}
   selector:
     matchLabels:
       {{- include "latamctl.selectorLabels" $ctx | nindent 6 }}

@@ -209,6 +209,10 @@ Relabelings for ServiceMonitor/PodMonitor: every series gets `system` (the pipel
   targetLabel: system
 - sourceLabels: [__meta_kubernetes_pod_label_app_kubernetes_io_component]
   targetLabel: component
+# The ReplicaSet of an Argo Rollouts revision (empty, so no label, on Deployment pods): the
+# AnalysisTemplate measures the new version alone with it.
+- sourceLabels: [__meta_kubernetes_pod_label_rollouts_pod_template_hash]
+  targetLabel: rollouts_pod_template_hash
 {{- end }}
 
 {{/*
