@@ -153,6 +153,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn analysis_template_matches_snapshot() {
+        let spec = SloSpec::builtin().unwrap();
+        insta::assert_snapshot!("analysis_template", analysis_template(&spec));
+    }
+
+    #[test]
     fn one_metric_per_request_alert_at_its_threshold() {
         let spec = SloSpec::builtin().unwrap();
         let m = metrics(&spec);

@@ -728,6 +728,10 @@ async fn status_fleet_reports_every_system_worst_first() {
                 "--verify",
                 "--verify-timeout",
                 "10s",
+                // The machine runs ten debug serves and other tests at once: what is checked
+                // is that every system is published to and verified, not its latency.
+                "--max-p95",
+                "10s",
                 "-o",
                 "json",
             ],

@@ -277,6 +277,12 @@ mod tests {
     }
 
     #[test]
+    fn terraform_matches_snapshot() {
+        let spec = SloSpec::builtin().unwrap();
+        insta::assert_snapshot!("synthetics_terraform", terraform(&spec).unwrap());
+    }
+
+    #[test]
     fn the_multistep_test_posts_extracts_the_id_and_polls_until_stored() {
         let spec = SloSpec::builtin().unwrap();
         let doc = rendered();
