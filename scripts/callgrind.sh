@@ -6,6 +6,7 @@
 # Usage: scripts/callgrind.sh BIN N post|get
 #   Prints the process's total instructions. Run it with N and with 0 and subtract: the
 #   difference over N is the cost of one request. Compare two builds with the same N.
+#   LATAMCTL_CALLGRIND_OUT=FILE keeps the profile (callgrind_annotate FILE: where they go).
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: scripts/callgrind.sh BIN N post|get" >&2; exit 2; }
 BIN=$1 N=$2 ROUTE=$3
@@ -39,4 +40,5 @@ PY
 sleep 2
 kill -TERM "$VG"
 wait "$VG" 2>/dev/null || true
+if [ -n "${LATAMCTL_CALLGRIND_OUT:-}" ]; then cp "$DIR/out" "$LATAMCTL_CALLGRIND_OUT"; fi
 awk '/^(summary|totals):/ {print $2; exit}' "$DIR/out"

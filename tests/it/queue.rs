@@ -235,6 +235,63 @@ async fn embedded_dead_letter_and_redrive() {
     assert_eq!(q.stats().await.unwrap().dead_letter, 0);
 }
 
+/// Exhausted messages at the head of the queue move to the DLQ on the receive that reaches
+/// them, and that receive still answers the live messages behind them in full (SQS answers
+/// up to MaxNumberOfMessages; a short answer would make a worker wait a poll for nothing).
+/// With a visibility timeout of 0 a message is never delivered twice in one receive.
+#[tokio::test]
+async fn embedded_exhausted_head_moves_to_the_dlq_and_the_receive_stays_full() {
+    let dir = super::support::tempdir();
+    let (bus, q) = embedded(dir.path()).await;
+    for i in 0..6 {
+        bus.publisher
+            .publish(&message(&format!("doomed {i}")))
+            .await
+            .unwrap();
+    }
+    // Receive the six first messages MAX_RECEIVES times without acking them.
+    for round in 0..MAX_RECEIVES {
+        let got = bus
+            .queue
+            .receive(6, Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 6, "round {round}");
+        let ids: std::collections::HashSet<_> = got.iter().map(|d| &d.message_id).collect();
+        assert_eq!(
+            ids.len(),
+            6,
+            "a message twice in one receive: round {round}"
+        );
+        assert!(got.iter().all(|d| d.receive_count == round + 1), "{got:?}");
+    }
+    for i in 0..4 {
+        bus.publisher
+            .publish(&message(&format!("live {i}")))
+            .await
+            .unwrap();
+    }
+    let got = bus
+        .queue
+        .receive(4, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.len(),
+        4,
+        "the live messages behind the exhausted head: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .all(|d| d.body.starts_with("live") && d.receive_count == 1),
+        "{got:?}"
+    );
+    let stats = q.stats().await.unwrap();
+    assert_eq!(stats.dead_letter, 6, "{stats:?}");
+    let refs: Vec<_> = got.iter().collect();
+    assert_eq!(bus.queue.ack(&refs).await.unwrap().acked, 4);
+}
+
 #[tokio::test]
 async fn embedded_concurrent_publishes_arrive_once() {
     let dir = super::support::tempdir();
@@ -438,18 +495,23 @@ fn query_plan(
 /// started behind 300,000 messages).
 #[tokio::test]
 async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
-    use latamctl::bus::embedded::{claim_candidates, sweep_candidates};
+    use latamctl::bus::embedded::claim_candidates;
     use rusqlite::types::Value;
     let (_dir, conn) = queue_file_with(200).await;
     conn.execute_batch("ANALYZE").unwrap();
     let now = chrono::Utc::now().timestamp_millis();
+    // One statement reads the candidates of both: the claim and the DLQ sweep.
     for (name, sql, params) in [
         (
-            "claim",
+            "claim and dlq sweep",
             claim_candidates(100),
-            vec![Value::from("main".to_owned()), now.into(), 5i64.into()],
+            vec![Value::from("main".to_owned()), now.into()],
         ),
-        ("dlq sweep", sweep_candidates(100), vec![Value::from(now)]),
+        (
+            "dlq claim",
+            claim_candidates(100),
+            vec![Value::from("dlq".to_owned()), now.into()],
+        ),
     ] {
         assert!(
             sql.contains(" LIMIT 100"),
@@ -475,10 +537,15 @@ async fn embedded_receive_plans_use_an_index_range_bounded_by_the_batch() {
 /// through an index on `queue`, and each ack behind 200,000 messages took milliseconds).
 #[tokio::test]
 async fn embedded_ack_and_release_plans_look_up_by_primary_key() {
-    use latamctl::bus::embedded::{DELETE_RECEIVED, SET_VISIBLE};
+    use latamctl::bus::embedded::{CLAIM_ONE, DEAD_LETTER_ONE, DELETE_RECEIVED, SET_VISIBLE};
     let (_dir, conn) = queue_file_with(200).await;
     conn.execute_batch("ANALYZE").unwrap();
-    for (name, sql) in [("ack", DELETE_RECEIVED), ("release", SET_VISIBLE)] {
+    for (name, sql) in [
+        ("ack", DELETE_RECEIVED),
+        ("release", SET_VISIBLE),
+        ("claim", CLAIM_ONE),
+        ("dead-letter", DEAD_LETTER_ONE),
+    ] {
         let plan = query_plan(&conn, sql, Vec::new());
         assert!(
             plan.iter()
@@ -499,20 +566,28 @@ async fn embedded_ack_and_release_plans_look_up_by_primary_key() {
 /// plans it again each receive: 4% of `serve`'s CPU under POST load.
 #[tokio::test]
 async fn embedded_receive_statements_are_not_prepared_again_on_each_receive() {
-    use latamctl::bus::embedded::claim_sql;
+    use latamctl::bus::embedded::{CLAIM_ONE, claim_candidates};
     use rusqlite::StatementStatus;
     let (_dir, conn) = queue_file_with(20).await;
-    let mut stmt = conn.prepare(&claim_sql(5)).unwrap();
+    let mut stmt = conn.prepare(&claim_candidates(5)).unwrap();
+    let mut claim = conn.prepare(CLAIM_ONE).unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     for receive in 0..3 {
-        let claimed = stmt
-            .query_map(
-                rusqlite::params!["main", now, 5, now + 30_000, format!("token{receive}")],
-                |r| r.get::<_, i64>(0),
-            )
+        let seqs: Vec<i64> = stmt
+            .query_map(rusqlite::params!["main", now], |r| r.get::<_, i64>(0))
             .unwrap()
-            .count();
-        assert_eq!(claimed, 5, "receive {receive}");
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(seqs.len(), 5, "receive {receive}");
+        for seq in seqs {
+            let token = format!("token{receive}");
+            assert_eq!(
+                claim
+                    .execute(rusqlite::params![now + 30_000, token, seq])
+                    .unwrap(),
+                1
+            );
+        }
     }
     assert_eq!(
         stmt.get_status(StatementStatus::RePrepare),

@@ -5,10 +5,11 @@
 //! through a single writer task that commits everything waiting in one transaction: group
 //! commit. A publish returns only after the commit that holds it.
 //!
-//! Receive claims visible messages in one statement (`UPDATE .. RETURNING`), stamping a new
-//! receipt, bumping the receive count and hiding them for the visibility timeout. A message
-//! received `max_receive_count` times without an ack moves to the dead-letter queue (same
-//! table, `queue = 'dlq'`) when it would be received once more, as SQS does. Several
+//! Receive reads the next visible messages (one index range bounded by the batch) and claims
+//! each by primary key, stamping a new receipt, bumping the receive count and hiding it for
+//! the visibility timeout, inside the writer's transaction. A message received
+//! `max_receive_count` times without an ack moves to the dead-letter queue (same table,
+//! `queue = 'dlq'`) when it would be received once more, as SQS does. Several
 //! processes may share one data directory (`serve --role api` next to `--role worker`).
 
 use std::collections::{BTreeMap, HashSet};
@@ -43,7 +44,7 @@ mod writer;
 
 use writer::*;
 pub use writer::{
-    DELETE_RECEIVED, SET_VISIBLE, STATEMENT_CACHE, claim_candidates, claim_sql, sweep_candidates,
+    CLAIM_ONE, DEAD_LETTER_ONE, DELETE_RECEIVED, SET_VISIBLE, STATEMENT_CACHE, claim_candidates,
 };
 
 /// The on-disk queue. Cheap to clone; clones share the readers and the writer.

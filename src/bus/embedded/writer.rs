@@ -63,65 +63,48 @@ impl Op {
     }
 }
 
-/// The next visible messages of a queue, in visibility order, at most `limit`: an index
-/// range on `messages_ready (queue, visible_at, seq)`, never a scan of the backlog.
-/// Placeholders: `?1` queue, `?2` now, `?3` receive limit.
+/// The next visible messages of a queue with what a delivery needs, in visibility order,
+/// at most `limit`: an index range on `messages_ready (queue, visible_at, seq)`, never a
+/// scan of the backlog. Placeholders: `?1` queue, `?2` now. On the main queue the same rows
+/// are the DLQ sweep's: the exhausted among them move to the DLQ, the others are claimed.
 ///
 /// The batch size is a literal, not a placeholder: SQLite (3.47 and later) lets a bound
 /// `LIMIT` shape the plan, so rebinding it expires the statement and every claim parsed and
 /// planned its SQL again (measured: 4% of `serve`'s CPU under POST load). One cached
 /// statement per batch size instead.
+///
+/// Plain statements by primary key, not `UPDATE .. WHERE seq IN (SELECT ..) RETURNING ..`:
+/// SQLite runs that with three temporary b-trees (the `IN` list, the rows to update, the
+/// `RETURNING` rows), each opened, zeroed and freed on every receive (measured with
+/// callgrind: 16 % of `serve`'s instructions per POST in `memset` and b-tree setup).
 pub fn claim_candidates(limit: usize) -> String {
     format!(
-        "SELECT seq FROM messages WHERE queue = ?1 AND visible_at <= ?2 AND receive_count < ?3 \
-         ORDER BY visible_at, seq LIMIT {limit}"
+        "SELECT seq, message_id, body, attributes, sent_at, receive_count FROM messages \
+         WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT {limit}"
     )
 }
 
-/// The next `limit` visible main-queue messages, exhausted or not (the DLQ sweep looks at
-/// these). Placeholder: `?1` now.
-pub fn sweep_candidates(limit: usize) -> String {
-    format!(
-        "SELECT seq FROM messages WHERE queue = 'main' AND visible_at <= ?1 \
-         ORDER BY visible_at, seq LIMIT {limit}"
-    )
-}
+/// Claims one message (`?3`): a new receipt `?2`, invisible until `?1`.
+pub const CLAIM_ONE: &str = "UPDATE messages SET visible_at = ?1, \
+     receive_count = receive_count + 1, receipt = ?2 WHERE seq = ?3";
 
-/// Moves the exhausted (`?2` receives) among the next `limit` visible main-queue messages
-/// to the DLQ (`?1` now).
-pub(super) fn sweep_dead(limit: usize) -> String {
-    format!(
-        "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1 WHERE seq IN ({}) \
-         AND receive_count >= ?2",
-        sweep_candidates(limit)
-    )
-}
+/// Moves one exhausted main-queue message (`?2`) to the DLQ, visible there at `?1`.
+pub const DEAD_LETTER_ONE: &str =
+    "UPDATE messages SET queue = 'dlq', receipt = NULL, visible_at = ?1 WHERE seq = ?2";
 
-/// Claims the candidates of [`claim_candidates`] (`?1` queue, `?2` now, `?3` receive
-/// limit): new receipt `?5`, invisible until `?4`.
-pub fn claim_sql(limit: usize) -> String {
-    format!(
-        "UPDATE messages SET visible_at = ?4, receive_count = receive_count + 1, receipt = ?5 \
-         WHERE seq IN ({}) RETURNING seq, message_id, body, attributes, sent_at, receive_count",
-        claim_candidates(limit)
-    )
-}
-
-/// Deletes the listed seqs (`?3`, a JSON array) of queue `?1` still holding receipt `?2`;
-/// returns the seqs deleted.
+/// Deletes message `?3` of queue `?1` if it still holds receipt `?2` (one change: deleted).
 ///
-/// By primary key, one lookup per seq. The `+` keeps `queue` and `receipt` filters, not an
-/// index: left to itself the planner searched `messages_by_age (queue=?)`, every message
-/// of the queue, on each ack (measured: 25 ms per batch of 100 behind 200,000 messages, and
-/// the API's publishes in another process waited for it). Tests check the plan.
-pub const DELETE_RECEIVED: &str = "DELETE FROM messages \
-     WHERE seq IN (SELECT value FROM json_each(?3)) AND +queue = ?1 AND +receipt = ?2 \
-     RETURNING seq";
+/// By primary key. The `+` keeps `queue` and `receipt` filters, not an index: left to itself
+/// the planner searched `messages_by_age (queue=?)`, every message of the queue, on each ack
+/// (measured: 25 ms per batch of 100 behind 200,000 messages, and the API's publishes in
+/// another process waited for it). Tests check the plan.
+pub const DELETE_RECEIVED: &str =
+    "DELETE FROM messages WHERE seq = ?3 AND +queue = ?1 AND +receipt = ?2";
 
-/// Makes the listed seqs (`?4`) of queue `?2` holding receipt `?3` visible at `?1`; by
-/// primary key, like [`DELETE_RECEIVED`].
-pub const SET_VISIBLE: &str = "UPDATE messages SET visible_at = ?1 \
-     WHERE seq IN (SELECT value FROM json_each(?4)) AND +queue = ?2 AND +receipt = ?3";
+/// Makes message `?4` of queue `?2` holding receipt `?3` visible at `?1`; by primary key,
+/// like [`DELETE_RECEIVED`].
+pub const SET_VISIBLE: &str =
+    "UPDATE messages SET visible_at = ?1 WHERE seq = ?4 AND +queue = ?2 AND +receipt = ?3";
 
 /// Statements kept prepared on a connection (rusqlite's default is 16): one claim and one
 /// sweep per batch size in use, plus the fixed ones.
@@ -400,12 +383,9 @@ pub(super) fn transaction(
             } => {
                 let mut deleted = HashSet::with_capacity(receipts.len());
                 let mut stmt = tx.prepare_cached(DELETE_RECEIVED)?;
-                for (token, seqs) in by_token(receipts) {
-                    let rows = stmt.query_map(params![queue_label(*queue), token, seqs], |r| {
-                        r.get::<_, i64>(0)
-                    })?;
-                    for seq in rows {
-                        deleted.insert(seq?);
+                for (seq, token) in receipts {
+                    if stmt.execute(params![queue_label(*queue), token, seq])? == 1 {
+                        deleted.insert(*seq);
                     }
                 }
                 Some(Outcome::Deleted(deleted))
@@ -417,8 +397,8 @@ pub(super) fn transaction(
                 ..
             } => {
                 let mut stmt = tx.prepare_cached(SET_VISIBLE)?;
-                for (token, seqs) in by_token(receipts) {
-                    stmt.execute(params![visible_at, queue_label(*queue), token, seqs])?;
+                for (seq, token) in receipts {
+                    stmt.execute(params![visible_at, queue_label(*queue), token, seq])?;
                 }
                 Some(Outcome::Visible)
             }
@@ -468,25 +448,9 @@ pub(super) fn transaction(
         .collect())
 }
 
-/// `(seq, token)` pairs grouped by token, each group's seqs as a JSON array (for
-/// `json_each`): a batch received together is one statement.
-pub(super) fn by_token(receipts: &[(i64, String)]) -> BTreeMap<&str, String> {
-    let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    for (seq, token) in receipts {
-        groups.entry(token.as_str()).or_default().push(*seq);
-    }
-    groups
-        .into_iter()
-        .map(|(token, seqs)| {
-            let json = serde_json::to_string(&seqs).unwrap_or_else(|_| "[]".into());
-            (token, json)
-        })
-        .collect()
-}
-
 /// Claims up to `max` visible messages of `queue` inside the writer's transaction; on the
-/// main queue, first moves the exhausted among the next candidates to the DLQ, as SQS does
-/// on the receive that would exceed maxReceiveCount.
+/// main queue, the exhausted among the candidates move to the DLQ instead, as SQS does on the
+/// receive that would exceed maxReceiveCount (never received a time too many).
 pub(super) fn claim(
     conn: &Connection,
     queue: QueueName,
@@ -496,38 +460,63 @@ pub(super) fn claim(
     max_receive_count: u32,
 ) -> rusqlite::Result<Outcome> {
     let token = Uuid::new_v4().simple().to_string();
-    // Both statements read an index range bounded by the batch (`messages_ready`, in
-    // visibility order), never the whole backlog: a receive costs the same with ten
-    // messages waiting or a million (tests/it/queue.rs checks the plans).
-    let dead = if queue == QueueName::Main {
-        conn.prepare_cached(&sweep_dead(max))?
-            .execute(params![now, i64::from(max_receive_count)])? as u64
-    } else {
-        0
-    };
-    // On the main queue an exhausted message deeper down is skipped, never received a
-    // time too many; it is swept when it reaches the head.
+    let invisible_until = now.saturating_add(millis(visibility));
     let receive_limit = match queue {
-        QueueName::Main => i64::from(max_receive_count),
-        QueueName::Dlq => i64::MAX,
+        QueueName::Main => max_receive_count,
+        QueueName::Dlq => u32::MAX,
     };
-    let mut stmt = conn.prepare_cached(&claim_sql(max))?;
-    let rows = stmt.query_map(
-        params![
-            queue_label(queue),
-            now,
-            receive_limit,
-            now.saturating_add(millis(visibility)),
-            token
-        ],
-        |row| Ok(row_to_delivery(row, Some(&token))),
-    )?;
+    // Every candidate read is claimed or moved to the DLQ, so each round reads an index
+    // range bounded by the batch (`messages_ready`, in visibility order): a receive costs the
+    // same with ten messages waiting or a million (tests/it/queue.rs checks the plan). A
+    // round that moved some reads again, so exhausted messages at the head do not make the
+    // receive come back short while live ones wait behind them.
+    let mut candidates = conn.prepare_cached(&claim_candidates(max))?;
+    let mut claim_one = conn.prepare_cached(CLAIM_ONE)?;
     let mut deliveries = Vec::with_capacity(max);
     let mut corrupt = None;
-    for row in rows {
-        match row? {
-            Ok(delivery) => deliveries.push(delivery),
-            Err(e) => corrupt = Some(e),
+    let mut dead = 0u64;
+    // With a visibility timeout of 0 a claimed message is still a candidate: never twice in
+    // one receive.
+    let mut seen = HashSet::new();
+    loop {
+        let want = max - deliveries.len();
+        let mut read = 0;
+        let mut exhausted = Vec::new();
+        let mut rows = candidates.query(params![queue_label(queue), now])?;
+        let mut claimed = Vec::with_capacity(want);
+        while let Some(row) = rows.next()? {
+            read += 1;
+            let seq: i64 = row.get(0)?;
+            if seen.contains(&seq) {
+                continue;
+            }
+            let receive_count: u32 = row.get::<_, i64>(5)?.try_into().unwrap_or(u32::MAX);
+            if receive_count >= receive_limit {
+                exhausted.push(seq);
+            } else if claimed.len() < want {
+                claimed.push((seq, row_to_delivery(row, Some(&token))));
+            }
+        }
+        drop(rows);
+        if !exhausted.is_empty() {
+            let mut dead_letter = conn.prepare_cached(DEAD_LETTER_ONE)?;
+            for seq in &exhausted {
+                dead += dead_letter.execute(params![now, seq])? as u64;
+            }
+        }
+        for (seq, delivery) in claimed {
+            seen.insert(seq);
+            claim_one.execute(params![invisible_until, token, seq])?;
+            match delivery {
+                Ok(mut delivery) => {
+                    delivery.receive_count = delivery.receive_count.saturating_add(1);
+                    deliveries.push(delivery);
+                }
+                Err(e) => corrupt = Some(e),
+            }
+        }
+        if exhausted.is_empty() || read < max || deliveries.len() >= max || corrupt.is_some() {
+            break;
         }
     }
     let deliveries = match corrupt {
