@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
 import subprocess
@@ -369,6 +370,14 @@ def check_rollout(case: str, v: dict[str, Any], docs: list[tuple[str, dict]], wo
         return
     ro = rollouts[0]
     name = ro["metadata"]["name"]
+    # One ConfigMap per config revision, named by its content: the worker (a later wave) and
+    # the stable pods of an aborted rollout keep mounting theirs.
+    cms = [d for d in objs(docs, "ConfigMap") if "latamctl.toml" in d.get("data", {})]
+    cm_name = cms[0]["metadata"]["name"] if cms else ""
+    check(re.fullmatch(re.escape(name.removesuffix("-api")) + r"-config-[0-9a-f]{10}", cm_name) is not None, f"{case}: with a Rollout the ConfigMap name carries its content hash, got {cm_name!r}")
+    if cms:
+        digest = hashlib.sha256(cms[0]["data"]["latamctl.toml"].encode()).hexdigest()[:10]
+        check(cm_name.endswith(digest), f"{case}: ConfigMap {cm_name} is not named by the sha256 of its latamctl.toml ({digest})")
     services = by_name(docs, "Service")
     strategy = ro["spec"]["strategy"]
     check(list(strategy) == [r["strategy"]], f"{case}: Rollout strategy {list(strategy)}, values say {r['strategy']}")

@@ -165,7 +165,7 @@ spec:
       volumes:
         - name: config
           configMap:
-            name: {{ include "latamctl.fullname" $root }}-config
+            name: {{ include "latamctl.configMapName" $root }}
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi

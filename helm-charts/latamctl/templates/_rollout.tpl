@@ -114,3 +114,18 @@ canary:
     {{- toYaml $r.canary.steps | nindent 4 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Name of the ConfigMap with latamctl.toml. With rollout.enabled it carries a hash of its content:
+each revision has its own, so a config change is a new revision of the api Rollout (analysed
+like an image change), the worker gets it only in its later sync wave (pods of the previous
+worker that restart meanwhile still mount the previous ConfigMap), and an aborted rollout's
+stable pods keep theirs. Argo CD prunes the previous one after a successful sync (PruneLast).
+*/}}
+{{- define "latamctl.configMapName" -}}
+{{- if .Values.rollout.enabled }}
+{{- printf "%s-config-%s" (include "latamctl.fullname" .) (include "latamctl.toml" . | sha256sum | trunc 10) }}
+{{- else }}
+{{- include "latamctl.fullname" . }}-config
+{{- end }}
+{{- end }}
