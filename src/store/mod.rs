@@ -116,8 +116,10 @@ pub struct StoredRecord {
     /// Client attributes, as posted.
     pub attributes: BTreeMap<String, String>,
     /// When the API accepted the message.
+    #[serde(serialize_with = "crate::record::serialize_time")]
     pub received_at: DateTime<Utc>,
     /// When the worker stored it.
+    #[serde(serialize_with = "crate::record::serialize_time")]
     pub stored_at: DateTime<Utc>,
 }
 
