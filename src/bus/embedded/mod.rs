@@ -34,8 +34,8 @@ use crate::datadir::{Readers, Writer};
 /// The queue's counts at `?1` (now): visible, in flight, the oldest main-queue message's
 /// `sent_at`, dead letters. Each from an index (`messages_ready`, `messages_by_age`), never
 /// the table: these run every few seconds for the depth gauges, and a scan of the rows read
-/// every body (1,000,000 messages waiting, Python's SQLite 3.40 on this schema: 250 ms per
-/// call, 65 ms like this; the oldest is one index lookup). A test checks the plan.
+/// every body (`latamctl status` with 1,000,000 messages waiting: 0.23–0.36 s with the scan,
+/// 0.04–0.05 s like this; the oldest is one index lookup). A test checks the plan.
 pub const STATS: &str = "SELECT
        (SELECT COUNT(*) FROM messages WHERE queue = 'main' AND visible_at <= ?1),
        (SELECT COUNT(*) FROM messages WHERE queue = 'main' AND visible_at > ?1),

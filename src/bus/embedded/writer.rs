@@ -469,15 +469,13 @@ pub(super) fn claim(
     // range bounded by the batch (`messages_ready`, in visibility order): a receive costs the
     // same with ten messages waiting or a million (tests/it/queue.rs checks the plan). A
     // round that moved some reads again, so exhausted messages at the head do not make the
-    // receive come back short while live ones wait behind them.
+    // receive come back short while live ones wait behind them; not with a visibility timeout
+    // of 0, whose claimed messages are still candidates (never twice in one receive).
     let mut candidates = conn.prepare_cached(&claim_candidates(max))?;
     let mut claim_one = conn.prepare_cached(CLAIM_ONE)?;
     let mut deliveries = Vec::with_capacity(max);
     let mut corrupt = None;
     let mut dead = 0u64;
-    // With a visibility timeout of 0 a claimed message is still a candidate: never twice in
-    // one receive.
-    let mut seen = HashSet::new();
     loop {
         let want = max - deliveries.len();
         let mut read = 0;
@@ -487,9 +485,6 @@ pub(super) fn claim(
         while let Some(row) = rows.next()? {
             read += 1;
             let seq: i64 = row.get(0)?;
-            if seen.contains(&seq) {
-                continue;
-            }
             let receive_count: u32 = row.get::<_, i64>(5)?.try_into().unwrap_or(u32::MAX);
             if receive_count >= receive_limit {
                 exhausted.push(seq);
@@ -505,7 +500,6 @@ pub(super) fn claim(
             }
         }
         for (seq, delivery) in claimed {
-            seen.insert(seq);
             claim_one.execute(params![invisible_until, token, seq])?;
             match delivery {
                 Ok(mut delivery) => {
@@ -515,7 +509,8 @@ pub(super) fn claim(
                 Err(e) => corrupt = Some(e),
             }
         }
-        if exhausted.is_empty() || read < max || deliveries.len() >= max || corrupt.is_some() {
+        let again = !exhausted.is_empty() && read == max && invisible_until > now;
+        if !again || deliveries.len() >= max || corrupt.is_some() {
             break;
         }
     }
