@@ -8,6 +8,8 @@
 #      dir while `latamctl publish --rate 500` keeps posting: errors, request p99 and the drain
 #      rate, against the same figures on an empty queue (the receive cost must not grow with
 #      the backlog).
+#   3b. Receive cost: `latamctl drain --queue main --max 100` (a receive of 100, deleted after
+#      an fsynced copy) behind 1,000,000 waiting messages and behind 1,000, three times each.
 #   4. Drain: a worker emptying a pre-filled queue into a store —
 #      embedded queue → SQLite, embedded queue → PostgreSQL, SQS on moto → PostgreSQL.
 #   5. PostgreSQL store: GET /data/{id} and `publish --verify` through `serve --store postgres`
@@ -18,7 +20,8 @@
 # as a ratio: the machine is shared and noisy, ratios compare across runs.
 #
 # Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
-#                         [--only http|latency|backlog|drain|postgres|fleet]
+#                         [--receive-backlog 1000000]
+#                         [--only http|latency|backlog|receive|drain|postgres|fleet]
 # Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,7 @@ CONNECTIONS=64
 MESSAGES=20000
 MOTO_MESSAGES=1000
 BACKLOG=300000
+RECEIVE_BACKLOG=1000000
 ONLY=all
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
     --connections) CONNECTIONS=$2; shift 2 ;;
     --messages) MESSAGES=$2; shift 2 ;;
     --backlog) BACKLOG=$2; shift 2 ;;
+    --receive-backlog) RECEIVE_BACKLOG=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
@@ -207,6 +212,32 @@ backlog_run() { # LABEL DATA_DIR BACKLOG
 }
 backlog_run "empty queue" "$WORK/backlog-empty" 0
 backlog_run "backlog of $BACKLOG" "$WORK/backlog-full" "$BACKLOG"
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = receive ]; then
+# --- 3b. The cost of one receive behind a deep queue ---------------------------------------
+# `drain --queue main --max 100` is one process that opens the queue, receives 100 (the
+# claim the worker runs), appends them to an fsynced file and deletes them. Its wall time
+# behind N waiting messages minus the same behind 1,000 is what the depth adds.
+receive_times() { # DATA_DIR -> "a / b / c ms"
+  local dir=$1 times=() start end
+  for run in 1 2 3; do
+    start=$(date +%s%N)
+    "$BIN" drain --data-dir "$dir" --queue main --max 100 --out "$WORK/receive-$run.jsonl" -o json \
+      >"$WORK/receive-$run.json" 2>/dev/null || die "drain failed: $(cat "$WORK/receive-$run.json")"
+    end=$(date +%s%N)
+    times+=("$(python3 -c "print(f'{($end-$start)/1e6:.1f}')")")
+  done
+  echo "$(IFS=/; echo "${times[*]}") ms"
+}
+for n in 1000 "$RECEIVE_BACKLOG"; do
+  log "receive: filling a queue with $n messages"
+  serve_bg rfill --role api --data-dir "$WORK/receive-$n"
+  "$BIN" publish --api "$URL_rfill" --count "$n" --rate 1000000 --concurrency 64 --max-p95 1h -o json \
+    >"$WORK/receive-fill.json" 2>/dev/null || die "filling the queue failed"
+  stop rfill
+  result "drain --max 100 behind $n messages" "$(receive_times "$WORK/receive-$n") (three runs, whole command)"
+done
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = drain ]; then

@@ -3,14 +3,14 @@
 # instructions, not time: repeatable to about 1% on a loaded machine, unlike wrk's rates).
 # One client, one request at a time, so every POST is its own commit (no group commit).
 #
-# Usage: scripts/callgrind.sh BIN N post|get
+# Usage: scripts/callgrind.sh BIN N post|get|healthz
 #   Prints the process's total instructions. Run it with N and with 0 and subtract: the
 #   difference over N is the cost of one request. Compare two builds with the same N.
 #   LATAMCTL_CALLGRIND_OUT=FILE keeps the profile (callgrind_annotate FILE: where they go).
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: scripts/callgrind.sh BIN N post|get" >&2; exit 2; }
+[ $# -eq 3 ] || { echo "usage: scripts/callgrind.sh BIN N post|get|healthz" >&2; exit 2; }
 BIN=$1 N=$2 ROUTE=$3
-case "$ROUTE" in post|get) ;; *) echo "route must be post or get" >&2; exit 2 ;; esac
+case "$ROUTE" in post|get|healthz) ;; *) echo "route must be post, get or healthz" >&2; exit 2 ;; esac
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 2; }
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/latamctl-callgrind.XXXXXX")
 trap 'rm -rf "$DIR"' EXIT
@@ -30,8 +30,10 @@ body = json.dumps({"topic_arn": "data-ingestion-topic", "message": "callgrind me
 for _ in range(n):
     if route == "post":
         c.request("POST", "/ingresar-datos", body, {"Content-Type": "application/json"})
-    else:
+    elif route == "get":
         c.request("GET", f"/data/{id_}")
+    else:
+        c.request("GET", "/healthz")
     r = c.getresponse()
     r.read()
     if r.status != 200:

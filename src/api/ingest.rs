@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -288,7 +289,7 @@ pub async fn get_record(
     _admitted: Admitted,
     State(state): State<AppState>,
     Path(raw): Path<String>,
-) -> Result<Json<StoredRecord>, AppError> {
+) -> Result<axum::response::Response, AppError> {
     let Some(store) = &state.inner.store else {
         return Err(AppError::NotFound(
             "this instance does not serve records".into(),
@@ -307,8 +308,16 @@ pub async fn get_record(
                 ),
             )
         })?;
-    match store.get(id).await? {
-        Some(record) => Ok(Json(record)),
+    // The body the store writes (what `Json(StoredRecord)` would: `Store::get_json`).
+    match store.get_json(id).await? {
+        Some(json) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response()),
         None => Err(AppError::NotFound(format!(
             "no record {id}: it was never accepted, or it is still in the queue; retry shortly"
         ))),

@@ -19,6 +19,10 @@ use super::{
 use crate::datadir::{Readers, Writer, WriterStopped};
 use crate::record::format_time;
 
+/// One record by id, its columns in [`crate::store::StoredText`]'s order.
+const GET_RECORD: &str = "SELECT transaction_id, topic, message, attributes, received_at, stored_at \
+     FROM records WHERE transaction_id = ?1";
+
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "records.db";
 
@@ -183,21 +187,18 @@ impl Store for SqliteStore {
         timed("get", self.query_timeout, async {
             // A primary-key lookup: on the request's thread (see `Readers::with`).
             let row = self.readers.with(|conn| {
-                conn.prepare_cached(
-                    "SELECT transaction_id, topic, message, attributes, received_at, stored_at
-                     FROM records WHERE transaction_id = ?1",
-                )?
-                .query_row([transaction_id.to_string()], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                    ))
-                })
-                .optional()
+                conn.prepare_cached(GET_RECORD)?
+                    .query_row([transaction_id.to_string()], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, String>(4)?,
+                            row.get::<_, String>(5)?,
+                        ))
+                    })
+                    .optional()
             })?;
             let Some((id, topic, message, attributes, received_at, stored_at)) = row else {
                 return Ok(None);
@@ -213,6 +214,48 @@ impl Store for SqliteStore {
             }))
         })
         .await
+    }
+
+    async fn get_json(&self, transaction_id: Uuid) -> Result<Option<Vec<u8>>> {
+        let written = timed("get", self.query_timeout, async {
+            // The columns as the row holds them (no `String` each), written as the JSON
+            // `get` would serialize; a row in another shape falls back to `get`, which
+            // parses it and says what is wrong.
+            // The id as stored (hyphenated), formatted on the stack.
+            let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id: &str = transaction_id.hyphenated().encode_lower(&mut id);
+            let written = self.readers.with(|conn| {
+                conn.prepare_cached(GET_RECORD)?
+                    .query_row([id], |row| {
+                        let text =
+                            |i: usize| -> rusqlite::Result<&str> { Ok(row.get_ref(i)?.as_str()?) };
+                        let mut out = Vec::new();
+                        let shaped = crate::store::write_record_json(
+                            &mut out,
+                            crate::store::StoredText {
+                                transaction_id: text(0)?,
+                                topic: text(1)?,
+                                message: text(2)?,
+                                attributes: text(3)?,
+                                received_at: text(4)?,
+                                stored_at: text(5)?,
+                            },
+                        );
+                        Ok(shaped.map(|()| out))
+                    })
+                    .optional()
+            })?;
+            Ok(written)
+        })
+        .await?;
+        match written {
+            None => Ok(None),
+            Some(Some(json)) => Ok(Some(json)),
+            Some(None) => Ok(self
+                .get(transaction_id)
+                .await?
+                .map(|record| serde_json::to_vec(&record).expect("a stored record serializes"))),
+        }
     }
 
     async fn reserve_key(

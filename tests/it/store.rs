@@ -58,6 +58,68 @@ async fn inserts_are_idempotent(store: &dyn Store) {
     assert!(store.get(Uuid::now_v7()).await.unwrap().is_none());
 }
 
+/// `get_json` answers, byte for byte, the JSON of what `get` answers: times on a whole
+/// second, a whole millisecond, microseconds and nanoseconds (stored as microseconds),
+/// and text that JSON must escape, in the message, the topic's neighbours and the attributes.
+async fn get_json_is_the_json_of_get(store: &dyn Store) {
+    let at = |nanos| chrono::DateTime::from_timestamp(1_796_227_950, nanos).unwrap();
+    let attributes = [
+        BTreeMap::new(),
+        BTreeMap::from([("source".to_owned(), "tést ✓".to_owned())]),
+        BTreeMap::from([
+            (
+                "a\"quote".to_owned(),
+                "back\\slash\nnew line\ttab\u{1}".to_owned(),
+            ),
+            ("z".to_owned(), "</script> \u{2028} 😀".to_owned()),
+        ]),
+    ];
+    let messages = [
+        "plain",
+        "\"quoted\" \\ \u{7f} \u{1f} \r\n ñ ✓ 😀",
+        "{\"json\": [1, 2]}",
+    ];
+    let mut records = Vec::new();
+    for (i, nanos) in [
+        0,
+        1_000_000,
+        123_000_000,
+        123_456_000,
+        123_456_789,
+        999_999_999,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        records.push(Record {
+            transaction_id: Uuid::now_v7(),
+            topic: "data-ingestion-topic".into(),
+            message: messages[i % messages.len()].into(),
+            attributes: attributes[i % attributes.len()].clone(),
+            received_at: at(nanos),
+        });
+    }
+    assert_eq!(
+        store.insert_batch(&records).await.unwrap(),
+        records.len() as u64
+    );
+    for r in &records {
+        let record = store.get(r.transaction_id).await.unwrap().expect("stored");
+        let json = store
+            .get_json(r.transaction_id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            serde_json::to_string(&record).unwrap(),
+            "received_at {}",
+            r.received_at
+        );
+    }
+    assert!(store.get_json(Uuid::now_v7()).await.unwrap().is_none());
+}
+
 async fn large_batches_are_chunked(store: &dyn Store) {
     let batch: Vec<Record> = (0..2500).map(|i| record(&format!("bulk {i}"))).collect();
     assert_eq!(store.insert_batch(&batch).await.unwrap(), 2500);
@@ -180,6 +242,56 @@ async fn sqlite_inserts_are_idempotent() {
 }
 
 #[tokio::test]
+async fn sqlite_get_json_is_the_json_of_get() {
+    get_json_is_the_json_of_get(&sqlite().await.0).await;
+}
+
+/// A row in a shape the store never writes (hand-edited): `get_json` answers what `get`
+/// makes of it, the re-serialized record or its error, never the text as stored.
+#[tokio::test]
+async fn sqlite_get_json_of_a_row_in_another_shape_is_what_get_answers() {
+    let (store, dir) = sqlite().await;
+    let (spaced, uppercase, bad_time) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let db = rusqlite::Connection::open(dir.path().join("records.db")).unwrap();
+    for (id, attributes, received_at) in [
+        (
+            spaced.to_string(),
+            r#"{ "k" : "v" }"#,
+            "2026-12-02T18:04:00.123456Z",
+        ),
+        (
+            uppercase.to_string().to_uppercase(),
+            "{}",
+            "2026-12-02T18:04:00.123456Z",
+        ),
+        (bad_time.to_string(), "{}", "yesterday"),
+    ] {
+        db.execute(
+            "INSERT INTO records (transaction_id, topic, message, attributes, received_at, stored_at)
+             VALUES (?1, 't', 'm', ?2, ?3, '2026-12-02T18:04:01.000000Z')",
+            rusqlite::params![id, attributes, received_at],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let json = store.get_json(spaced).await.unwrap().unwrap();
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        format!(
+            r#"{{"transaction_id":"{spaced}","topic":"t","message":"m","attributes":{{"k":"v"}},"received_at":"2026-12-02T18:04:00.123456Z","stored_at":"2026-12-02T18:04:01Z"}}"#
+        ),
+        "re-serialized, not copied"
+    );
+    // The id is looked up in the form POST returns; an uppercase row is not that row.
+    assert!(store.get_json(uppercase).await.unwrap().is_none());
+    let error = store.get_json(bad_time).await.unwrap_err();
+    assert!(
+        error.to_string().contains("bad timestamp \"yesterday\""),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn sqlite_large_batches() {
     large_batches_are_chunked(&sqlite().await.0).await;
 }
@@ -200,6 +312,14 @@ async fn postgres_inserts_are_idempotent() {
         return;
     };
     inserts_are_idempotent(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_get_json_is_the_json_of_get() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    get_json_is_the_json_of_get(&store).await;
 }
 
 #[tokio::test]
