@@ -220,8 +220,8 @@ impl Store for SqliteStore {
         let written = timed("get", self.query_timeout, async {
             // The columns as the row holds them (no `String` each), written as the JSON
             // `get` would serialize; a row in another shape falls back to `get`, which
-            // parses it and says what is wrong.
-            // The id as stored (hyphenated), formatted on the stack.
+            // parses it and says what is wrong. The id is the key, formatted on the stack:
+            // the row's own is that text (SQLite compares text exactly).
             let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let id: &str = transaction_id.hyphenated().encode_lower(&mut id);
             let written = self.readers.with(|conn| {
@@ -233,7 +233,7 @@ impl Store for SqliteStore {
                         let shaped = crate::store::write_record_json(
                             &mut out,
                             crate::store::StoredText {
-                                transaction_id: text(0)?,
+                                transaction_id: id,
                                 topic: text(1)?,
                                 message: text(2)?,
                                 attributes: text(3)?,
@@ -254,7 +254,7 @@ impl Store for SqliteStore {
             Some(None) => Ok(self
                 .get(transaction_id)
                 .await?
-                .map(|record| serde_json::to_vec(&record).expect("a stored record serializes"))),
+                .map(|record| record.to_json())),
         }
     }
 

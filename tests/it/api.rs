@@ -144,8 +144,9 @@ async fn post_then_get_round_trip_with_trailing_slash_and_arn() {
     let outcome = latamctl::worker::store_batch(h.store.as_ref(), &batch).await;
     assert_eq!(outcome.stored, 1);
 
-    let (status, body, _) = send(&h.router, get(&format!("/data/{id}"))).await;
+    let (status, body, headers) = send(&h.router, get(&format!("/data/{id}"))).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(body["transaction_id"], id.to_string());
     assert_eq!(body["topic"], "data-ingestion-topic");
     assert_eq!(body["message"], "hola");
