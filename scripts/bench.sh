@@ -15,13 +15,15 @@
 #   5. PostgreSQL store: GET /data/{id} and `publish --verify` through `serve --store postgres`
 #      (embedded bus), so a change to the PostgreSQL store shows up as a figure.
 #   6. Fleet: wall time of `status --fleet` over 50 systems, 10 live and 40 unreachable.
+#   7. Cloud path on bench/aws-emulator: `publish --rate 1000 --verify` through SNS→SQS→
+#      PostgreSQL, and serve's CPU per message (the emulator's beside it).
 # Uses the release binary (built when missing). Installs wrk with apt when missing.
 # Every HTTP figure is printed next to the same process's GET /healthz rate in the same run,
 # as a ratio: the machine is shared and noisy, ratios compare across runs.
 #
 # Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
 #                         [--receive-backlog 1000000]
-#                         [--only http|latency|backlog|receive|drain|postgres|fleet]
+#                         [--only http|latency|backlog|receive|drain|postgres|fleet|cloud]
 # Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -332,6 +334,46 @@ wrk_cpu "$PID_pg" "$WORK/wrk-pg-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --la
 result "PostgreSQL store: GET /data/{id}" "$(wrk_summary "$WORK/wrk-pg-get.txt"), $(wrk_cpu_us "$WORK/wrk-pg-get.txt") µs CPU/request"
 result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-pg-get.txt")" "$(wrk_rps "$WORK/wrk-pg-health.txt")")"
 stop pg
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = cloud ]; then
+# --- 7. The cloud path on bench/aws-emulator (fakecloud's SNS, SQS, CloudWatch) -------------
+# Latency at a fixed rate and latamctl's own CPU per message; not throughput: the emulator
+# re-checks a long poll every 100 ms and its receive cost grows with the queue.
+log "cloud: building bench/aws-emulator (its own target dir; ~3 min cold)"
+EMU_TARGET="$HOME/.cache/latamctl-emulator-target"
+CARGO_TARGET_DIR="$EMU_TARGET" cargo build --release --manifest-path bench/aws-emulator/Cargo.toml >&2
+EMU_PORT=$(free_port)
+"$EMU_TARGET/release/latamctl-aws-emulator" "127.0.0.1:$EMU_PORT" >"$WORK/emu.out" 2>"$WORK/emu.log" &
+PIDS+=($!); PID_emu=$!
+for _ in $(seq 1 100); do grep -q listening "$WORK/emu.out" 2>/dev/null && break; sleep 0.1; done
+start_postgres
+PG="$LATAMCTL_TEST_DATABASE_URL"
+DB="${PG%/*}/bcloud_$(date +%s%N)"
+psql "$PG" -qc "CREATE DATABASE ${DB##*/}" >/dev/null
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+printf 'name = "cloud%s"\nenvironment = "b"\n' "$(date +%s)" >"$WORK/latamctl.toml"
+(cd "$WORK" && "$BIN" provision --aws-endpoint-url "http://127.0.0.1:$EMU_PORT" --write-config latamctl.toml >"$WORK/provision.out" 2>&1) \
+  || die "provision on the emulator failed: $(cat "$WORK/provision.out")"
+serve_bg cloud --store postgres --database-url "$DB"
+C0=$(cpu_seconds "$PID_cloud"); E0=$(cpu_seconds "$PID_emu")
+"$BIN" publish --api "$URL_cloud" --count 10000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
+  >"$WORK/cloud-publish.json" 2>/dev/null || true
+C1=$(cpu_seconds "$PID_cloud"); E1=$(cpu_seconds "$PID_emu")
+result "cloud: publish 10000 at 1000/s --verify" "$(python3 - "$WORK/cloud-publish.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+q = r.get("request_latency") or {}
+v = r.get("verified") or {}
+e = v.get("end_to_end_latency") or {}
+print(f"{r['acked']}/{r['planned']} acked, request p99 {q.get('p99_ms', 0):.1f} ms, "
+      f"stored_at-received_at p50 {e.get('p50_ms', 0):.0f} / p99 {e.get('p99_ms', 0):.0f} ms "
+      f"(emulator's 100 ms long-poll tick), missing {v.get('missing', '?')}")
+PY
+)"
+result "  CPU per message, serve (api + worker)" "$(python3 -c "import sys; print(f'{(float(sys.argv[2])-float(sys.argv[1]))*1e6/10000:.0f} µs (emulator {(float(sys.argv[4])-float(sys.argv[3]))*1e6/10000:.0f} µs)')" "$C0" "$C1" "$E0" "$E1")"
+stop cloud
+kill "$PID_emu" 2>/dev/null || true
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = fleet ]; then
