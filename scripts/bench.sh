@@ -162,6 +162,23 @@ print(f"{r['acked']}/{r['planned']} acked, {errors} errors, request p50 {lat.get
 PY
 }
 
+# verify_summary FILE -> acked, request p99, stored_at − received_at p50/p99 and missing, from
+# `latamctl publish --verify -o json`.
+verify_summary() {
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+q = r.get("request_latency") or {}
+v = r.get("verified") or {}
+e = v.get("end_to_end_latency") or {}
+print(f"{r['acked']}/{r['planned']} acked, request p99 {q.get('p99_ms', 0):.1f} ms, "
+      f"stored_at-received_at p50 {e.get('p50_ms', 0):.1f} / p99 {e.get('p99_ms', 0):.1f} ms, "
+      f"missing {v.get('missing', '?')}")
+PY
+}
+# new_db -> the URL of a fresh database on the private PostgreSQL (after start_postgres).
+new_db() { local db="b_$(date +%s%N)"; psql "$PG" -qc "CREATE DATABASE $db" >/dev/null; echo "${PG%/*}/$db"; }
+
 if [ "$ONLY" = all ] || [ "$ONLY" = latency ]; then
 # --- 2. Latency with use: three runs of publish --verify on one data dir ------------------
 log "latency: publish --rate 1000 --count 10000 --verify, three runs on one data dir"
@@ -275,7 +292,6 @@ drain_time() {
 }
 
 pg_count() { psql "$1" -Atc 'SELECT count(*) FROM records'; }
-new_db() { local db="b_$(date +%s%N)"; psql "$PG" -qc "CREATE DATABASE $db" >/dev/null; echo "${PG%/*}/$db"; }
 
 log "drain: embedded queue → SQLite ($MESSAGES messages)"
 D="$WORK/drain-sqlite"
@@ -307,22 +323,12 @@ if [ "$ONLY" = all ] || [ "$ONLY" = postgres ]; then
 # --- 5. The PostgreSQL store behind the embedded bus --------------------------------------
 start_postgres
 PG="$LATAMCTL_TEST_DATABASE_URL"
-DB="${PG%/*}/bpg_$(date +%s%N)"
-psql "$PG" -qc "CREATE DATABASE ${DB##*/}" >/dev/null
+DB=$(new_db)
 log "PostgreSQL store: serve --store postgres, GET and publish --verify"
 serve_bg pg --data-dir "$WORK/pg-data" --store postgres --database-url "$DB"
 "$BIN" publish --api "$URL_pg" --count 5000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
   >"$WORK/pg-publish.json" 2>/dev/null || true
-result "PostgreSQL store: publish 5000 at 1000/s --verify" "$(python3 - "$WORK/pg-publish.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-q = r.get("request_latency") or {}
-v = r.get("verified") or {}
-e = v.get("end_to_end_latency") or {}
-print(f"{r['acked']}/{r['planned']} acked, request p99 {q.get('p99_ms', 0):.1f} ms, "
-      f"stored_at-received_at p99 {e.get('p99_ms', 0):.1f} ms, missing {v.get('missing', '?')}")
-PY
-)"
+result "PostgreSQL store: publish 5000 at 1000/s --verify" "$(verify_summary "$WORK/pg-publish.json")"
 ID=$(curl -fsS -XPOST "$URL_pg/ingresar-datos" -H 'content-type: application/json' \
   -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
 for _ in $(seq 1 600); do
@@ -349,8 +355,7 @@ PIDS+=($!); PID_emu=$!
 for _ in $(seq 1 100); do grep -q listening "$WORK/emu.out" 2>/dev/null && break; sleep 0.1; done
 start_postgres
 PG="$LATAMCTL_TEST_DATABASE_URL"
-DB="${PG%/*}/bcloud_$(date +%s%N)"
-psql "$PG" -qc "CREATE DATABASE ${DB##*/}" >/dev/null
+DB=$(new_db)
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 printf 'name = "cloud%s"\nenvironment = "b"\n' "$(date +%s)" >"$WORK/latamctl.toml"
 (cd "$WORK" && "$BIN" provision --aws-endpoint-url "http://127.0.0.1:$EMU_PORT" --write-config latamctl.toml >"$WORK/provision.out" 2>&1) \
@@ -360,17 +365,7 @@ C0=$(cpu_seconds "$PID_cloud"); E0=$(cpu_seconds "$PID_emu")
 "$BIN" publish --api "$URL_cloud" --count 10000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
   >"$WORK/cloud-publish.json" 2>/dev/null || true
 C1=$(cpu_seconds "$PID_cloud"); E1=$(cpu_seconds "$PID_emu")
-result "cloud: publish 10000 at 1000/s --verify" "$(python3 - "$WORK/cloud-publish.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-q = r.get("request_latency") or {}
-v = r.get("verified") or {}
-e = v.get("end_to_end_latency") or {}
-print(f"{r['acked']}/{r['planned']} acked, request p99 {q.get('p99_ms', 0):.1f} ms, "
-      f"stored_at-received_at p50 {e.get('p50_ms', 0):.0f} / p99 {e.get('p99_ms', 0):.0f} ms "
-      f"(emulator's 100 ms long-poll tick), missing {v.get('missing', '?')}")
-PY
-)"
+result "cloud: publish 10000 at 1000/s --verify" "$(verify_summary "$WORK/cloud-publish.json") (stored_at-received_at: the emulator's 100 ms long-poll tick)"
 result "  CPU per message, serve (api + worker)" "$(python3 -c "import sys; print(f'{(float(sys.argv[2])-float(sys.argv[1]))*1e6/10000:.0f} µs (emulator {(float(sys.argv[4])-float(sys.argv[3]))*1e6/10000:.0f} µs)')" "$C0" "$C1" "$E0" "$E1")"
 stop cloud
 kill "$PID_emu" 2>/dev/null || true
