@@ -16,13 +16,14 @@
 #      (embedded bus), so a change to the PostgreSQL store shows up as a figure.
 #   6. Fleet: wall time of `status --fleet` over 50 systems, 10 live and 40 unreachable.
 #   7. Cloud path on bench/aws-emulator: `publish --rate 1000 --verify` through SNS→SQS→
-#      PostgreSQL, and serve's CPU per message (the emulator's beside it).
+#      PostgreSQL and serve's CPU per message (the emulator's beside it), the worker's drain
+#      rate with 1 and 4 pollers, and POST rps through SNS beside the same process's /healthz.
 # Uses the release binary (built when missing). Installs wrk with apt when missing.
 # Every HTTP figure is printed next to the same process's GET /healthz rate in the same run,
 # as a ratio: the machine is shared and noisy, ratios compare across runs.
 #
 # Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
-#                         [--receive-backlog 1000000]
+#                         [--receive-backlog 1000000] [--cloud-backlog 2000]
 #                         [--only http|latency|backlog|receive|drain|postgres|fleet|cloud]
 # Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
@@ -33,6 +34,7 @@ DURATION=10s
 CONNECTIONS=64
 MESSAGES=20000
 MOTO_MESSAGES=1000
+CLOUD_BACKLOG=2000
 BACKLOG=300000
 RECEIVE_BACKLOG=1000000
 ONLY=all
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --messages) MESSAGES=$2; shift 2 ;;
     --backlog) BACKLOG=$2; shift 2 ;;
     --receive-backlog) RECEIVE_BACKLOG=$2; shift 2 ;;
+    --cloud-backlog) CLOUD_BACKLOG=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
@@ -106,6 +109,12 @@ wrk_cpu() {
     "$before" "$after" "$(awk '/requests in/ {print $1}' "$out")" >>"$out"
 }
 wrk_cpu_us() { awk '/cpu_us_per_request/ {print $2}' "$1"; }
+# The POST body every wrk POST load sends.
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"topic_arn":"data-ingestion-topic","message":"benchmark message from wrk"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
 
 if [ "$ONLY" = all ] || [ "$ONLY" = http ]; then
 # --- 1. HTTP on the embedded pipeline ---------------------------------------------------
@@ -114,11 +123,6 @@ serve_bg http --data-dir "$WORK/http-data"
 # The ceiling is measured before and after the routes (the machine is shared: its load
 # drifts), and the ratios use the mean of the two.
 wrk_cpu "$PID_http" "$WORK/wrk-health.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz"
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"topic_arn":"data-ingestion-topic","message":"benchmark message from wrk"}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
 wrk_cpu "$PID_http" "$WORK/wrk-post.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_http/ingresar-datos"
 # The worker must keep up: what was acked is stored within a few seconds of the load's end.
 POSTED=$(awk '/requests in/ {print $1}' "$WORK/wrk-post.txt")
@@ -178,6 +182,34 @@ PY
 }
 # new_db -> the URL of a fresh database on the private PostgreSQL (after start_postgres).
 new_db() { local db="b_$(date +%s%N)"; psql "$PG" -qc "CREATE DATABASE $db" >/dev/null; echo "${PG%/*}/$db"; }
+# fill NAME MESSAGES ARGS... : an api-only serve, then `publish` N messages into its bus.
+fill() {
+  local name=$1 n=$2; shift 2
+  serve_bg "$name" --role api "$@"
+  local url; eval "url=\$URL_$name"
+  "$BIN" publish --api "$url" --count "$n" --rate 100000 --concurrency 64 --max-p95 1h -o json >"$WORK/$name-fill.json" 2>/dev/null \
+    || die "filling the queue failed: $(cat "$WORK/$name-fill.json")"
+  stop "$name"
+}
+
+# drain_time NAME EXPECTED COUNT_CMD ARGS... : starts a worker and times it until COUNT_CMD
+# prints EXPECTED.
+drain_time() {
+  local name=$1 expected=$2 count_cmd=$3; shift 3
+  local start end n
+  start=$(date +%s.%N)
+  serve_bg "$name" --role worker "$@"
+  while :; do
+    n=$(eval "$count_cmd" 2>/dev/null || echo 0)
+    [ "$n" -ge "$expected" ] && break
+    sleep 0.05
+  done
+  end=$(date +%s.%N)
+  stop "$name"
+  python3 -c "import sys; d=$end-$start; print(f'{$expected/d:,.0f} msg/s ({$expected} in {d:.2f}s, incl. start)')"
+}
+
+pg_count() { psql "$1" -Atc 'SELECT count(*) FROM records'; }
 
 if [ "$ONLY" = all ] || [ "$ONLY" = latency ]; then
 # --- 2. Latency with use: three runs of publish --verify on one data dir ------------------
@@ -264,35 +296,6 @@ if [ "$ONLY" = all ] || [ "$ONLY" = drain ]; then
 start_postgres
 PG="$LATAMCTL_TEST_DATABASE_URL"
 
-# fill NAME MESSAGES ARGS... : an api-only serve, then `publish` N messages into its bus.
-fill() {
-  local name=$1 n=$2; shift 2
-  serve_bg "$name" --role api "$@"
-  local url; eval "url=\$URL_$name"
-  "$BIN" publish --api "$url" --count "$n" --rate 100000 --concurrency 64 --max-p95 1h -o json >"$WORK/$name-fill.json" 2>/dev/null \
-    || die "filling the queue failed: $(cat "$WORK/$name-fill.json")"
-  stop "$name"
-}
-
-# drain_time NAME EXPECTED COUNT_CMD ARGS... : starts a worker and times it until COUNT_CMD
-# prints EXPECTED.
-drain_time() {
-  local name=$1 expected=$2 count_cmd=$3; shift 3
-  local start end n
-  start=$(date +%s.%N)
-  serve_bg "$name" --role worker "$@"
-  while :; do
-    n=$(eval "$count_cmd" 2>/dev/null || echo 0)
-    [ "$n" -ge "$expected" ] && break
-    sleep 0.05
-  done
-  end=$(date +%s.%N)
-  stop "$name"
-  python3 -c "import sys; d=$end-$start; print(f'{$expected/d:,.0f} msg/s ({$expected} in {d:.2f}s, incl. start)')"
-}
-
-pg_count() { psql "$1" -Atc 'SELECT count(*) FROM records'; }
-
 log "drain: embedded queue → SQLite ($MESSAGES messages)"
 D="$WORK/drain-sqlite"
 fill fill1 "$MESSAGES" --data-dir "$D"
@@ -368,6 +371,33 @@ C1=$(cpu_seconds "$PID_cloud"); E1=$(cpu_seconds "$PID_emu")
 result "cloud: publish 10000 at 1000/s --verify" "$(verify_summary "$WORK/cloud-publish.json") (stored_at-received_at: the emulator's 100 ms long-poll tick)"
 result "  CPU per message, serve (api + worker)" "$(python3 -c "import sys; print(f'{(float(sys.argv[2])-float(sys.argv[1]))*1e6/10000:.0f} µs (emulator {(float(sys.argv[4])-float(sys.argv[3]))*1e6/10000:.0f} µs)')" "$C0" "$C1" "$E0" "$E1")"
 stop cloud
+# The worker's drain rate per poller: a backlog posted through SNS by an api-only serve, then
+# a worker with 1 and with 4 receive loops (batches of 10) timed until PostgreSQL holds it.
+# The backlog is small on purpose: the emulator's receive and delete walk the whole queue, so
+# behind tens of thousands of messages it, not the worker, sets the pace; its CPU share during
+# the drain is printed beside the rate (near 100 % means the figure is the emulator's).
+for pollers in 1 4; do
+  DB=$(new_db)
+  fill cfill "$CLOUD_BACKLOG" --store postgres --database-url "$DB"
+  E0=$(cpu_seconds "$PID_emu"); T0=$(date +%s.%N)
+  RATE=$(drain_time cdrain "$CLOUD_BACKLOG" "pg_count '$DB'" --bus aws --store postgres --database-url "$DB" \
+    --concurrency "$pollers" --batch-size 10)
+  E1=$(cpu_seconds "$PID_emu"); T1=$(date +%s.%N)
+  # The steady rate: stored rows over the span of their stored_at (the worker's start excluded).
+  SPAN=$(psql "$DB" -Atc 'SELECT EXTRACT(EPOCH FROM max(stored_at) - min(stored_at)) FROM records')
+  result "cloud: drain SQS → PostgreSQL, $pollers poller(s)" "$(python3 -c "import sys; r=$CLOUD_BACKLOG/max(float(sys.argv[1]),1e-3); print(f'{r:,.0f} msg/s, {r/$pollers:,.0f} per poller (first to last stored); whole: {sys.argv[2]}; emulator at {($E1-$E0)/($T1-$T0)*100:.0f} % of a core')" "$SPAN" "$RATE")"
+done
+# POST rps through SNS (api only, so the worker's receives do not load the emulator), beside
+# the same process's /healthz and the emulator's CPU per request.
+DB=$(new_db)
+serve_bg capi --role api --store postgres --database-url "$DB"
+wrk_cpu "$PID_capi" "$WORK/wrk-cloud-health.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_capi/healthz"
+E0=$(cpu_seconds "$PID_emu")
+wrk_cpu "$PID_capi" "$WORK/wrk-cloud-post.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_capi/ingresar-datos"
+E1=$(cpu_seconds "$PID_emu")
+result "cloud: POST /ingresar-datos (api → SNS)" "$(wrk_summary "$WORK/wrk-cloud-post.txt"), $(wrk_cpu_us "$WORK/wrk-cloud-post.txt") µs CPU/request (emulator $(python3 -c "import sys; print(f'{($E1-$E0)*1e6/max(int(sys.argv[1]),1):.0f}')" "$(awk '/requests in/ {print $1}' "$WORK/wrk-cloud-post.txt")") µs); non-2xx: $(wrk_errors "$WORK/wrk-cloud-post.txt")"
+result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-cloud-post.txt")" "$(wrk_rps "$WORK/wrk-cloud-health.txt")")  (healthz $(wrk_summary "$WORK/wrk-cloud-health.txt"))"
+stop capi
 kill "$PID_emu" 2>/dev/null || true
 fi
 
