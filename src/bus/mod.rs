@@ -91,7 +91,7 @@ pub fn check_chars(text: &str) -> Result<(), InvalidChar> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The bus cannot take or give messages right now (down, unreachable, saturated).
     #[error("message bus unavailable: {0}")]

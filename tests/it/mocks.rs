@@ -172,3 +172,182 @@ async fn aws_errors_are_classified_by_code_for_every_service() {
         }
     }
 }
+
+fn sns_entry_failure(
+    id: &str,
+    code: &str,
+    sender_fault: bool,
+) -> aws_sdk_sns::types::BatchResultErrorEntry {
+    aws_sdk_sns::types::BatchResultErrorEntry::builder()
+        .id(id)
+        .code(code)
+        .sender_fault(sender_fault)
+        .message(code)
+        .build()
+        .unwrap()
+}
+
+/// Publishes that arrive together leave together: 25 concurrent publishes are three
+/// `PublishBatch` calls (SNS's most is 10), and each caller gets its own entry's verdict. The
+/// entry SNS refused for the message's fault fails alone and is not retried; the entry SNS
+/// failed on its side is retried and acked; nobody else is failed with them.
+#[tokio::test]
+async fn concurrent_sns_publishes_share_batches_and_each_gets_its_entrys_verdict() {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchOutput;
+    use aws_sdk_sns::types::PublishBatchResultEntry;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let flaked = std::sync::Arc::new(AtomicBool::new(false));
+    let largest = std::sync::Arc::new(AtomicUsize::new(0));
+    let (f, l) = (flaked.clone(), largest.clone());
+    let batch = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(move |req| {
+        let entries = req.publish_batch_request_entries();
+        l.fetch_max(entries.len(), Ordering::SeqCst);
+        let mut out = PublishBatchOutput::builder();
+        for e in entries {
+            out = match e.message() {
+                "m7" => out.failed(sns_entry_failure(e.id(), "InvalidParameter", true)),
+                "m12" if !f.swap(true, Ordering::SeqCst) => {
+                    out.failed(sns_entry_failure(e.id(), "InternalError", false))
+                }
+                _ => out.successful(
+                    PublishBatchResultEntry::builder()
+                        .id(e.id())
+                        .message_id(format!("mid-{}", e.message()))
+                        .build(),
+                ),
+            };
+        }
+        out.build()
+    });
+    let single = mock!(aws_sdk_sns::Client::publish)
+        .then_output(|| PublishOutput::builder().message_id("single").build());
+    let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&batch, &single], |c| c
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+    let publisher = SnsPublisher::with_client(client, "arn:aws:sns:us-east-1:123456789012:t", 3);
+    let messages: Vec<_> = (0..25).map(|i| message(&format!("m{i}"))).collect();
+    let verdicts = futures::future::join_all(messages.iter().map(|m| publisher.publish(m))).await;
+    for (i, v) in verdicts.iter().enumerate() {
+        if i == 7 {
+            assert!(
+                matches!(v, Err(Error::Rejected(r)) if r.contains("InvalidParameter")),
+                "{v:?}"
+            );
+        } else {
+            assert!(v.is_ok(), "m{i}: {v:?}");
+        }
+    }
+    assert!(
+        flaked.load(Ordering::SeqCst),
+        "m12 failed once on SNS's side"
+    );
+    assert_eq!(
+        largest.load(Ordering::SeqCst),
+        10,
+        "SNS takes at most 10 per batch"
+    );
+    assert_eq!(batch.num_calls(), 4, "three batches of 25, and m12's retry");
+    assert_eq!(single.num_calls(), 0);
+}
+
+/// SNS counts a batch's bodies and attributes against one 256 KiB request: three 100 KiB
+/// messages cannot share one call, and all three are published.
+#[tokio::test]
+async fn sns_batches_stay_under_the_request_size_limit() {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchOutput;
+    use aws_sdk_sns::types::PublishBatchResultEntry;
+    let batch = mock!(aws_sdk_sns::Client::publish_batch).then_compute_output(|req| {
+        let entries = req.publish_batch_request_entries();
+        let bytes: usize = entries.iter().map(|e| e.message().len()).sum();
+        let mut out = PublishBatchOutput::builder();
+        for e in entries {
+            out = if bytes > 256 * 1024 {
+                out.failed(sns_entry_failure(e.id(), "BatchRequestTooLong", true))
+            } else {
+                out.successful(PublishBatchResultEntry::builder().id(e.id()).build())
+            };
+        }
+        out.build()
+    });
+    let single = mock!(aws_sdk_sns::Client::publish)
+        .then_output(|| PublishOutput::builder().message_id("single").build());
+    let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&batch, &single]);
+    let publisher = SnsPublisher::with_client(client, "arn:aws:sns:us-east-1:123456789012:t", 3);
+    let messages: Vec<_> = (0..3)
+        .map(|i| message(&format!("{i}").repeat(100 * 1024)))
+        .collect();
+    for v in futures::future::join_all(messages.iter().map(|m| publisher.publish(m))).await {
+        v.unwrap();
+    }
+    assert_eq!(batch.num_calls() + single.num_calls(), 2, "2 + 1 messages");
+}
+
+/// A batch SNS refuses as a whole (here: too long, by SNS's count) is published message by
+/// message, so a healthy message is not failed with a bad one.
+#[tokio::test]
+async fn a_refused_sns_batch_falls_back_to_one_publish_per_message() {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchError;
+    let batch = mock!(aws_sdk_sns::Client::publish_batch).then_error(|| {
+        PublishBatchError::BatchRequestTooLongException(
+            aws_sdk_sns::types::error::BatchRequestTooLongException::builder()
+                .message("too long")
+                .meta(ErrorMetadata::builder().code("BatchRequestTooLong").build())
+                .build(),
+        )
+    });
+    let single = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|req| req.message() != Some("bad"))
+        .then_output(|| PublishOutput::builder().message_id("single").build());
+    let bad = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|req| req.message() == Some("bad"))
+        .then_error(|| {
+            PublishError::InvalidParameterException(
+                aws_sdk_sns::types::error::InvalidParameterException::builder()
+                    .message("bad attribute")
+                    .meta(ErrorMetadata::builder().code("InvalidParameter").build())
+                    .build(),
+            )
+        });
+    let client = mock_client!(
+        aws_sdk_sns,
+        RuleMode::MatchAny,
+        [&batch, &single, &bad],
+        |c| c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+    );
+    let publisher = SnsPublisher::with_client(client, "arn:aws:sns:us-east-1:123456789012:t", 3);
+    let messages = [message("a"), message("bad"), message("c")];
+    let verdicts = futures::future::join_all(messages.iter().map(|m| publisher.publish(m))).await;
+    assert!(verdicts[0].is_ok() && verdicts[2].is_ok(), "{verdicts:?}");
+    assert!(
+        matches!(verdicts[1], Err(Error::Rejected(_))),
+        "{verdicts:?}"
+    );
+    assert_eq!(
+        batch.num_calls(),
+        1,
+        "a refusal of the batch's shape is not retried as a batch"
+    );
+    assert_eq!(single.num_calls() + bad.num_calls(), 3);
+}
+
+/// A publish whose caller gave up (the API answered 503 `publish_timeout`) before it left
+/// is not sent: its client was told it failed.
+#[tokio::test]
+async fn an_sns_publish_whose_caller_gave_up_is_not_sent() {
+    let rule = mock!(aws_sdk_sns::Client::publish)
+        .then_output(|| PublishOutput::builder().message_id("single").build());
+    let gave_up = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(|req| req.message() == Some("gave up"))
+        .then_output(|| PublishOutput::builder().message_id("x").build());
+    let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&gave_up, &rule]);
+    let publisher = SnsPublisher::with_client(client, "arn:aws:sns:us-east-1:123456789012:t", 3);
+    let abandoned = message("gave up");
+    let mut first = Box::pin(publisher.publish(&abandoned));
+    assert!(
+        futures::poll!(&mut first).is_pending(),
+        "queued, not yet sent"
+    );
+    drop(first);
+    publisher.publish(&message("kept")).await.unwrap();
+    assert_eq!(gave_up.num_calls(), 0);
+    assert_eq!(rule.num_calls(), 1);
+}
