@@ -59,8 +59,11 @@ pub const SNS_MAX_BATCH: usize = 10;
 /// the entry ids and the request's own fields.
 const BATCH_BYTES: usize = 256 * 1024 - 8 * 1024;
 /// Publish calls in flight at once. Publishes beyond them wait for a slot and leave
-/// together, so under load one call carries up to ten messages.
-pub const MAX_IN_FLIGHT: usize = 64;
+/// together, so under load one call carries up to ten messages. With SNS answering in
+/// ~10 ms, 16 calls carry ~1,600 messages a second one by one and ~16,000 in full batches.
+/// Measured on bench/aws-emulator (calls under 1 ms, wrk -c64): 64 in flight never batch
+/// (7,500 POST/s, 172 µs CPU each), 16 give 11,400/s at 107 µs, 4 give 19,000/s at 58 µs.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// Codes with which SNS refuses a `PublishBatch` request for its shape (the batch, not a
 /// message in it, is at fault).
