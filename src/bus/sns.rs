@@ -176,10 +176,7 @@ impl Inner {
     /// Publishes `batch` and answers each message's caller.
     async fn send(&self, mut batch: Vec<Pending>) {
         if batch.len() == 1 {
-            let p = batch.pop().expect("one message");
-            let outcome = self.publish_with_retries(&p.message, &p.attributes).await;
-            self.record_outcome(&outcome);
-            let _ = p.done.send(outcome);
+            self.publish_alone(batch.pop().expect("one message")).await;
             return;
         }
         let mut attempt = 1;
@@ -205,22 +202,18 @@ impl Inner {
                     if retry.is_empty() {
                         return;
                     }
-                    metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "publish")
-                        .increment(retry.len() as u64);
                     tracing::debug!(
                         message = "Retrying SNS batch entries.",
                         attempt,
                         entries = retry.len()
                     );
-                    tokio::time::sleep(jittered(attempt)).await;
+                    back_off(attempt, retry.len()).await;
                     attempt += 1;
                     batch = retry;
                 }
                 Err(e) if retryable(&e) && attempt < self.attempts => {
-                    metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "publish")
-                        .increment(batch.len() as u64);
                     tracing::debug!(message = "Retrying SNS batch publish.", attempt, error = %e);
-                    tokio::time::sleep(jittered(attempt)).await;
+                    back_off(attempt, batch.len()).await;
                     attempt += 1;
                 }
                 // The request as a whole was refused (a limit counted differently than we
@@ -228,12 +221,8 @@ impl Inner {
                 // own gets its own verdict, and a healthy one is not failed with the others.
                 Err(Error::Rejected(reason)) => {
                     tracing::warn!(message = "SNS refused a PublishBatch; publishing its messages one by one.", %reason);
-                    futures::future::join_all(batch.into_iter().map(|p| async move {
-                        let outcome = self.publish_with_retries(&p.message, &p.attributes).await;
-                        self.record_outcome(&outcome);
-                        let _ = p.done.send(outcome);
-                    }))
-                    .await;
+                    futures::future::join_all(batch.into_iter().map(|p| self.publish_alone(p)))
+                        .await;
                     return;
                 }
                 Err(e) => {
@@ -245,6 +234,13 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Publishes one message with `Publish` and answers its caller.
+    async fn publish_alone(&self, p: Pending) {
+        let outcome = self.publish_with_retries(&p.message, &p.attributes).await;
+        self.record_outcome(&outcome);
+        let _ = p.done.send(outcome);
     }
 
     /// One `PublishBatch` call: each entry's verdict, in `batch`'s order.
@@ -325,16 +321,21 @@ impl Inner {
             match self.publish_once(message, attributes).await {
                 Ok(()) => return Ok(()),
                 Err(e) if retryable(&e) && attempt < self.attempts => {
-                    metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "publish")
-                        .increment(1);
                     tracing::debug!(message = "Retrying SNS publish.", attempt, error = %e);
-                    tokio::time::sleep(jittered(attempt)).await;
+                    back_off(attempt, 1).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// Counts `messages` retries (`latamctl_retries_total`) and waits before attempt `attempt + 1`.
+async fn back_off(attempt: u32, messages: usize) {
+    metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "publish")
+        .increment(messages as u64);
+    tokio::time::sleep(jittered(attempt)).await;
 }
 
 /// A batch entry SNS refused: the sender's fault is the message's (not retried); anything

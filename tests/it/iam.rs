@@ -240,11 +240,24 @@ async fn the_api_role_publishes_with_only_its_terraform_grants() {
             .await
             .unwrap_or_else(|e| panic!("POST with the api role's grants: {e}\n{}", serve.logs()));
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while queue_counts(&admin, &moto.queue_url).await.0 < 5 {
+    // 40 at once: more than the publisher's calls in flight, so they share `PublishBatch`
+    // calls, which moto authorizes as `sns:PublishBatch` and AWS as `sns:Publish`.
+    let texts: Vec<String> = (0..40).map(|i| format!("api role batch {i}")).collect();
+    let together =
+        futures::future::join_all(texts.iter().map(|text| post(&http, &serve.base, text))).await;
+    for outcome in together {
+        outcome.unwrap_or_else(|e| {
+            panic!(
+                "concurrent POST with the api role's grants: {e}\n{}",
+                serve.logs()
+            )
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queue_counts(&admin, &moto.queue_url).await.0 < 45 {
         assert!(
             Instant::now() < deadline,
-            "the 5 messages never reached SQS"
+            "the 45 messages never reached SQS"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -351,3 +351,35 @@ async fn an_sns_publish_whose_caller_gave_up_is_not_sent() {
     assert_eq!(gave_up.num_calls(), 0);
     assert_eq!(rule.num_calls(), 1);
 }
+
+/// A batch SNS fails on its side every time fails each of its POSTs as unavailable (503),
+/// after the retry budget, and takes the publisher out of readiness until a publish succeeds.
+#[tokio::test]
+async fn a_failing_sns_batch_fails_its_messages_and_readiness() {
+    use aws_sdk_sns::operation::publish_batch::PublishBatchError;
+    let batch = mock!(aws_sdk_sns::Client::publish_batch).then_error(|| {
+        PublishBatchError::generic(
+            ErrorMetadata::builder()
+                .code("InternalError")
+                .message("try again")
+                .build(),
+        )
+    });
+    let single = mock!(aws_sdk_sns::Client::publish)
+        .then_output(|| PublishOutput::builder().message_id("single").build());
+    let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&batch, &single], |c| c
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+    let publisher = SnsPublisher::with_client(client, "arn:aws:sns:us-east-1:123456789012:t", 2);
+    publisher.ready().await.unwrap();
+    let messages: Vec<_> = (0..5).map(|i| message(&format!("m{i}"))).collect();
+    for v in futures::future::join_all(messages.iter().map(|m| publisher.publish(m))).await {
+        assert!(matches!(v, Err(Error::Unavailable(_))), "{v:?}");
+    }
+    assert_eq!(batch.num_calls(), 2, "one batch, two attempts");
+    assert!(matches!(
+        publisher.ready().await,
+        Err(Error::Unavailable(_))
+    ));
+    publisher.publish(&message("alone")).await.unwrap();
+    publisher.ready().await.unwrap();
+}
