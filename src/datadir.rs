@@ -1,5 +1,6 @@
 //! The embedded data directory: `queue.db`, `records.db` and their `-wal`/`-shm` files, and
-//! the SQLite plumbing both files share ([`prepare`], [`Writer`], [`Readers`]).
+//! the SQLite plumbing both files share ([`prepare`], [`Writer`], [`Readers`],
+//! [`Snapshots`]).
 //!
 //! sqlx runs the migrations (the same `_sqlx_migrations` bookkeeping as the PostgreSQL
 //! store); the queries run on rusqlite connections. Measured under load, sqlx's SQLite
@@ -15,11 +16,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+
+mod snapshots;
+pub use snapshots::{SNAPSHOT_TTL, Snapshots};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Creates `dir` (and its parents) if missing, mode `0700`; an existing data directory that
@@ -338,7 +342,8 @@ impl Turn {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A write, given the writer's count of finished jobs to raise before it answers.
+type Job = Box<dyn FnOnce(&mut Connection, &AtomicU64) + Send>;
 
 /// The one connection every write to a file goes through, on a thread of its own. SQLite
 /// has one writer at a time; queueing writes here (in order, each a closure that runs its
@@ -348,6 +353,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: std::sync::mpsc::Sender<Job>,
+    finished: Arc<AtomicU64>,
 }
 
 /// The writer's thread is gone (it panicked).
@@ -370,6 +376,8 @@ impl Writer {
                 }
             });
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let finished = Arc::new(AtomicU64::new(0));
+        let count = finished.clone();
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
@@ -385,7 +393,7 @@ impl Writer {
                         turn.give_way();
                     }
                     WAITED.set(false);
-                    job(&mut conn);
+                    job(&mut conn, &count);
                     if WAITED.get()
                         && let Some(turn) = &turn
                     {
@@ -393,7 +401,14 @@ impl Writer {
                     }
                 }
             })?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, finished })
+    }
+
+    /// The count of jobs this writer has finished, raised after each job (and so after its
+    /// commit) and before its caller is answered: [`Snapshots`] renews a read transaction
+    /// older than the count.
+    pub fn finished(&self) -> Arc<AtomicU64> {
+        self.finished.clone()
     }
 
     /// Runs `f` on the writer's thread and returns what it returned.
@@ -403,18 +418,23 @@ impl Writer {
     ) -> Result<T, WriterStopped> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Box::new(move |conn| {
-                let _ = done.send(f(conn));
+            .send(Box::new(move |conn, finished| {
+                let out = f(conn);
+                // After the job's commit, before its caller hears of it.
+                finished.fetch_add(1, Ordering::Release);
+                let _ = done.send(out);
             }))
             .map_err(|_| WriterStopped)?;
         wait.await.map_err(|_| WriterStopped)
     }
 }
 
-/// Read connections (`query_only`), reused. [`Readers::with`] runs on the caller's thread:
-/// for point reads (a primary-key lookup in WAL mode never waits for the writer, and costs
-/// microseconds from the page cache, less than a hop to another thread). Anything that can
-/// scan goes through [`Readers::blocking`], on tokio's blocking pool.
+/// Read connections (`query_only`), reused, each read in a transaction of its own.
+/// [`Readers::with`] runs on the caller's thread: for point reads (a primary-key lookup in
+/// WAL mode never waits for the writer, and costs microseconds from the page cache, less
+/// than a hop to another thread). Anything that can scan goes through
+/// [`Readers::blocking`], on tokio's blocking pool. Point reads on a hot path share
+/// transactions through [`Snapshots`] instead.
 pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,

@@ -157,7 +157,8 @@ pub fn write_record_json(out: &mut Vec<u8>, row: StoredText<'_>) -> Option<()> {
     }
     let received_digits = crate::record::served_fraction_digits(row.received_at)?;
     let stored_digits = crate::record::served_fraction_digits(row.stored_at)?;
-    out.reserve(160 + row.topic.len() + row.message.len() + row.attributes.len());
+    // The fixed text is 185 bytes; escapes may add more.
+    out.reserve(256 + row.topic.len() + row.message.len() + row.attributes.len());
     out.extend_from_slice(b"{\"transaction_id\":\"");
     out.extend_from_slice(row.transaction_id.as_bytes());
     out.extend_from_slice(b"\",\"topic\":");

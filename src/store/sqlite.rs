@@ -16,7 +16,7 @@ use super::{
     Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
     StoreStats, StoredRecord, timed,
 };
-use crate::datadir::{Readers, Writer, WriterStopped};
+use crate::datadir::{Readers, Snapshots, Writer, WriterStopped};
 use crate::record::format_time;
 
 /// One record by id, its columns in [`crate::store::StoredText`]'s order.
@@ -30,8 +30,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    /// Readers (GET on the request's thread, stats on the blocking pool).
+    /// Readers for the probe and the counts (stats on the blocking pool).
     readers: Arc<Readers>,
+    /// Readers for GET, on the request's thread, sharing read transactions.
+    snapshots: Arc<Snapshots>,
     /// The one connection every write goes through (see [`Writer`]).
     writer: Writer,
     query_timeout: Duration,
@@ -70,7 +72,8 @@ impl SqliteStore {
         let conn = crate::datadir::connect(&path, None).map_err(|e| open_error(&e))?;
         let writer = Writer::spawn("store-writer", conn).map_err(|e| open_error(&e))?;
         Ok(Self {
-            readers: Readers::new(path.clone(), 8),
+            readers: Readers::new(path.clone(), 2),
+            snapshots: Snapshots::new(path.clone(), &writer, 8),
             writer,
             query_timeout,
             path,
@@ -131,7 +134,10 @@ impl Store for SqliteStore {
     }
 
     fn pool_stats(&self) -> Option<(u32, u32)> {
+        // GET's connections count as idle: they are in use only for microseconds, on the
+        // request's thread.
         let (in_use, idle) = self.readers.stats();
+        let idle = idle + self.snapshots.idle();
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         Some((n(in_use), n(idle)))
     }
@@ -185,8 +191,8 @@ impl Store for SqliteStore {
 
     async fn get(&self, transaction_id: Uuid) -> Result<Option<StoredRecord>> {
         timed("get", self.query_timeout, async {
-            // A primary-key lookup: on the request's thread (see `Readers::with`).
-            let row = self.readers.with(|conn| {
+            // A primary-key lookup: on the request's thread (see `Snapshots`).
+            let row = self.snapshots.read(|conn| {
                 conn.prepare_cached(GET_RECORD)?
                     .query_row([transaction_id.to_string()], |row| {
                         Ok((
@@ -224,7 +230,7 @@ impl Store for SqliteStore {
             // the row's own is that text (SQLite compares text exactly).
             let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let id: &str = transaction_id.hyphenated().encode_lower(&mut id);
-            let written = self.readers.with(|conn| {
+            let written = self.snapshots.read(|conn| {
                 conn.prepare_cached(GET_RECORD)?
                     .query_row([id], |row| {
                         let text =
