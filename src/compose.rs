@@ -45,10 +45,21 @@ pub fn data_dir(config: &Config) -> PathBuf {
 }
 
 /// Opens the configured store; migrates it when `migrate` is set (SQLite always migrates).
-pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
+/// `stores_records`: this process's worker writes the records, so SQLite's GETs may share
+/// read transactions ([`SqliteStore::with_shared_reads`]).
+pub async fn open_store(
+    config: &Config,
+    migrate: bool,
+    stores_records: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store {
         StoreKind::Sqlite => {
-            Arc::new(SqliteStore::open(&data_dir(config), config.database.query_timeout).await?)
+            let store = SqliteStore::open(&data_dir(config), config.database.query_timeout).await?;
+            Arc::new(if stores_records {
+                store.with_shared_reads()
+            } else {
+                store
+            })
         }
         StoreKind::Postgres => {
             let store = PostgresStore::connect(&config.database, &config.aws).await?;

@@ -192,7 +192,17 @@ pub fn connect(path: &Path, journal_size_limit: Option<u64>) -> rusqlite::Result
 /// How often a connection that finds the file locked by another process looks again.
 const LOCK_POLL: Duration = Duration::from_micros(100);
 
+/// What a writer's thread runs before each write and after each commit, before SQLite's
+/// checkpoint (see [`Writer::before_writes`]).
+pub type BeforeWrite = Arc<dyn Fn() + Send + Sync>;
+
+/// WAL frames after which a commit checkpoints (SQLite's default `wal_autocheckpoint`, which
+/// [`Writer::before_writes`] replaces with a hook doing the same).
+const AUTOCHECKPOINT_FRAMES: i32 = 1000;
+
 thread_local! {
+    /// On a writer's thread: its [`BeforeWrite`], if any.
+    static BEFORE_WRITE: std::cell::RefCell<Option<BeforeWrite>> = const { std::cell::RefCell::new(None) };
     /// When this thread started waiting for the current lock.
     static WAIT_STARTED: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
     /// Whether this thread waited for a lock since the flag was last cleared.
@@ -345,6 +355,32 @@ impl Turn {
 /// A write, given the writer's count of finished jobs to raise before it answers.
 type Job = Box<dyn FnOnce(&mut Connection, &AtomicU64) + Send>;
 
+/// The WAL hook of a writer with a [`BeforeWrite`]: runs it, then checkpoints as
+/// `wal_autocheckpoint` would (passive: copies what no reader needs, waits for nobody),
+/// except that a checkpoint a read transaction cut short is tried again
+/// ([`CHECKPOINT_TRIES`] times, [`LOCK_POLL`] apart; readers renew their snapshots within
+/// microseconds once the hook ran), and the hook runs again after it, so the snapshots
+/// taken while it copied are renewed too and the WAL can start over at the next write.
+fn after_commit(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    let hook = || BEFORE_WRITE.with_borrow(|hook| hook.as_deref().map(|hook| hook()));
+    hook();
+    if frames >= AUTOCHECKPOINT_FRAMES {
+        for _ in 0..CHECKPOINT_TRIES {
+            let (log, copied) = wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::PASSIVE)?;
+            if copied >= log {
+                break;
+            }
+            std::thread::sleep(LOCK_POLL);
+            hook();
+        }
+        hook();
+    }
+    Ok(())
+}
+
+/// How many times [`after_commit`] tries a checkpoint that readers cut short.
+const CHECKPOINT_TRIES: usize = 5;
+
 /// The one connection every write to a file goes through, on a thread of its own. SQLite
 /// has one writer at a time; queueing writes here (in order, each a closure that runs its
 /// whole transaction on the thread) beats both SQLite's busy handler, which sleeps, and a
@@ -393,6 +429,7 @@ impl Writer {
                         turn.give_way();
                     }
                     WAITED.set(false);
+                    BEFORE_WRITE.with_borrow(|hook| hook.as_deref().map(|hook| hook()));
                     job(&mut conn, &count);
                     if WAITED.get()
                         && let Some(turn) = &turn
@@ -402,6 +439,20 @@ impl Writer {
                 }
             })?;
         Ok(Self { jobs, finished })
+    }
+
+    /// Runs `hook` on the writer's thread before each job and after each commit, just
+    /// before the checkpoint SQLite runs every 1,000 WAL frames (through
+    /// `sqlite3_wal_hook`). [`Snapshots`] ends its idle read transactions there: a
+    /// checkpoint can only copy the frames every open read transaction has seen, and the
+    /// WAL can only start over from its beginning while no reader still uses its frames.
+    pub fn before_writes(&self, hook: BeforeWrite) {
+        // On the writer's thread, before any later job; if the thread is gone, no write
+        // needs the hook.
+        let _ = self.jobs.send(Box::new(move |conn, _| {
+            BEFORE_WRITE.set(Some(hook));
+            conn.wal_hook(Some(after_commit));
+        }));
     }
 
     /// The count of jobs this writer has finished, raised after each job (and so after its

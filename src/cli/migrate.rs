@@ -38,7 +38,7 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
         );
     let (config, _) = ctx.load(&o)?;
     // Opened without migrating, so the report below is this command's own.
-    let store = crate::compose::open_store(&config, false).await?;
+    let store = crate::compose::open_store(&config, false, false).await?;
     let report = MigrateReport {
         store: config.store,
         target: store.target(),

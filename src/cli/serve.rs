@@ -97,7 +97,12 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     metrics::gauge!(crate::metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
         .set(1.0);
 
-    let store = compose::open_store(&config, config.database.migrate_on_start).await?;
+    let store = compose::open_store(
+        &config,
+        config.database.migrate_on_start,
+        role.runs_worker(),
+    )
+    .await?;
     let bus = compose::open_bus(&config, role).await?;
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await

@@ -32,8 +32,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     /// Readers for the probe and the counts (stats on the blocking pool).
     readers: Arc<Readers>,
-    /// Readers for GET, on the request's thread, sharing read transactions.
-    snapshots: Arc<Snapshots>,
+    /// Readers for GET that share read transactions ([`SqliteStore::with_shared_reads`]).
+    snapshots: Option<Arc<Snapshots>>,
     /// The one connection every write goes through (see [`Writer`]).
     writer: Writer,
     query_timeout: Duration,
@@ -72,13 +72,33 @@ impl SqliteStore {
         let conn = crate::datadir::connect(&path, None).map_err(|e| open_error(&e))?;
         let writer = Writer::spawn("store-writer", conn).map_err(|e| open_error(&e))?;
         Ok(Self {
-            readers: Readers::new(path.clone(), 2),
-            snapshots: Snapshots::new(path.clone(), &writer, 8),
+            readers: Readers::new(path.clone(), 8),
+            snapshots: None,
             writer,
             query_timeout,
             path,
             applied_at_open: prepared.applied_now,
         })
+    }
+
+    /// GETs share read transactions ([`Snapshots`]): for a process whose own worker stores
+    /// the records (`serve` with both roles), whose writer can end them before it writes.
+    /// Without it every GET reads in a transaction of its own.
+    pub fn with_shared_reads(mut self) -> Self {
+        self.snapshots = Some(Snapshots::new(self.path.clone(), &self.writer, 8));
+        self
+    }
+
+    /// A point read on the request's thread: in a shared snapshot when there are, else in a
+    /// transaction of its own.
+    fn point_read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        match &self.snapshots {
+            Some(snapshots) => snapshots.read(f),
+            None => self.readers.with(f),
+        }
     }
 
     /// Count of rows; exact (tests and `status`).
@@ -137,7 +157,7 @@ impl Store for SqliteStore {
         // GET's connections count as idle: they are in use only for microseconds, on the
         // request's thread.
         let (in_use, idle) = self.readers.stats();
-        let idle = idle + self.snapshots.idle();
+        let idle = idle + self.snapshots.as_ref().map_or(0, |s| s.idle());
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         Some((n(in_use), n(idle)))
     }
@@ -191,8 +211,8 @@ impl Store for SqliteStore {
 
     async fn get(&self, transaction_id: Uuid) -> Result<Option<StoredRecord>> {
         timed("get", self.query_timeout, async {
-            // A primary-key lookup: on the request's thread (see `Snapshots`).
-            let row = self.snapshots.read(|conn| {
+            // A primary-key lookup: on the request's thread.
+            let row = self.point_read(|conn| {
                 conn.prepare_cached(GET_RECORD)?
                     .query_row([transaction_id.to_string()], |row| {
                         Ok((
@@ -230,7 +250,7 @@ impl Store for SqliteStore {
             // the row's own is that text (SQLite compares text exactly).
             let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let id: &str = transaction_id.hyphenated().encode_lower(&mut id);
-            let written = self.snapshots.read(|conn| {
+            let written = self.point_read(|conn| {
                 conn.prepare_cached(GET_RECORD)?
                     .query_row([id], |row| {
                         let text =
