@@ -309,6 +309,7 @@ result "drain embedded → PostgreSQL" "$(drain_time w2 "$MESSAGES" "pg_count '$
 
 log "drain: SQS on moto → PostgreSQL ($MOTO_MESSAGES messages; moto is slow, not AWS's speed)"
 start_moto
+MOTO_PID=${PIDS[-1]}
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 cat >"$WORK/latamctl.toml" <<TOML
 name = "bench$(date +%s)"
@@ -319,6 +320,9 @@ TOML
 DB=$(new_db)
 fill fill3 "$MOTO_MESSAGES" --bus aws --store postgres --database-url "$DB"
 result "drain SQS (moto) → PostgreSQL" "$(drain_time w3 "$MOTO_MESSAGES" "pg_count '$DB'" --bus aws --store postgres --database-url "$DB" --concurrency 8 --batch-size 10)"
+# The config provision wrote (bus = "aws") would otherwise be every later serve's.
+rm -f "$WORK/latamctl.toml"
+kill "$MOTO_PID" 2>/dev/null || true
 
 fi
 
@@ -328,7 +332,7 @@ start_postgres
 PG="$LATAMCTL_TEST_DATABASE_URL"
 DB=$(new_db)
 log "PostgreSQL store: serve --store postgres, GET and publish --verify"
-serve_bg pg --data-dir "$WORK/pg-data" --store postgres --database-url "$DB"
+serve_bg pg --data-dir "$WORK/pg-data" --bus embedded --store postgres --database-url "$DB"
 "$BIN" publish --api "$URL_pg" --count 5000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
   >"$WORK/pg-publish.json" 2>/dev/null || true
 result "PostgreSQL store: publish 5000 at 1000/s --verify" "$(verify_summary "$WORK/pg-publish.json")"

@@ -45,17 +45,17 @@ pub fn data_dir(config: &Config) -> PathBuf {
 }
 
 /// Opens the configured store; migrates it when `migrate` is set (SQLite always migrates).
-/// `stores_records`: this process's worker writes the records, so SQLite's GETs may share
-/// read transactions ([`SqliteStore::with_shared_reads`]).
+/// `shared_reads`: this process serves GETs and its own worker writes the records, so
+/// SQLite's GETs may share read transactions ([`SqliteStore::with_shared_reads`]).
 pub async fn open_store(
     config: &Config,
     migrate: bool,
-    stores_records: bool,
+    shared_reads: bool,
 ) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store {
         StoreKind::Sqlite => {
             let store = SqliteStore::open(&data_dir(config), config.database.query_timeout).await?;
-            Arc::new(if stores_records {
+            Arc::new(if shared_reads {
                 store.with_shared_reads()
             } else {
                 store
@@ -182,7 +182,10 @@ pub fn sns_publisher(
 ) -> anyhow::Result<(Arc<dyn Publisher>, String)> {
     let topic_arn = config.require(&config.aws.topic_arn, "aws.topic_arn", why)?;
     Ok((
-        Arc::new(SnsPublisher::new(clients, topic_arn, attempts)),
+        Arc::new(
+            SnsPublisher::new(clients, topic_arn, attempts)
+                .with_in_flight(config.aws.publish_in_flight),
+        ),
         topic_arn.to_owned(),
     ))
 }

@@ -361,17 +361,27 @@ type Job = Box<dyn FnOnce(&mut Connection, &AtomicU64) + Send>;
 /// ([`CHECKPOINT_TRIES`] times, [`LOCK_POLL`] apart; readers renew their snapshots within
 /// microseconds once the hook ran), and the hook runs again after it, so the snapshots
 /// taken while it copied are renewed too and the WAL can start over at the next write.
+///
+/// Never fails: the commit is done when SQLite calls this, and an error here would be the
+/// COMMIT's, so a stored batch would read as failed (and be redelivered). A checkpoint
+/// another process runs at the same time makes ours `SQLITE_BUSY`; as with SQLite's own
+/// hook, the next commit tries again.
 fn after_commit(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
     let hook = || BEFORE_WRITE.with_borrow(|hook| hook.as_deref().map(|hook| hook()));
     hook();
     if frames >= AUTOCHECKPOINT_FRAMES {
-        for _ in 0..CHECKPOINT_TRIES {
-            let (log, copied) = wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::PASSIVE)?;
-            if copied >= log {
-                break;
+        for attempt in 1..=CHECKPOINT_TRIES {
+            match wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::PASSIVE) {
+                Ok((log, copied)) if copied < log && attempt < CHECKPOINT_TRIES => {
+                    std::thread::sleep(LOCK_POLL);
+                    hook();
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(message = "Checkpoint after a commit did not run; the next commit tries again.", %error);
+                    break;
+                }
             }
-            std::thread::sleep(LOCK_POLL);
-            hook();
         }
         hook();
     }
@@ -446,6 +456,7 @@ impl Writer {
     /// `sqlite3_wal_hook`). [`Snapshots`] ends its idle read transactions there: a
     /// checkpoint can only copy the frames every open read transaction has seen, and the
     /// WAL can only start over from its beginning while no reader still uses its frames.
+    /// One hook per writer: a second call replaces the first.
     pub fn before_writes(&self, hook: BeforeWrite) {
         // On the writer's thread, before any later job; if the thread is gone, no write
         // needs the hook.

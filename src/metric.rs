@@ -28,6 +28,7 @@ pub const QUEUE_OLDEST_MESSAGE_AGE_SECONDS: &str = "latamctl_queue_oldest_messag
 pub const READY: &str = "latamctl_ready";
 pub const REQUESTS_SHED_TOTAL: &str = "latamctl_requests_shed_total";
 pub const RETRIES_TOTAL: &str = "latamctl_retries_total";
+pub const SNS_PUBLISH_BATCH_SIZE: &str = "latamctl_sns_publish_batch_size";
 pub const WORKER_BATCHES_TOTAL: &str = "latamctl_worker_batches_total";
 pub const WORKER_BATCH_DURATION_SECONDS: &str = "latamctl_worker_batch_duration_seconds";
 pub const WORKER_BATCH_SIZE: &str = "latamctl_worker_batch_size";
@@ -35,7 +36,7 @@ pub const WORKER_PAUSED: &str = "latamctl_worker_paused";
 pub const WORKER_RECEIVE_ERRORS_TOTAL: &str = "latamctl_worker_receive_errors_total";
 
 /// Every name above.
-pub const ALL: [&str; 31] = [
+pub const ALL: [&str; 32] = [
     ACK_ERRORS_TOTAL,
     BUILD_INFO,
     CPU_LIMIT_CORES,
@@ -62,6 +63,7 @@ pub const ALL: [&str; 31] = [
     READY,
     REQUESTS_SHED_TOTAL,
     RETRIES_TOTAL,
+    SNS_PUBLISH_BATCH_SIZE,
     WORKER_BATCHES_TOTAL,
     WORKER_BATCH_DURATION_SECONDS,
     WORKER_BATCH_SIZE,

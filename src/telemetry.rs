@@ -192,6 +192,10 @@ fn describe_metrics() {
         crate::metric::WORKER_BATCH_SIZE,
         "Messages per received batch."
     );
+    describe_histogram!(
+        crate::metric::SNS_PUBLISH_BATCH_SIZE,
+        "Messages per SNS publish call (1 is Publish, more is PublishBatch)."
+    );
     describe_counter!(
         crate::metric::POISON_MESSAGES_TOTAL,
         "Received messages that could not be decoded, by reason."

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
         Some((&config.telemetry, config.environment.as_str())),
     );
     let store =
-        latamctl::compose::open_store(&config, config.database.migrate_on_start, true).await?;
+        latamctl::compose::open_store(&config, config.database.migrate_on_start, false).await?;
     let store = &store;
     // With the queue URL the handler holds a failed batch through a store outage.
     let queue: Option<latamctl::bus::sqs::SqsQueue> = match &config.aws.queue_url {

@@ -1,6 +1,7 @@
 //! Publishing to the SNS topic.
 //!
-//! Publishes are coalesced like group commit: at most [`MAX_IN_FLIGHT`] calls are in flight,
+//! Publishes are coalesced like group commit: at most `aws.publish_in_flight`
+//! ([`DEFAULT_IN_FLIGHT`]) calls are in flight,
 //! and the publishes that arrive while they are take the next free slot together, in one
 //! `PublishBatch` of up to 10 (within SNS's 256 KiB per request). A publish alone goes out
 //! as `Publish`, so an idle pipeline's latency is unchanged. AWS authorizes `PublishBatch`
@@ -58,12 +59,10 @@ pub const SNS_MAX_BATCH: usize = 10;
 /// SNS's limit on one request's bodies and attributes together (256 KiB), less headroom for
 /// the entry ids and the request's own fields.
 const BATCH_BYTES: usize = 256 * 1024 - 8 * 1024;
-/// Publish calls in flight at once. Publishes beyond them wait for a slot and leave
-/// together, so under load one call carries up to ten messages. With SNS answering in
-/// ~10 ms, 16 calls carry ~1,600 messages a second one by one and ~16,000 in full batches.
-/// Measured on bench/aws-emulator (calls under 1 ms, wrk -c64): 64 in flight never batch
-/// (7,500 POST/s, 172 µs CPU each), 16 give 11,400/s at 107 µs, 4 give 19,000/s at 58 µs.
-pub const MAX_IN_FLIGHT: usize = 16;
+/// Publish calls in flight at once unless `aws.publish_in_flight` says otherwise (why 16:
+/// [`crate::config::DEFAULT_PUBLISH_IN_FLIGHT`]). Publishes beyond them wait for a slot and
+/// leave together, so under load one call carries up to ten messages.
+pub const DEFAULT_IN_FLIGHT: usize = crate::config::DEFAULT_PUBLISH_IN_FLIGHT;
 
 /// Codes with which SNS refuses a `PublishBatch` request for its shape (the batch, not a
 /// message in it, is at fault).
@@ -88,6 +87,8 @@ struct Inner {
     client: aws_sdk_sns::Client,
     topic_arn: String,
     attempts: u32,
+    /// Calls in flight at once (`aws.publish_in_flight`).
+    in_flight: usize,
     /// When the last publish failed, and how, unless one succeeded since.
     last_failure: std::sync::Mutex<Option<(std::time::Instant, &'static str)>>,
 }
@@ -104,10 +105,20 @@ impl SnsPublisher {
                 client,
                 topic_arn: topic_arn.to_owned(),
                 attempts: attempts.max(1),
+                in_flight: DEFAULT_IN_FLIGHT,
                 last_failure: std::sync::Mutex::new(None),
             }),
             queue: OnceLock::new(),
         }
+    }
+
+    /// At most `calls` publish calls in flight at once (at least 1); before the first
+    /// publish.
+    pub fn with_in_flight(mut self, calls: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.in_flight = calls.max(1);
+        }
+        self
     }
 
     fn queue(&self) -> &mpsc::UnboundedSender<Pending> {
@@ -122,7 +133,10 @@ impl SnsPublisher {
 /// Takes a free call slot, then every message waiting (up to a batch), and sends them in one
 /// call. Ends when the publisher is dropped.
 async fn batcher(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
-    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(inner.in_flight));
+    // The recorder first: a handle made before it would stay a no-op for good.
+    crate::telemetry::metrics_handle();
+    let batch_sizes = metrics::histogram!(crate::metric::SNS_PUBLISH_BATCH_SIZE);
     let mut carry: Option<Pending> = None;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -154,6 +168,7 @@ async fn batcher(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             bytes += next.bytes;
             batch.push(next);
         }
+        batch_sizes.record(batch.len() as f64);
         let inner = inner.clone();
         tokio::spawn(async move {
             inner.send(batch).await;

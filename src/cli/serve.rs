@@ -100,7 +100,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     let store = compose::open_store(
         &config,
         config.database.migrate_on_start,
-        role.runs_worker(),
+        role.runs_api() && role.runs_worker(),
     )
     .await?;
     let bus = compose::open_bus(&config, role).await?;

@@ -174,6 +174,12 @@ pub struct QueueConfig {
     pub max_bytes: u64,
 }
 
+/// Default `aws.publish_in_flight`. With SNS answering in ~10 ms, 16 calls carry ~1,600
+/// messages a second one by one and ~16,000 in full batches. Measured on bench/aws-emulator
+/// (calls under 1 ms, wrk -c64): 64 in flight never batch (7,500 POST/s, 172 µs CPU each),
+/// 16 give 11,400/s at 107 µs, 4 give 19,000/s at 58 µs.
+pub const DEFAULT_PUBLISH_IN_FLIGHT: usize = 16;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsConfig {
@@ -192,6 +198,9 @@ pub struct AwsConfig {
     pub sns_dlq_url: Option<String>,
     /// Attempts per SNS publish (first try included) before answering 503.
     pub publish_attempts: u32,
+    /// SNS publish calls in flight at once per process; the POSTs that arrive while they are
+    /// leave together in one `PublishBatch` (see `latamctl_sns_publish_batch_size`).
+    pub publish_in_flight: usize,
     /// RDS instance identifier that `provision` and `status` check (created by Terraform).
     pub rds_instance_id: Option<String>,
     /// EKS cluster name that `provision` and `status` check (created by Terraform).
@@ -345,6 +354,7 @@ impl Default for AwsConfig {
             dlq_url: None,
             sns_dlq_url: None,
             publish_attempts: 3,
+            publish_in_flight: DEFAULT_PUBLISH_IN_FLIGHT,
             rds_instance_id: None,
             eks_cluster: None,
             alarm_topic_arn: None,
@@ -480,6 +490,9 @@ impl Config {
                 "worker.batch_size = {} is out of range with bus = \"aws\": SQS receives at most 10 (0 picks 10)",
                 self.worker.batch_size
             )));
+        }
+        if self.aws.publish_in_flight == 0 {
+            return Err(invalid("aws.publish_in_flight must be at least 1".into()));
         }
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency must be at least 1".into()));

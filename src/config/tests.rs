@@ -197,3 +197,19 @@ fn require_says_what_to_set() {
     assert!(err.contains("LATAMCTL_AWS_TOPIC_ARN"), "{err}");
     assert!(err.contains("[aws] topic_arn"), "{err}");
 }
+
+#[test]
+fn publish_in_flight_defaults_to_16_and_refuses_0() {
+    let (cfg, _) = load_with_env(None, &Overrides::default(), env_of(&[])).unwrap();
+    assert_eq!(cfg.aws.publish_in_flight, 16);
+    let env = env_of(&[("LATAMCTL_AWS_PUBLISH_IN_FLIGHT", "4")]);
+    let (cfg, _) = load_with_env(None, &Overrides::default(), env).unwrap();
+    assert_eq!(cfg.aws.publish_in_flight, 4);
+    let env = env_of(&[("LATAMCTL_AWS_PUBLISH_IN_FLIGHT", "0")]);
+    let err = load_with_env(None, &Overrides::default(), env).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("aws.publish_in_flight must be at least 1"),
+        "{err}"
+    );
+}

@@ -61,9 +61,18 @@ pub struct Snapshots {
 
 struct Reader {
     conn: Connection,
-    /// The open read transaction: when it began, and the writer's count and the epoch
-    /// then.
-    open: Option<(Instant, u64, u64)>,
+    /// The open read transaction, if any.
+    open: Option<Began>,
+}
+
+/// When a read transaction began, and what it had seen of the writer then.
+#[derive(Clone, Copy)]
+struct Began {
+    at: Instant,
+    /// [`Snapshots::writes`] then.
+    writes: u64,
+    /// [`Snapshots::epoch`] then.
+    epoch: u64,
 }
 
 impl Reader {
@@ -79,11 +88,25 @@ impl Reader {
 impl Snapshots {
     /// Reads of the file at `path`, which `writer` writes in this process. Starts the
     /// sweeper on the current tokio runtime.
+    /// Panics outside a tokio runtime.
     pub fn new(path: PathBuf, writer: &Writer, max_idle: usize) -> Arc<Self> {
         Self::with_ttl(path, writer, max_idle, SNAPSHOT_TTL)
     }
 
     fn with_ttl(path: PathBuf, writer: &Writer, max_idle: usize, ttl: Duration) -> Arc<Self> {
+        let this = Self::unhooked(path, writer, max_idle, ttl);
+        let weak = Arc::downgrade(&this);
+        writer.before_writes(Arc::new(move || {
+            if let Some(snapshots) = weak.upgrade() {
+                snapshots.end_idle();
+            }
+        }));
+        this
+    }
+
+    /// Without the writer's hook: only [`Snapshots::writes`], the TTL and the sweeper renew
+    /// or end snapshots (tests take each mechanism alone).
+    fn unhooked(path: PathBuf, writer: &Writer, max_idle: usize, ttl: Duration) -> Arc<Self> {
         let wake = Arc::new(tokio::sync::Notify::new());
         let this = Arc::new(Self {
             path,
@@ -96,12 +119,6 @@ impl Snapshots {
             wake: wake.clone(),
         });
         tokio::spawn(sweep(Arc::downgrade(&this), wake));
-        let weak = Arc::downgrade(&this);
-        writer.before_writes(Arc::new(move || {
-            if let Some(snapshots) = weak.upgrade() {
-                snapshots.end_idle();
-            }
-        }));
         this
     }
 
@@ -133,18 +150,20 @@ impl Snapshots {
                 Reader { conn, open: None }
             }
         };
-        let fresh = matches!(reader.open, Some((began, seen, seen_epoch))
-            if seen == writes && seen_epoch == epoch && began.elapsed() < self.ttl);
+        let fresh = matches!(reader.open, Some(began)
+            if began.writes == writes && began.epoch == epoch && began.at.elapsed() < self.ttl);
         if !fresh {
             reader.end()?;
             reader.conn.execute_batch("BEGIN")?;
-            reader.open = Some((Instant::now(), writes, epoch));
+            reader.open = Some(Began {
+                at: Instant::now(),
+                writes,
+                epoch,
+            });
         }
-        let out = f(&reader.conn);
-        if out.is_err() {
-            // Whatever failed, the next read starts from a new transaction.
-            reader.end()?;
-        }
+        // Whatever failed (SQLite may have rolled the transaction back already), the
+        // connection is closed on return, which ends its transaction, and the error is `f`'s.
+        let out = f(&reader.conn)?;
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
             idle.push(reader);
@@ -155,7 +174,7 @@ impl Snapshots {
             }
         }
         // A connection not kept is closed on drop, which ends its transaction.
-        out
+        Ok(out)
     }
 
     /// Ends the read transactions of all idle connections, and has those in use renewed
@@ -172,7 +191,7 @@ impl Snapshots {
         let mut idle = self.lock();
         let mut open = false;
         idle.retain_mut(|reader| match reader.open {
-            Some((began, ..)) if began.elapsed() >= self.ttl => reader.end().is_ok(),
+            Some(began) if began.at.elapsed() >= self.ttl => reader.end().is_ok(),
             Some(_) => {
                 open = true;
                 true
@@ -253,8 +272,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_sees_every_commit_this_processs_writer_finished_before_it() {
-        // Snapshots that never expire, and writes made while the snapshot is in use (the
-        // writer ends only idle ones): only the writer's count can renew it.
+        // Snapshots that never expire and no hook on the writer: only the writer's count can
+        // renew them.
+        let (_dir, path, writer, _) = database();
+        let snapshots = Snapshots::unhooked(path, &writer, 4, Duration::from_secs(3600));
+        for k in ["a", "b", "c"] {
+            assert!(!has(&snapshots, k), "{k} not written yet");
+            insert(&writer, k).await;
+            assert!(has(&snapshots, k), "{k} written before this read");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_in_use_during_a_write_is_renewed_after_it() {
+        // The writer's hook ends idle snapshots only; one in use while the writer wrote is
+        // renewed at its next read (the hook raised the epoch, the writer its count).
         let (_dir, path, writer, _) = database();
         let snapshots = Snapshots::with_ttl(path, &writer, 4, Duration::from_secs(3600));
         for k in ["a", "b", "c"] {

@@ -186,6 +186,12 @@ pub fn helm_values(config: &Config, inputs: &HelmInputs) -> Result<Value> {
             json!(config.aws.publish_attempts),
         );
     }
+    if config.aws.publish_in_flight != crate::config::DEFAULT_PUBLISH_IN_FLIGHT {
+        aws.insert(
+            "publish_in_flight".into(),
+            json!(config.aws.publish_in_flight),
+        );
+    }
 
     let humantime = |d: std::time::Duration| humantime::format_duration(d).to_string();
     let generated = json!({

@@ -83,9 +83,12 @@ impl SqliteStore {
 
     /// GETs share read transactions ([`Snapshots`]): for a process whose own worker stores
     /// the records (`serve` with both roles), whose writer can end them before it writes.
-    /// Without it every GET reads in a transaction of its own.
+    /// Without it every GET reads in a transaction of its own. Call it within a tokio
+    /// runtime (it starts the snapshots' sweeper task).
     pub fn with_shared_reads(mut self) -> Self {
-        self.snapshots = Some(Snapshots::new(self.path.clone(), &self.writer, 8));
+        if self.snapshots.is_none() {
+            self.snapshots = Some(Snapshots::new(self.path.clone(), &self.writer, 8));
+        }
         self
     }
 

@@ -247,6 +247,14 @@ async fn concurrent_sns_publishes_share_batches_and_each_gets_its_entrys_verdict
     );
     assert_eq!(batch.num_calls(), 4, "three batches of 25, and m12's retry");
     assert_eq!(single.num_calls(), 0);
+    // Operators see the coalescing: three calls carried the 25 messages.
+    let metrics = latamctl::telemetry::metrics_handle().render();
+    for line in [
+        "latamctl_sns_publish_batch_size_sum 25",
+        "latamctl_sns_publish_batch_size_count 3",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
 }
 
 /// SNS counts a batch's bodies and attributes against one 256 KiB request: three 100 KiB
