@@ -401,6 +401,10 @@ wrk_cpu "$PID_capi" "$WORK/wrk-cloud-post.txt" -t2 -c"$CONNECTIONS" -d"$DURATION
 E1=$(cpu_seconds "$PID_emu")
 result "cloud: POST /ingresar-datos (api → SNS)" "$(wrk_summary "$WORK/wrk-cloud-post.txt"), $(wrk_cpu_us "$WORK/wrk-cloud-post.txt") µs CPU/request (emulator $(python3 -c "import sys; print(f'{($E1-$E0)*1e6/max(int(sys.argv[1]),1):.0f}')" "$(awk '/requests in/ {print $1}' "$WORK/wrk-cloud-post.txt")") µs); non-2xx: $(wrk_errors "$WORK/wrk-cloud-post.txt")"
 result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-cloud-post.txt")" "$(wrk_rps "$WORK/wrk-cloud-health.txt")")  (healthz $(wrk_summary "$WORK/wrk-cloud-health.txt"))"
+# How the publishes coalesced: messages per SNS call, from the api's own histogram.
+result "  messages per SNS call (aws.publish_in_flight 16)" "$(curl -fsS "$URL_capi/metrics" | awk '
+  /^latamctl_sns_publish_batch_size_sum/ {sum=$2} /^latamctl_sns_publish_batch_size_count/ {n=$2}
+  END {if (n > 0) printf "%.1f on average over %d calls", sum/n, n; else print "no calls"}')"
 stop capi
 kill "$PID_emu" 2>/dev/null || true
 fi
