@@ -438,6 +438,11 @@ pub trait QueueAdmin: Send + Sync + 'static {
     async fn redrive(&self, max: usize) -> Result<u64>;
     /// Where `queue` lives, for messages (`queue.db (dlq)`, a queue URL).
     fn describe(&self, queue: QueueName) -> String;
+    /// The most messages one [`QueueAdmin::receive_from`] returns (SQS's 10 unless the bus
+    /// takes more).
+    fn max_receive(&self) -> usize {
+        10
+    }
 }
 
 /// [`crate::aws::classify`] as a bus error.

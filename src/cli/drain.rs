@@ -79,7 +79,26 @@ struct Summary {
     redriven: u64,
     failed: usize,
     out: Option<String>,
+    /// How long the queue took to answer the receives (not the copy or the deletes): what
+    /// the depth of the queue would show in.
+    receives: ReceiveTiming,
     messages: Vec<DrainedMessage>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ReceiveTiming {
+    calls: usize,
+    total_ms: f64,
+    slowest_ms: f64,
+}
+
+impl ReceiveTiming {
+    fn add(&mut self, took: std::time::Duration) {
+        let ms = took.as_secs_f64() * 1e3;
+        self.calls += 1;
+        self.total_ms += ms;
+        self.slowest_ms = self.slowest_ms.max(ms);
+    }
 }
 
 pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
@@ -140,6 +159,7 @@ pub async fn run(ctx: &Context, args: DrainArgs) -> anyhow::Result<Exit> {
         redriven: 0,
         failed: 0,
         out: out.as_ref().map(|p| p.display().to_string()),
+        receives: ReceiveTiming::default(),
         messages: Vec::new(),
     };
 
@@ -224,10 +244,12 @@ async fn drain(
     // Peeked messages stay hidden until the end, so the loop does not read them twice.
     let mut held: Vec<Delivery> = Vec::new();
     while summary.drained < args.max {
-        let want = (args.max - summary.drained).min(10);
+        let want = (args.max - summary.drained).min(admin.max_receive());
+        let started = std::time::Instant::now();
         let batch = admin
             .receive_from(args.queue, want, DRAIN_VISIBILITY)
             .await?;
+        summary.receives.add(started.elapsed());
         if batch.is_empty() {
             break;
         }

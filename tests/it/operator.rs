@@ -254,7 +254,14 @@ async fn provision_serve_publish_status_drain_destroy() {
         "json",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(json(&out)["drained"], 1);
+    let drained = json(&out);
+    assert_eq!(drained["drained"], 1);
+    // The receives are timed apart from the copy and the deletes.
+    assert!(
+        drained["receives"]["calls"].as_u64().unwrap() >= 1,
+        "{drained}"
+    );
+    assert!(drained["receives"]["slowest_ms"].as_f64().unwrap() > 0.0);
     let written = std::fs::read_to_string(&out_file).unwrap();
     assert_eq!(written.lines().count(), 1);
     assert!(written.contains("poison"));

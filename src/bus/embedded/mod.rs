@@ -352,6 +352,11 @@ impl Queue for EmbeddedQueue {
 
 #[async_trait]
 impl QueueAdmin for EmbeddedQueue {
+    /// The worker's batch on this queue (`worker.batch_size` 0): one claim, one commit.
+    fn max_receive(&self) -> usize {
+        100
+    }
+
     async fn receive_from(
         &self,
         queue: QueueName,
