@@ -16,15 +16,15 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 mod snapshots;
 pub use snapshots::{SNAPSHOT_TTL, Snapshots};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Creates `dir` (and its parents) if missing, mode `0700`; an existing data directory that
 /// others can read is tightened to `0700`.
@@ -352,12 +352,17 @@ impl Turn {
     }
 }
 
-/// A write, given the writer's count of finished jobs to raise before it answers.
-type Job = Box<dyn FnOnce(&mut Connection, &AtomicU64) + Send>;
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// The WAL hook of a writer with a [`BeforeWrite`]: runs it, then checkpoints as
-/// `wal_autocheckpoint` would (passive: copies what no reader needs, waits for nobody),
-/// except that a checkpoint a read transaction cut short is tried again
+/// Runs the writer thread's [`BeforeWrite`], if it has one.
+fn before_write() {
+    BEFORE_WRITE.with_borrow(|hook| hook.as_deref().map(|hook| hook()));
+}
+
+/// The WAL hook of a writer with a [`BeforeWrite`], called after each commit and before the
+/// writer answers: runs it (so a read that starts after the answer sees the commit), then
+/// checkpoints as `wal_autocheckpoint` would (passive: copies what no reader needs, waits
+/// for nobody), except that a checkpoint a read transaction cut short is tried again
 /// ([`CHECKPOINT_TRIES`] times, [`LOCK_POLL`] apart; readers renew their snapshots within
 /// microseconds once the hook ran), and the hook runs again after it, so the snapshots
 /// taken while it copied are renewed too and the WAL can start over at the next write.
@@ -367,14 +372,13 @@ type Job = Box<dyn FnOnce(&mut Connection, &AtomicU64) + Send>;
 /// another process runs at the same time makes ours `SQLITE_BUSY`; as with SQLite's own
 /// hook, the next commit tries again.
 fn after_commit(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
-    let hook = || BEFORE_WRITE.with_borrow(|hook| hook.as_deref().map(|hook| hook()));
-    hook();
+    before_write();
     if frames >= AUTOCHECKPOINT_FRAMES {
         for attempt in 1..=CHECKPOINT_TRIES {
             match wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::PASSIVE) {
                 Ok((log, copied)) if copied < log && attempt < CHECKPOINT_TRIES => {
                     std::thread::sleep(LOCK_POLL);
-                    hook();
+                    before_write();
                 }
                 Ok(_) => break,
                 Err(error) => {
@@ -383,7 +387,7 @@ fn after_commit(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite
                 }
             }
         }
-        hook();
+        before_write();
     }
     Ok(())
 }
@@ -399,7 +403,6 @@ const CHECKPOINT_TRIES: usize = 5;
 #[derive(Clone)]
 pub struct Writer {
     jobs: std::sync::mpsc::Sender<Job>,
-    finished: Arc<AtomicU64>,
 }
 
 /// The writer's thread is gone (it panicked).
@@ -422,8 +425,6 @@ impl Writer {
                 }
             });
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        let finished = Arc::new(AtomicU64::new(0));
-        let count = finished.clone();
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
@@ -439,8 +440,8 @@ impl Writer {
                         turn.give_way();
                     }
                     WAITED.set(false);
-                    BEFORE_WRITE.with_borrow(|hook| hook.as_deref().map(|hook| hook()));
-                    job(&mut conn, &count);
+                    before_write();
+                    job(&mut conn);
                     if WAITED.get()
                         && let Some(turn) = &turn
                     {
@@ -448,7 +449,7 @@ impl Writer {
                     }
                 }
             })?;
-        Ok(Self { jobs, finished })
+        Ok(Self { jobs })
     }
 
     /// Runs `hook` on the writer's thread before each job and after each commit, just
@@ -460,17 +461,10 @@ impl Writer {
     pub fn before_writes(&self, hook: BeforeWrite) {
         // On the writer's thread, before any later job; if the thread is gone, no write
         // needs the hook.
-        let _ = self.jobs.send(Box::new(move |conn, _| {
+        let _ = self.jobs.send(Box::new(move |conn| {
             BEFORE_WRITE.set(Some(hook));
             conn.wal_hook(Some(after_commit));
         }));
-    }
-
-    /// The count of jobs this writer has finished, raised after each job (and so after its
-    /// commit) and before its caller is answered: [`Snapshots`] renews a read transaction
-    /// older than the count.
-    pub fn finished(&self) -> Arc<AtomicU64> {
-        self.finished.clone()
     }
 
     /// Runs `f` on the writer's thread and returns what it returned.
@@ -480,11 +474,8 @@ impl Writer {
     ) -> Result<T, WriterStopped> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Box::new(move |conn, finished| {
-                let out = f(conn);
-                // After the job's commit, before its caller hears of it.
-                finished.fetch_add(1, Ordering::Release);
-                let _ = done.send(out);
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
             }))
             .map_err(|_| WriterStopped)?;
         wait.await.map_err(|_| WriterStopped)

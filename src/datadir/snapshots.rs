@@ -11,8 +11,9 @@
 //! one pair of lock calls covers all the reads made in [`SNAPSHOT_TTL`]. What a read may miss
 //! is bounded:
 //! - a commit made through this process's [`Writer`] of the same file is seen by every read
-//!   that starts after it: the writer counts its finished jobs, and a snapshot older than the
-//!   count is renewed before it is read;
+//!   that starts after it: the writer's thread, right after the commit and before the
+//!   caller hears of it, ends the idle snapshots and raises an epoch, and a snapshot in use
+//!   then is renewed at its next read ([`Writer::before_writes`]);
 //! - a commit made by another process (`serve --role worker` on the same data directory) is
 //!   seen by every read that starts [`SNAPSHOT_TTL`] after it, or sooner.
 //!
@@ -47,8 +48,6 @@ pub struct Snapshots {
     path: PathBuf,
     /// [`SNAPSHOT_TTL`], but in tests.
     ttl: Duration,
-    /// Jobs the file's writer in this process has finished ([`Writer::finished`]).
-    writes: Arc<AtomicU64>,
     /// Raised by the writer's thread before each write, after each commit and after each
     /// checkpoint ([`Snapshots::end_idle`]): a snapshot older than it is renewed.
     epoch: AtomicU64,
@@ -65,13 +64,10 @@ struct Reader {
     open: Option<Began>,
 }
 
-/// When a read transaction began, and what it had seen of the writer then.
+/// When a read transaction began, and [`Snapshots::epoch`] then.
 #[derive(Clone, Copy)]
 struct Began {
     at: Instant,
-    /// [`Snapshots::writes`] then.
-    writes: u64,
-    /// [`Snapshots::epoch`] then.
     epoch: u64,
 }
 
@@ -94,24 +90,10 @@ impl Snapshots {
     }
 
     fn with_ttl(path: PathBuf, writer: &Writer, max_idle: usize, ttl: Duration) -> Arc<Self> {
-        let this = Self::unhooked(path, writer, max_idle, ttl);
-        let weak = Arc::downgrade(&this);
-        writer.before_writes(Arc::new(move || {
-            if let Some(snapshots) = weak.upgrade() {
-                snapshots.end_idle();
-            }
-        }));
-        this
-    }
-
-    /// Without the writer's hook: only [`Snapshots::writes`], the TTL and the sweeper renew
-    /// or end snapshots (tests take each mechanism alone).
-    fn unhooked(path: PathBuf, writer: &Writer, max_idle: usize, ttl: Duration) -> Arc<Self> {
         let wake = Arc::new(tokio::sync::Notify::new());
         let this = Arc::new(Self {
             path,
             ttl,
-            writes: writer.finished(),
             epoch: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
             max_idle,
@@ -119,6 +101,12 @@ impl Snapshots {
             wake: wake.clone(),
         });
         tokio::spawn(sweep(Arc::downgrade(&this), wake));
+        let weak = Arc::downgrade(&this);
+        writer.before_writes(Arc::new(move || {
+            if let Some(snapshots) = weak.upgrade() {
+                snapshots.end_idle();
+            }
+        }));
         this
     }
 
@@ -131,15 +119,14 @@ impl Snapshots {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in a read transaction at most [`SNAPSHOT_TTL`] old that has seen every job
-    /// this process's writer finished before the call.
+    /// Runs `f` in a read transaction at most [`SNAPSHOT_TTL`] old that has seen every
+    /// commit this process's writer made before the call.
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         // Loaded before the snapshot is taken (at the first step of `f`): the snapshot then
-        // holds every commit counted here.
-        let writes = self.writes.load(Ordering::Acquire);
+        // holds every commit whose hook raised the epoch to this.
         let epoch = self.epoch.load(Ordering::Acquire);
         let idle = self.lock().pop();
         let mut reader = match idle {
@@ -151,13 +138,12 @@ impl Snapshots {
             }
         };
         let fresh = matches!(reader.open, Some(began)
-            if began.writes == writes && began.epoch == epoch && began.at.elapsed() < self.ttl);
+            if began.epoch == epoch && began.at.elapsed() < self.ttl);
         if !fresh {
             reader.end()?;
             reader.conn.execute_batch("BEGIN")?;
             reader.open = Some(Began {
                 at: Instant::now(),
-                writes,
                 epoch,
             });
         }
@@ -271,33 +257,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_read_sees_every_commit_this_processs_writer_finished_before_it() {
-        // Snapshots that never expire and no hook on the writer: only the writer's count can
-        // renew them.
-        let (_dir, path, writer, _) = database();
-        let snapshots = Snapshots::unhooked(path, &writer, 4, Duration::from_secs(3600));
-        for k in ["a", "b", "c"] {
-            assert!(!has(&snapshots, k), "{k} not written yet");
-            insert(&writer, k).await;
-            assert!(has(&snapshots, k), "{k} written before this read");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_snapshot_in_use_during_a_write_is_renewed_after_it() {
-        // The writer's hook ends idle snapshots only; one in use while the writer wrote is
-        // renewed at its next read (the hook raised the epoch, the writer its count).
+    async fn a_read_sees_every_commit_this_processs_writer_made_before_it() {
+        // Snapshots that never expire: only the writer's hook can end or renew them, whether
+        // the snapshot was idle during the write, in use (its read runs the write), or begun
+        // while the write ran.
         let (_dir, path, writer, _) = database();
         let snapshots = Snapshots::with_ttl(path, &writer, 4, Duration::from_secs(3600));
-        for k in ["a", "b", "c"] {
-            assert!(!has(&snapshots, k), "{k} not written yet");
+        for (idle, in_use, begun) in [("a", "b", "c"), ("d", "e", "f")] {
+            assert!(!has(&snapshots, idle), "{idle} not written yet");
+            insert(&writer, idle).await;
+            assert!(
+                has(&snapshots, idle),
+                "{idle} written while the snapshot was idle"
+            );
             snapshots
                 .read(|_| {
-                    futures::executor::block_on(insert(&writer, k));
+                    futures::executor::block_on(insert(&writer, in_use));
                     Ok(())
                 })
                 .unwrap();
-            assert!(has(&snapshots, k), "{k} written before this read");
+            assert!(
+                has(&snapshots, in_use),
+                "{in_use} written while it was in use"
+            );
+            // A snapshot begun after the write started and before its commit.
+            let during = snapshots.clone();
+            writer
+                .run(move |conn| {
+                    let tx = conn.transaction()?;
+                    tx.execute("INSERT INTO t VALUES (?1)", [begun])?;
+                    assert!(!has(&during, begun), "not committed yet");
+                    tx.commit()
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(has(&snapshots, begun), "{begun} committed before this read");
         }
     }
 

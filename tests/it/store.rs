@@ -373,6 +373,55 @@ async fn sqlite_shared_reads_under_write_load_leave_the_wal_bounded() {
     );
 }
 
+/// Another process checkpointing `records.db` holds SQLite's checkpoint lock, so the
+/// checkpoint that follows a commit of ours answers `SQLITE_BUSY`. The commit is already done
+/// then: every batch must still be acknowledged as stored (an error here would redeliver it).
+#[tokio::test]
+async fn sqlite_shared_reads_store_every_batch_while_another_process_checkpoints() {
+    let (store, dir) = sqlite().await;
+    let store = store.with_shared_reads();
+    // The checkpoint lock is byte 121 of the `-shm` file (SQLite's `WAL_CKPT_LOCK`), locked
+    // with `fcntl` as SQLite does, from a process of its own.
+    let shm = dir.path().join("records.db-shm");
+    assert!(shm.exists());
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time; f=open(sys.argv[1],'r+b'); \
+             fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 121); print('locked', flush=True); time.sleep(600)",
+        ])
+        .arg(&shm)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    // About 3,000 WAL pages: checkpoints are due after the first 1,000.
+    let body = "x".repeat(4000);
+    let mut stored = 0;
+    let mut outcome = Ok(());
+    for _ in 0..30 {
+        let batch: Vec<Record> = (0..100).map(|_| record(&body)).collect();
+        match store.insert_batch(&batch).await {
+            Ok(n) => stored += n,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    outcome.expect("a batch failed while another process checkpointed");
+    assert_eq!(stored, 3000);
+    assert_eq!(store.count().await.unwrap(), 3000);
+}
+
 #[tokio::test]
 async fn postgres_inserts_are_idempotent() {
     let Some(store) = postgres().await else {
