@@ -10,6 +10,7 @@
 #     Prometheus server on a free port;
 #   - a second PostgreSQL that accepts only TLS, with a self-signed X.509 v1 certificate made
 #     by openssl (the kind Citus generates);
+#   - helm-python-sdk, with which tests/it/kubernetes.rs renders the chart for its fake cluster;
 #   - the Rust tests (cargo nextest), with LATAMCTL_TEST_* pointing at the services;
 #   - the API contract: schemathesis (pinned, fixed seed) against the binary's /openapi.json,
 #     with and without a token (scripts/check-contract.sh);
@@ -66,7 +67,26 @@ run_promtool_checks() {
     || die "promtool rule tests failed"
 }
 
+# helm-python-sdk (the same venv scripts/check-helm.sh uses): tests/it/kubernetes.rs renders the
+# chart for every values file with scripts/render_chart.py and serves that as its fake cluster.
+ensure_helm_python() {
+  local venv
+  venv=$(ensure_venv helm helm-python-sdk kubernetes-validate)
+  export LATAMCTL_TEST_HELM_PYTHON="$venv/bin/python"
+}
+
+# cargo-nextest runs the Rust tests; a fresh machine may not have it (built from crates.io,
+# a few minutes once).
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest (cargo install --locked)"
+    cargo install --locked --quiet cargo-nextest || die "could not install cargo-nextest"
+  fi
+}
+
 run_rust_tests() {
+  ensure_nextest
+  ensure_helm_python
   ensure_prometheus
   run_promtool_checks
   start_moto

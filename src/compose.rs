@@ -302,10 +302,14 @@ pub async fn status_targets(
         .await?
         .map(|q| q.queue);
     let store = existing_store(config).await?;
-    let kube = if config.kubernetes.enabled {
+    let cluster = if config.kubernetes.enabled {
         crate::status::kubernetes::client(config.kubernetes.context.as_deref()).await
     } else {
         None
+    };
+    let (kube, kube_server) = match cluster {
+        Some(c) => (Some(c.client), c.server),
+        None => (None, None),
     };
     Ok(crate::status::Targets {
         api,
@@ -316,5 +320,6 @@ pub async fn status_targets(
         queue,
         store,
         kube,
+        kube_server,
     })
 }

@@ -25,6 +25,10 @@ pub struct StatusArgs {
     /// Skip the Kubernetes checks (config: kubernetes.enabled).
     #[arg(long)]
     pub no_kubernetes: bool,
+    /// The image the pods should run (`repository:tag`, `latamctl:tag` or a bare tag): a pod
+    /// running another is a warning (config: kubernetes.expected_image).
+    #[arg(long, value_name = "IMAGE")]
+    pub expect_image: Option<String>,
     /// Check every system of a fleet file (`[[system]]` entries: name, config, api,
     /// environment, labels) instead of one config: one row per system, worst first.
     #[arg(long, value_name = "FILE", conflicts_with = "api")]
@@ -76,6 +80,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
     if args.no_kubernetes {
         o.set("kubernetes.enabled", false);
+    }
+    if let Some(image) = &args.expect_image {
+        o.set("kubernetes.expected_image", image.as_str());
     }
     let (config, _) = ctx.load(&o)?;
     let targets = compose::status_targets(&config, args.api.clone(), args.window).await?;
@@ -137,6 +144,9 @@ mod fleet {
         let mut o = Overrides::default();
         if args.no_kubernetes {
             o.set("kubernetes.enabled", false);
+        }
+        if let Some(image) = &args.expect_image {
+            o.set("kubernetes.expected_image", image.as_str());
         }
         let overrides = ctx.fleet_overrides(&o);
         loop {

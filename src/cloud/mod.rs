@@ -120,6 +120,7 @@ impl CloudClients {
             Ok(out) => Ok(out.cluster.map(|c| EksCluster {
                 status: c.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
                 version: c.version.unwrap_or_default(),
+                endpoint: c.endpoint,
             })),
             Err(e) => match crate::aws::classify("eks:DescribeCluster", e) {
                 AwsError::NotFound(_) => Ok(None),
@@ -144,4 +145,6 @@ pub struct EksCluster {
     /// `ACTIVE`, `CREATING`, `UPDATING`, ...
     pub status: String,
     pub version: String,
+    /// The API server's URL (`https://<id>.<region>.eks.amazonaws.com`).
+    pub endpoint: Option<String>,
 }

@@ -258,9 +258,20 @@ pub struct KubernetesConfig {
     pub enabled: bool,
     /// Namespace of the Helm release.
     pub namespace: String,
-    /// Helm release name. The chart names Deployments `<release>-api`/`-worker` when the
-    /// release name contains "latamctl", else `<release>-latamctl-api`/`-worker`.
+    /// Helm release name. The chart names its workloads `<release>-api`/`-worker` when the
+    /// release name contains "latamctl" (or `name_override`), else
+    /// `<release>-latamctl-api`/`-worker`, cut to 52 characters before the suffix.
     pub release: String,
+    /// The release's `nameOverride` chart value, when it sets one.
+    pub name_override: Option<String>,
+    /// The release's `fullnameOverride` chart value, when it sets one.
+    pub fullname_override: Option<String>,
+    /// The components the release deploys (`api`, `worker`): leave one out when its values
+    /// set `<component>.enabled: false`.
+    pub components: Vec<String>,
+    /// The image the pods should run (`repository:tag`, `latamctl:tag` or a bare tag); a pod
+    /// running another is a warning. `status --expect-image` sets it too.
+    pub expected_image: Option<String>,
     /// kubeconfig context (default: the current one).
     pub context: Option<String>,
 }
@@ -392,6 +403,10 @@ impl Default for KubernetesConfig {
             enabled: true,
             namespace: "latam".to_owned(),
             release: "latamctl".to_owned(),
+            name_override: None,
+            fullname_override: None,
+            components: vec!["api".to_owned(), "worker".to_owned()],
+            expected_image: None,
             context: None,
         }
     }
@@ -509,6 +524,16 @@ impl Config {
             return Err(invalid(
                 "api.body_limit_bytes must be at least 1024 bytes".into(),
             ));
+        }
+        if let Some(bad) = self
+            .kubernetes
+            .components
+            .iter()
+            .find(|c| !matches!(c.as_str(), "api" | "worker"))
+        {
+            return Err(invalid(format!(
+                "kubernetes.components has {bad:?}: the chart deploys \"api\" and \"worker\""
+            )));
         }
         if let Some(token) = &self.api.token
             && token.trim().is_empty()

@@ -252,7 +252,7 @@ pub fn terraform_vars(config: &Config, env: &str) -> Result<Value> {
                 .into(),
         )
     })?;
-    let fullname = crate::status::kubernetes::fullname(&config.kubernetes.release);
+    let fullname = crate::status::kubernetes::Names::from_config(&config.kubernetes).fullname();
     let mut vars = json!({
         "region": region,
         "name": config.name,

@@ -153,8 +153,25 @@ pub(super) async fn check_rds(cloud: &CloudClients, id: &str) -> Check {
     }
 }
 
-/// The EKS row.
-pub(super) async fn check_eks(cloud: &CloudClients, name: &str) -> Check {
+/// Host and port of an API server URL, for comparing a kubeconfig's server with the EKS
+/// endpoint (`https://X` and `https://X:443/` are the same server).
+pub(super) fn server_key(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
+    if host.contains(':') {
+        host
+    } else {
+        format!("{host}:443")
+    }
+}
+
+/// The EKS row; with `kube_server` (the kubeconfig context's API server), fails when it is not
+/// this cluster's endpoint: every Kubernetes row would describe another cluster.
+pub(super) async fn check_eks(
+    cloud: &CloudClients,
+    name: &str,
+    kube_server: Option<&str>,
+) -> Check {
     match cloud.eks_cluster(name).await {
         Ok(Some(cluster)) => {
             let mut c = Check::new("eks", State::Ok)
@@ -163,6 +180,19 @@ pub(super) async fn check_eks(cloud: &CloudClients, name: &str) -> Check {
                 .figure("version", &cluster.version);
             if cluster.status != "ACTIVE" {
                 c.worsen(State::Fail, "EKS cluster is not ACTIVE");
+            }
+            if let (Some(server), Some(endpoint)) = (kube_server, cluster.endpoint.as_deref()) {
+                if server_key(server) == server_key(endpoint) {
+                    c = c.figure("kubeconfig", "this cluster");
+                } else {
+                    c = c.figure("kubeconfig", server);
+                    c.worsen(
+                        State::Fail,
+                        format!(
+                            "the kubeconfig context is pointed at another cluster ({server}, not {endpoint}): the k8s rows describe that one; `aws eks update-kubeconfig --name {name}` or set kubernetes.context"
+                        ),
+                    );
+                }
             }
             c
         }

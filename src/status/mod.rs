@@ -110,6 +110,8 @@ pub struct Targets {
     pub queue: Option<Arc<dyn Queue>>,
     pub store: Option<Arc<dyn Store>>,
     pub kube: Option<kube::Client>,
+    /// The kubeconfig context's API server, compared with the EKS cluster's endpoint.
+    pub kube_server: Option<String>,
 }
 
 /// Runs every applicable check concurrently.
@@ -164,7 +166,11 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
         futures.push(Box::pin(one("rds", t, check_rds(cloud, id))));
     }
     if let (Some(cloud), Some(name)) = (&targets.cloud, &config.aws.eks_cluster) {
-        futures.push(Box::pin(one("eks", t, check_eks(cloud, name))));
+        futures.push(Box::pin(one(
+            "eks",
+            t,
+            check_eks(cloud, name, targets.kube_server.as_deref()),
+        )));
     }
     match &targets.kube {
         Some(client) => futures.push(Box::pin(many(
@@ -172,8 +178,7 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
             t,
             kubernetes::check(
                 client.clone(),
-                config.kubernetes.namespace.clone(),
-                config.kubernetes.release.clone(),
+                kubernetes::Target::from_config(&config.kubernetes),
             ),
         ))),
         None => futures.push(Box::pin(async {

@@ -6,6 +6,7 @@ mod cloud;
 mod e2e;
 mod faults;
 mod iam;
+mod kubernetes;
 mod lambda;
 mod mocks;
 mod operator;

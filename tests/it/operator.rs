@@ -628,6 +628,60 @@ async fn status_and_provision_read_rds_and_eks() {
     assert!(rds["hint"].as_str().unwrap().contains("not found"), "{rds}");
     assert_eq!(eks["state"], "fail", "{eks}");
     assert!(eks["hint"].as_str().unwrap().contains("not found"), "{eks}");
+
+    // The kubeconfig context must be this cluster: its server against DescribeCluster's
+    // endpoint (the Kubernetes rows themselves fail here: nothing answers at either address).
+    let endpoint = aws_sdk_eks::Client::new(&sdk)
+        .describe_cluster()
+        .name(&cluster)
+        .send()
+        .await
+        .unwrap()
+        .cluster
+        .unwrap()
+        .endpoint
+        .expect("moto gives the cluster an endpoint");
+    let eks_row = |server: &str| {
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("latamctl.toml"),
+            format!("name = \"rds{suffix}\"\n[aws]\nregion = \"us-east-1\"\neks_cluster = \"{cluster}\"\n[status]\ncheck_timeout = \"2s\"\n"),
+        )
+        .unwrap();
+        let mut with_kube = envs.clone();
+        let kubeconfig = kubeconfig.display().to_string();
+        with_kube.push(("KUBECONFIG", kubeconfig.as_str()));
+        let (_, out, err) = support::run(
+            &["status", "-o", "json", "--window", "0s"],
+            &with_kube,
+            dir.path(),
+        );
+        let report = json(&format!("{out}{}", if out.is_empty() { &err } else { "" }));
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["component"] == "eks")
+            .unwrap_or_else(|| panic!("no eks row: {report}"))
+            .clone()
+    };
+    let same = eks_row(&format!("{}:443/", endpoint.trim_end_matches('/')));
+    assert_eq!(same["state"], "ok", "{same}");
+    assert_eq!(same["figures"]["kubeconfig"], "this cluster", "{same}");
+    let other = eks_row("https://another-cluster.gr7.us-east-1.eks.amazonaws.com");
+    assert_eq!(other["state"], "fail", "{other}");
+    assert!(
+        other["hint"]
+            .as_str()
+            .unwrap()
+            .contains("pointed at another cluster"),
+        "{other}"
+    );
 }
 
 /// `provision --fleet --dry-run` against moto: a provisioned system is in sync, one that was

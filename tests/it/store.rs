@@ -883,3 +883,80 @@ async fn migrate_and_serve_read_secrets_from_files() {
         }
     }
 }
+
+/// The inodes of this process's TCP sockets connected to `port` (`/proc/self/net/tcp{,6}`).
+fn sockets_to(port: u16) -> Vec<std::os::fd::RawFd> {
+    let mut inodes = std::collections::BTreeSet::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields[2]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            // State 01: ESTABLISHED.
+            if remote_port == Some(port) && fields[3] == "01" {
+                inodes.insert(fields[9].to_owned());
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let link = std::fs::read_link(e.path()).ok()?;
+            let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            inodes
+                .contains(inode)
+                .then(|| e.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// sqlx 0.9.0 stopped setting `TCP_NODELAY` (sqlx #4335): with Nagle's algorithm and delayed
+/// ACKs a small write followed by a read can wait ~40 ms, which TLS makes likely. Every socket
+/// of the store's pool, plaintext and TLS, must carry it.
+#[tokio::test]
+async fn every_postgres_socket_of_the_store_has_tcp_nodelay() {
+    let Some(plain) = fresh_database().await else {
+        return;
+    };
+    let Some(tls) = fresh_database_on("LATAMCTL_TEST_TLS_DATABASE_URL").await else {
+        return;
+    };
+    for url in [plain, format!("{tls}?sslmode=require")] {
+        let port = reqwest::Url::parse(&url).unwrap().port().unwrap();
+        let store = PostgresStore::connect(
+            &DatabaseConfig {
+                url: Some(url.clone()),
+                max_connections: 4,
+                ..DatabaseConfig::default()
+            },
+            &AwsConfig::default(),
+        )
+        .await
+        .unwrap();
+        store.apply_migrations().await.unwrap();
+        // Several at once, so the pool opens more than one connection.
+        let pings = (0..4).map(|_| store.ping());
+        for r in futures::future::join_all(pings).await {
+            r.unwrap();
+        }
+        let fds = sockets_to(port);
+        assert!(!fds.is_empty(), "no socket to port {port} found");
+        for fd in &fds {
+            // SAFETY: the fd is open (just listed) and borrowed only for this call.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+            let nodelay = socket2::SockRef::from(&borrowed).tcp_nodelay().unwrap();
+            assert!(
+                nodelay,
+                "{url}: socket fd {fd} to port {port} lacks TCP_NODELAY"
+            );
+        }
+        eprintln!("{} sockets to port {port}: all TCP_NODELAY", fds.len());
+    }
+}
