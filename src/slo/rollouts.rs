@@ -2,7 +2,8 @@
 //! the service is rolled back automatically): one metric per request alert of the spec (the
 //! error ratio and the share of slow requests, seed 5.1), each measured on the new
 //! ReplicaSet only (`rollouts_pod_template_hash`, which the chart's ServiceMonitor copies
-//! from the pod label Argo Rollouts sets) and failing at the alert's own threshold.
+//! from the pod label Argo Rollouts sets), plus the stale-message alert (the freshness SLO)
+//! measured for the whole system, each failing at the alert's own threshold.
 
 use super::promql::{self, MatchOp, Matcher, Matchers};
 use super::spec::{Indicator, Scope, SloSpec, ThresholdAlert, trim_float, words};
@@ -48,21 +49,40 @@ pub fn metrics(spec: &SloSpec) -> Vec<AnalysisMetric> {
         ]),
         group_by: Vec::new(),
     };
+    // The worker is not part of the api's canary (it takes the new revision in a later sync
+    // wave): the pipeline's freshness is measured for the whole system while the canary runs.
+    let system = Scope {
+        matchers: Matchers(vec![scope.matchers.0[0].clone()]),
+        group_by: Vec::new(),
+    };
     spec.spec
         .alerts
         .iter()
-        .filter(|a| is_request_alert(a))
-        .map(|a| AnalysisMetric {
-            name: words(&a.name)
-                .into_iter()
-                .filter(|w| w != "latamctl")
-                .collect::<Vec<_>>()
-                .join("-"),
-            query: promql::alert_value(&a.indicator, &scope, a.window),
-            threshold: a.threshold,
-            alert: a.name.clone(),
+        .filter_map(|a| {
+            let scope = if is_request_alert(a) {
+                &scope
+            } else if is_pipeline_alert(a) {
+                &system
+            } else {
+                return None;
+            };
+            Some(AnalysisMetric {
+                name: words(&a.name)
+                    .into_iter()
+                    .filter(|w| w != "latamctl")
+                    .collect::<Vec<_>>()
+                    .join("-"),
+                query: promql::alert_value(&a.indicator, scope, a.window),
+                threshold: a.threshold,
+                alert: a.name.clone(),
+            })
         })
         .collect()
+}
+
+/// Alerts on the stored message age (the freshness SLO's signal).
+fn is_pipeline_alert(a: &ThresholdAlert) -> bool {
+    matches!(&a.indicator, Indicator::Latency(l) if l.histogram == crate::metric::STORED_MESSAGE_AGE_SECONDS)
 }
 
 fn is_request_alert(a: &ThresholdAlert) -> bool {
@@ -142,7 +162,7 @@ pub fn analysis_template(spec: &SloSpec) -> String {
                 .with("metrics", Node::Seq(metrics)),
         );
     let header = format!(
-        "{}\n\nArgo Rollouts analysis of a new release: each metric is a request alert of the spec,\nmeasured on the new ReplicaSet only ({HASH_LABEL}); a failed measurement aborts\nthe rollout and traffic returns to the stable version.",
+        "{}\n\nArgo Rollouts analysis of a new release: each request alert of the spec, measured on the\nnew ReplicaSet only ({HASH_LABEL}), and the stale-message alert (freshness), measured\nfor the whole system; a failed measurement aborts the rollout and traffic returns to the\nstable version.",
         super::prometheus::generated_by(spec, "analysis-template")
     );
     yaml::document(&header, &root)
@@ -163,8 +183,17 @@ mod tests {
         let spec = SloSpec::builtin().unwrap();
         let m = metrics(&spec);
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["slow-requests", "high-error-rate"]);
-        for metric in &m {
+        assert_eq!(
+            names,
+            ["slow-requests", "high-error-rate", "stale-messages"]
+        );
+        let stale = &m[2];
+        assert!(
+            !stale.query.contains(HASH_LABEL) && stale.query.contains("system=\"{{args.system}}\""),
+            "freshness is pipeline-wide: {}",
+            stale.query
+        );
+        for metric in &m[..2] {
             assert!(
                 metric
                     .query
@@ -185,7 +214,7 @@ mod tests {
         let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(doc["kind"], "AnalysisTemplate");
         let metrics = doc["spec"]["metrics"].as_array().unwrap();
-        assert_eq!(metrics.len(), 2);
+        assert_eq!(metrics.len(), 3);
         assert_eq!(
             metrics[1]["failureCondition"],
             "len(result) > 0 && result[0] > 0.01"

@@ -236,6 +236,7 @@ pub fn terraform(spec: &SloSpec) -> Result<String> {
             slow,
             crate::slo::promql::duration(failing_for)
         ),
+        "terraform": super::terraform_block(),
         "variable": {
             "datadog_notify": {
                 "type": "string",

@@ -49,15 +49,24 @@ fn terraform_holds_every_slo_alert_and_short_burn_pairs() {
     let slos = doc["resource"]["datadog_service_level_objective"]
         .as_object()
         .unwrap();
-    assert_eq!(slos.len(), 5);
+    assert_eq!(slos.len(), 7);
     assert_eq!(slos["latamctl_latency"]["thresholds"][0]["target"], 95.0);
+    assert_eq!(
+        slos["latamctl_freshness"]["query"]["numerator"],
+        "count(v: v<=5):latamctl.latamctl_stored_message_age_seconds{*}"
+    );
+    // A root module Terraform can init: DataDog/datadog, not the non-existent hashicorp/datadog.
+    assert_eq!(
+        doc["terraform"]["required_providers"]["datadog"]["source"],
+        "DataDog/datadog"
+    );
     assert_eq!(
         slos["latamctl_latency"]["query"]["numerator"],
         "count(v: v<=0.2):latamctl.http_request_duration_seconds{route NOT IN (/healthz,/readyz,/metrics)}"
     );
     let monitors = doc["resource"]["datadog_monitor"].as_object().unwrap();
-    // 5 SLOs × 3 pairs (the 3d pair exceeds Datadog's 48h) + 7 threshold alerts.
-    assert_eq!(monitors.len(), 5 * 3 + spec.spec.alerts.len());
+    // 7 SLOs × 3 pairs (the 3d pair exceeds Datadog's 48h) + the threshold alerts.
+    assert_eq!(monitors.len(), 7 * 3 + spec.spec.alerts.len());
     assert_eq!(
         monitors["latamctl_slow_requests"]["query"],
         "percentile(last_5m):p95:latamctl.http_request_duration_seconds{route NOT IN (/healthz,/readyz,/metrics)} by {system} > 0.4"

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::promql::{Matchers, is_metric_name};
 use super::{Error, Result};
-use crate::telemetry::LATENCY_BUCKETS;
+use crate::telemetry::histogram_buckets;
 
 mod validate;
 

@@ -53,7 +53,9 @@ fn the_builtin_spec_holds_the_seed_slos_and_alerts() {
             ("errors", 0.999),
             ("availability", 0.9995),
             ("retries", 0.99),
-            ("db_latency", 0.95)
+            ("db_latency", 0.95),
+            ("freshness", 0.99),
+            ("completeness", 0.9999)
         ]
     );
     for s in &spec.spec.slos {

@@ -239,16 +239,16 @@ pub(super) fn validate_indicator(
                 ));
             }
             let secs = l.threshold.as_secs_f64();
-            // Every latamctl `*_seconds` histogram has these buckets (telemetry.rs): a
-            // threshold between edges would make the SLI an interpolation.
-            if l.histogram.ends_with("_seconds")
-                && !LATENCY_BUCKETS.iter().any(|b| (b - secs).abs() < 1e-9)
+            // Every latamctl histogram has fixed buckets (telemetry.rs): a threshold between
+            // edges would make the SLI an interpolation.
+            if let Some(buckets) = histogram_buckets(&l.histogram)
+                && !buckets.iter().any(|b| (b - secs).abs() < 1e-9)
             {
-                let edges: Vec<String> = LATENCY_BUCKETS.iter().map(|b| format!("{b}s")).collect();
+                let edges: Vec<String> = buckets.iter().map(|b| format!("{b}s")).collect();
                 return Err(invalid(
                     format!("{field}.latency.threshold"),
                     format!(
-                        "{secs}s is not a bucket edge of {} ({}); pick an edge, or add one to LATENCY_BUCKETS in telemetry.rs",
+                        "{secs}s is not a bucket edge of {} ({}); pick an edge, or add one to its buckets in telemetry.rs",
                         l.histogram,
                         edges.join(", ")
                     ),
