@@ -422,9 +422,13 @@ def check_rollout(case: str, v: dict[str, Any], docs: list[tuple[str, dict]], wo
         for ref in refs:
             check({x["name"] for x in ref["args"]} == declared, f"{case}: Rollout args {sorted(x['name'] for x in ref['args'])} vs template args {sorted(declared)}")
         metrics = t["spec"]["metrics"]
-        check({m["name"] for m in metrics} == {"high-error-rate", "slow-requests"}, f"{case}: analysis metrics {[m['name'] for m in metrics]}")
+        check({m["name"] for m in metrics} == {"high-error-rate", "slow-requests", "stale-messages"}, f"{case}: analysis metrics {[m['name'] for m in metrics]}")
         for m in metrics:
             q = m["provider"]["prometheus"]["query"]
+            if m["name"] == "stale-messages":
+                # Freshness is the whole system's: the worker is not part of the api's canary.
+                check('system="{{args.system}}"' in q and "rollouts_pod_template_hash" not in q, f"{case}: analysis {m['name']} must select this system, not only the new pods")
+                continue
             check('rollouts_pod_template_hash="{{args.canary-hash}}"' in q and 'system="{{args.system}}"' in q, f"{case}: analysis {m['name']} must select the new pods of this system")
             check(m["provider"]["prometheus"]["address"] == "{{args.prometheus-address}}", f"{case}: analysis {m['name']} address")
             check("failureCondition" in m and "successCondition" in m, f"{case}: analysis {m['name']} conditions")

@@ -85,6 +85,8 @@ export_iam_actions() {
   "$venv/bin/python" scripts/iam_actions.py terraform >"$WORK/iam-actions.json" \
     || die "could not read the IAM policies from terraform/"
   export LATAMCTL_TEST_IAM_ACTIONS="$WORK/iam-actions.json"
+  # tests/it/parity.rs evaluates the Terraform modules with scripts/terraform_messaging.py.
+  export LATAMCTL_TEST_HCL_PYTHON="$venv/bin/python"
 }
 
 find_pg_bin() {

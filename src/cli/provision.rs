@@ -314,6 +314,7 @@ mod tests {
             name: name.to_owned(),
             action,
             detail: detail.to_owned(),
+            desired: Default::default(),
         };
         Plan {
             applied,

@@ -33,6 +33,7 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
                 Action::Absent
             },
             detail,
+            desired: Default::default(),
         });
     };
 

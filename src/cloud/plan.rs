@@ -43,6 +43,10 @@ pub struct Change {
     pub name: String,
     pub action: Action,
     pub detail: String,
+    /// What provision sets on the resource, attribute by attribute, as the AWS API names
+    /// them (`-o json`): the Terraform parity test compares these with the modules.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub desired: std::collections::BTreeMap<String, String>,
 }
 
 /// ARNs and URLs `serve` needs.

@@ -223,6 +223,12 @@ pub struct ProvisionConfig {
     /// Alarm when the oldest message in the queue is older than this.
     #[serde(with = "humantime_serde")]
     pub alarm_oldest_message_age: Duration,
+    /// Customer-managed KMS key of the topic (its ARN: Terraform's `sns_kms_key_arn` output).
+    /// Terraform owns the key; provision only names it. Unset: the AWS-managed `alias/aws/sns`.
+    pub sns_kms_key: Option<String>,
+    /// Customer-managed KMS key of the three queues (Terraform's `sqs_kms_key_arn` output),
+    /// with data keys reused for 300 s as the Terraform module sets. Unset: SSE-SQS.
+    pub sqs_kms_key: Option<String>,
 }
 
 /// Thresholds of `latamctl status` (defaults from the seed's alerts and SLOs).
@@ -379,6 +385,8 @@ impl Default for ProvisionConfig {
             queue_retention: Duration::from_secs(4 * 86_400),
             dlq_retention: Duration::from_secs(14 * 86_400),
             alarm_oldest_message_age: Duration::from_secs(300),
+            sns_kms_key: None,
+            sqs_kms_key: None,
         }
     }
 }

@@ -264,6 +264,7 @@ pub fn terraform_vars(config: &Config, env: &str) -> Result<Value> {
         "max_receive_count": config.queue.max_receive_count,
         "queue_visibility_timeout_seconds": config.worker.visibility_timeout.as_secs().max(1),
         "queue_message_retention_seconds": config.provision.queue_retention.as_secs(),
+        "queue_dlq_message_retention_seconds": config.provision.dlq_retention.as_secs(),
         "queue_oldest_message_age_threshold_seconds": config.provision.alarm_oldest_message_age.as_secs(),
     });
     if let Some(arn) = &config.aws.alarm_topic_arn {

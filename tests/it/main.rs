@@ -11,6 +11,7 @@ mod lambda;
 mod mocks;
 mod operator;
 mod outage;
+mod parity;
 mod queue;
 mod slo;
 mod store;

@@ -4,41 +4,46 @@
 use super::*;
 
 impl Provisioner<'_> {
+    /// The three SQS alarms of `terraform/modules/alarms`, with its names, descriptions,
+    /// thresholds and periods (the parity test compares them).
     pub(super) fn desired_alarms(&self) -> Vec<AlarmSpec> {
+        let age = self.config.provision.alarm_oldest_message_age.as_secs();
         vec![
             AlarmSpec {
                 name: self.names.alarm_oldest_age.clone(),
                 description: format!(
-                    "Oldest message in {} is older than {} s: the worker is not keeping up or is down.",
-                    self.names.queue,
-                    self.config.provision.alarm_oldest_message_age.as_secs()
+                    "Oldest message in {} is older than {age}s: workers are down or not keeping up.",
+                    self.names.queue
                 ),
                 metric: "ApproximateAgeOfOldestMessage",
                 queue: self.names.queue.clone(),
-                threshold: self.config.provision.alarm_oldest_message_age.as_secs() as f64,
+                threshold: age as f64,
                 evaluation_periods: 5,
+                datapoints_to_alarm: Some(5),
             },
             AlarmSpec {
                 name: self.names.alarm_sns_dlq_depth.clone(),
                 description: format!(
-                    "SNS could not deliver messages to {} (queue policy, KMS, deleted queue); they wait in {}.",
-                    self.names.queue, self.names.sns_dlq
+                    "{} holds messages SNS could not deliver to {} (check the queue policy, the KMS key policy and that the queue exists); fix the cause, then redrive them to the queue (terraform/README.md).",
+                    self.names.sns_dlq, self.names.queue
                 ),
                 metric: "ApproximateNumberOfMessagesVisible",
                 queue: self.names.sns_dlq.clone(),
                 threshold: 0.0,
                 evaluation_periods: 1,
+                datapoints_to_alarm: None,
             },
             AlarmSpec {
                 name: self.names.alarm_dlq_depth.clone(),
                 description: format!(
-                    "Messages in the dead-letter queue {}: inspect with `latamctl drain --queue dlq --peek`.",
+                    "{} holds messages the worker failed to store after maxReceiveCount attempts: inspect and redrive (latamctl drain).",
                     self.names.dlq
                 ),
                 metric: "ApproximateNumberOfMessagesVisible",
                 queue: self.names.dlq.clone(),
                 threshold: 0.0,
                 evaluation_periods: 1,
+                datapoints_to_alarm: None,
             },
         ]
     }
@@ -79,6 +84,7 @@ impl Provisioner<'_> {
                     .statistic(Statistic::Maximum)
                     .period(60)
                     .evaluation_periods(spec.evaluation_periods)
+                    .set_datapoints_to_alarm(spec.datapoints_to_alarm)
                     .threshold(spec.threshold)
                     .comparison_operator(ComparisonOperator::GreaterThanThreshold)
                     .treat_missing_data("notBreaching")
@@ -92,7 +98,8 @@ impl Provisioner<'_> {
                 "{} {} > {} for {} min",
                 spec.queue, spec.metric, spec.threshold, spec.evaluation_periods
             );
-            self.record("cloudwatch alarm", &spec.name, action, detail);
+            let desired = spec.desired();
+            self.record_desired("cloudwatch alarm", &spec.name, action, detail, desired);
         }
         Ok(())
     }
@@ -105,9 +112,30 @@ pub(super) struct AlarmSpec {
     queue: String,
     threshold: f64,
     evaluation_periods: i32,
+    datapoints_to_alarm: Option<i32>,
 }
 
 impl AlarmSpec {
+    /// The alarm's settings as PutMetricAlarm names them.
+    fn desired(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("AlarmDescription", self.description.clone()),
+            ("Namespace", "AWS/SQS".to_owned()),
+            ("MetricName", self.metric.to_owned()),
+            ("Statistic", "Maximum".to_owned()),
+            ("Period", "60".to_owned()),
+            ("EvaluationPeriods", self.evaluation_periods.to_string()),
+            ("ComparisonOperator", "GreaterThanThreshold".to_owned()),
+            ("Threshold", self.threshold.to_string()),
+            ("TreatMissingData", "notBreaching".to_owned()),
+            ("Dimensions", format!("QueueName={}", self.queue)),
+        ];
+        if let Some(n) = self.datapoints_to_alarm {
+            out.push(("DatapointsToAlarm", n.to_string()));
+        }
+        out
+    }
+
     fn matches(&self, a: &MetricAlarm, actions: &[String]) -> bool {
         let dims_ok = a.dimensions().iter().any(|d| {
             d.name.as_deref() == Some("QueueName") && d.value.as_deref() == Some(&self.queue)
@@ -116,6 +144,8 @@ impl AlarmSpec {
             && a.namespace.as_deref() == Some("AWS/SQS")
             && a.threshold == Some(self.threshold)
             && a.evaluation_periods == Some(self.evaluation_periods)
+            && a.datapoints_to_alarm == self.datapoints_to_alarm
+            && a.treat_missing_data.as_deref() == Some("notBreaching")
             && a.period == Some(60)
             && a.statistic == Some(Statistic::Maximum)
             && a.comparison_operator == Some(ComparisonOperator::GreaterThanThreshold)

@@ -46,6 +46,7 @@ pub async fn provision(clients: &CloudClients, config: &Config, apply: bool) -> 
         changes: Vec::new(),
     };
     let topic_arn = p.topic().await?;
+    p.topic_policy(topic_arn.as_deref()).await?;
     let (dlq_url, dlq_arn) = p.dlq().await?;
     // The DLQ's RedriveAllowPolicy (which queues may dead-letter into it) is set by the
     // Terraform module; provision leaves it alone because moto, the emulator the tests use,
@@ -83,7 +84,26 @@ impl Provisioner<'_> {
             name: name.to_owned(),
             action,
             detail,
+            desired: BTreeMap::new(),
         });
+    }
+
+    /// Records a change with what provision sets on the resource.
+    fn record_desired<K: ToString, V: ToString>(
+        &mut self,
+        resource: &'static str,
+        name: &str,
+        action: Action,
+        detail: String,
+        desired: impl IntoIterator<Item = (K, V)>,
+    ) {
+        self.record(resource, name, action, detail);
+        if let Some(last) = self.changes.last_mut() {
+            last.desired = desired
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
     }
 
     async fn check_rds(&mut self) {
@@ -142,5 +162,6 @@ mod tests {
         ));
         assert!(same_attribute(Some(&"30".to_owned()), "30"));
         assert!(!same_attribute(None, "30"));
+        assert!(same_attribute(None, ""), "\"\" wants the attribute unset");
     }
 }

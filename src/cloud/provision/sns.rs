@@ -7,7 +7,13 @@ impl Provisioner<'_> {
     pub(super) async fn topic(&mut self) -> Result<Option<String>> {
         let name = self.names.topic.clone();
         let sns = &self.clients.bus.sns;
-        let desired = BTreeMap::from([("KmsMasterKeyId", "alias/aws/sns")]);
+        let key = self
+            .config
+            .provision
+            .sns_kms_key
+            .clone()
+            .unwrap_or_else(|| "alias/aws/sns".to_owned());
+        let desired = BTreeMap::from([("KmsMasterKeyId", key.as_str())]);
         match find_topic(sns, &name).await? {
             None => {
                 let arn = if self.apply {
@@ -24,10 +30,10 @@ impl Provisioner<'_> {
                     None
                 };
                 let detail = format!(
-                    "SNS topic, encrypted (KMS alias/aws/sns); {}",
+                    "SNS topic, encrypted (KMS {key}); {}",
                     arn.as_deref().unwrap_or(PENDING)
                 );
-                self.record("sns topic", &name, Action::Create, detail);
+                self.record_desired("sns topic", &name, Action::Create, detail, desired);
                 Ok(arn)
             }
             Some(arn) => {
@@ -59,10 +65,53 @@ impl Provisioner<'_> {
                 } else {
                     (Action::Update, format!("{}: {arn}", differing.join(", ")))
                 };
-                self.record("sns topic", &name, action, detail);
+                self.record_desired("sns topic", &name, action, detail, desired);
                 Ok(Some(arn))
             }
         }
+    }
+
+    /// The topic policy the Terraform module sets: principals of this account (through their
+    /// IAM policies) may publish and subscribe, and nobody publishes without TLS.
+    pub(super) async fn topic_policy(&mut self, topic_arn: Option<&str>) -> Result<()> {
+        let name = self.names.topic.clone();
+        let what = "this account's principals only, TLS only";
+        let Some(arn) = topic_arn else {
+            self.record("sns topic policy", &name, Action::Create, what.into());
+            return Ok(());
+        };
+        let policy = topic_policy(arn).to_string();
+        let sns = &self.clients.bus.sns;
+        let attrs = sns
+            .get_topic_attributes()
+            .topic_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify("sns:GetTopicAttributes", e))?
+            .attributes
+            .unwrap_or_default();
+        let action = match attrs.get("Policy") {
+            Some(current) if same_attribute(Some(current), &policy) => Action::Unchanged,
+            Some(_) => Action::Update,
+            None => Action::Create,
+        };
+        if action.is_change() && self.apply {
+            sns.set_topic_attributes()
+                .topic_arn(arn)
+                .attribute_name("Policy")
+                .attribute_value(&policy)
+                .send()
+                .await
+                .map_err(|e| classify("sns:SetTopicAttributes", e))?;
+        }
+        self.record_desired(
+            "sns topic policy",
+            &name,
+            action,
+            what.into(),
+            [("Policy", policy)],
+        );
+        Ok(())
     }
 
     pub(super) async fn subscription(
@@ -107,11 +156,12 @@ impl Provisioner<'_> {
                 } else {
                     PENDING.to_owned()
                 };
-                self.record(
+                self.record_desired(
                     "sns subscription",
                     &name,
                     Action::Create,
                     format!("{what}; {detail}"),
+                    desired.clone(),
                 );
             }
             Some(arn) => {
@@ -129,7 +179,13 @@ impl Provisioner<'_> {
                     .map(|(k, v)| (*k, v))
                     .collect();
                 if differing.is_empty() {
-                    self.record("sns subscription", &name, Action::Unchanged, arn);
+                    self.record_desired(
+                        "sns subscription",
+                        &name,
+                        Action::Unchanged,
+                        arn,
+                        desired.clone(),
+                    );
                 } else {
                     if self.apply {
                         for (k, v) in &differing {
@@ -143,11 +199,13 @@ impl Provisioner<'_> {
                         }
                     }
                     let keys: Vec<&str> = differing.iter().map(|(k, _)| *k).collect();
-                    self.record(
+                    let detail = format!("{}: {arn}", keys.join(", "));
+                    self.record_desired(
                         "sns subscription",
                         &name,
                         Action::Update,
-                        format!("{}: {arn}", keys.join(", ")),
+                        detail,
+                        desired.clone(),
                     );
                 }
             }
@@ -210,4 +268,39 @@ pub(crate) async fn find_subscription(
             return Ok(None);
         }
     }
+}
+
+/// The topic policy of `terraform/modules/sns` (same statements, same Sids), for a topic ARN
+/// `arn:<partition>:sns:<region>:<account>:<name>`.
+pub(super) fn topic_policy(topic_arn: &str) -> Value {
+    let parts: Vec<&str> = topic_arn.split(':').collect();
+    let (partition, account) = (
+        parts.get(1).copied().unwrap_or("aws"),
+        parts.get(4).copied().unwrap_or_default(),
+    );
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountPrincipalsViaIAM",
+                "Effect": "Allow",
+                "Principal": {"AWS": format!("arn:{partition}:iam::{account}:root")},
+                "Action": [
+                    "sns:Publish",
+                    "sns:Subscribe",
+                    "sns:GetTopicAttributes",
+                    "sns:ListSubscriptionsByTopic",
+                ],
+                "Resource": topic_arn,
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    })
 }

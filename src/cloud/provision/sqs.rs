@@ -4,17 +4,56 @@
 use super::*;
 
 impl Provisioner<'_> {
+    /// Encryption of every queue: the customer-managed key Terraform made (data keys reused
+    /// for 300 s, as the module sets), else SSE-SQS.
+    fn encryption(&self) -> Vec<(QueueAttributeName, String)> {
+        match &self.config.provision.sqs_kms_key {
+            Some(key) => vec![
+                (QueueAttributeName::KmsMasterKeyId, key.clone()),
+                (
+                    QueueAttributeName::KmsDataKeyReusePeriodSeconds,
+                    KMS_DATA_KEY_REUSE_SECONDS.to_string(),
+                ),
+            ],
+            // No customer key: SSE-SQS, and a key found on the queue (Terraform's) is drift
+            // the plan names, not something to keep silently ("" removes it).
+            None => vec![
+                (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
+                (QueueAttributeName::KmsMasterKeyId, String::new()),
+            ],
+        }
+    }
+
     pub(super) async fn dlq(&mut self) -> Result<(Option<String>, Option<String>)> {
         let name = self.names.dlq.clone();
-        let desired = BTreeMap::from([
+        let mut desired = BTreeMap::from([
             (
                 QueueAttributeName::MessageRetentionPeriod,
                 self.config.provision.dlq_retention.as_secs().to_string(),
             ),
-            (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
+            (
+                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+                RECEIVE_WAIT_SECONDS.to_string(),
+            ),
         ]);
-        self.queue("sqs dlq", &name, desired, "dead-letter queue")
-            .await
+        desired.extend(self.encryption());
+        let (url, arn) = self
+            .queue("sqs dlq", &name, desired, "dead-letter queue")
+            .await?;
+        if let (Some(url), Some(arn)) = (&url, &arn) {
+            self.queue_attribute(
+                "sqs dlq policy",
+                &name,
+                url,
+                QueueAttributeName::Policy,
+                json!({"Version": "2012-10-17", "Statement": [deny_insecure_transport(arn)]}),
+                "TLS only",
+            )
+            .await?;
+        } else {
+            self.record("sqs dlq policy", &name, Action::Create, "TLS only".into());
+        }
+        Ok((url, arn))
     }
 
     pub(super) async fn main_queue(
@@ -39,10 +78,10 @@ impl Provisioner<'_> {
             ),
             (
                 QueueAttributeName::ReceiveMessageWaitTimeSeconds,
-                "20".to_owned(),
+                RECEIVE_WAIT_SECONDS.to_string(),
             ),
-            (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
         ]);
+        desired.extend(self.encryption());
         if let Some(dlq_arn) = dlq_arn {
             desired.insert(
                 QueueAttributeName::RedrivePolicy,
@@ -66,7 +105,7 @@ impl Provisioner<'_> {
             .await?;
         // The policy names the queue's own ARN, known only once it exists.
         if let (Some(url), Some(arn), Some(topic_arn)) = (&url, &arn, topic_arn) {
-            let policy = queue_policy(arn, topic_arn);
+            let policy = queue_policy("AllowTopicToSend", arn, topic_arn);
             self.queue_attribute(
                 "sqs queue policy",
                 &name,
@@ -96,16 +135,28 @@ impl Provisioner<'_> {
         what: &str,
     ) -> Result<(Option<String>, Option<String>)> {
         let sqs = &self.clients.bus.sqs;
+        let shown: Vec<(String, String)> = desired
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+            .collect();
         let existing = existing_queue_url(sqs, name).await?;
         let Some(url) = existing else {
             if !self.apply {
-                self.record(resource, name, Action::Create, format!("{what}; {PENDING}"));
+                self.record_desired(
+                    resource,
+                    name,
+                    Action::Create,
+                    format!("{what}; {PENDING}"),
+                    shown,
+                );
                 return Ok((None, None));
             }
             let url = sqs
                 .create_queue()
                 .queue_name(name)
-                .set_attributes(Some(desired.into_iter().collect()))
+                .set_attributes(Some(
+                    desired.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
+                ))
                 .send()
                 .await
                 .map_err(|e| classify("sqs:CreateQueue", e))?
@@ -114,7 +165,13 @@ impl Provisioner<'_> {
             let arn = queue_attributes(self.clients, &url)
                 .await?
                 .remove(&QueueAttributeName::QueueArn);
-            self.record(resource, name, Action::Create, format!("{what}; {url}"));
+            self.record_desired(
+                resource,
+                name,
+                Action::Create,
+                format!("{what}; {url}"),
+                shown,
+            );
             return Ok((Some(url), arn));
         };
         let actual = queue_attributes(self.clients, &url).await?;
@@ -124,7 +181,7 @@ impl Provisioner<'_> {
             .collect();
         let arn = actual.get(&QueueAttributeName::QueueArn).cloned();
         if differing.is_empty() {
-            self.record(resource, name, Action::Unchanged, url.clone());
+            self.record_desired(resource, name, Action::Unchanged, url.clone(), shown);
         } else {
             let mut keys: Vec<&str> = differing.keys().map(|k| k.as_str()).collect();
             keys.sort_unstable();
@@ -137,7 +194,7 @@ impl Provisioner<'_> {
                     .await
                     .map_err(|e| classify("sqs:SetQueueAttributes", e))?;
             }
-            self.record(resource, name, Action::Update, detail);
+            self.record_desired(resource, name, Action::Update, detail, shown);
         }
         Ok((Some(url), arn))
     }
@@ -165,12 +222,18 @@ impl Provisioner<'_> {
                 .sqs
                 .set_queue_attributes()
                 .queue_url(url)
-                .attributes(attribute, text)
+                .attributes(attribute.clone(), text.clone())
                 .send()
                 .await
                 .map_err(|e| classify("sqs:SetQueueAttributes", e))?;
         }
-        self.record(resource, name, action, what.to_owned());
+        self.record_desired(
+            resource,
+            name,
+            action,
+            what.to_owned(),
+            [(attribute.as_str().to_owned(), text)],
+        );
         Ok(())
     }
 
@@ -181,13 +244,18 @@ impl Provisioner<'_> {
         topic_arn: Option<&str>,
     ) -> Result<(Option<String>, Option<String>)> {
         let name = self.names.sns_dlq.clone();
-        let desired = BTreeMap::from([
+        let mut desired = BTreeMap::from([
+            // The longest SQS keeps anything: these are accepted messages SNS could not deliver.
             (
                 QueueAttributeName::MessageRetentionPeriod,
-                self.config.provision.dlq_retention.as_secs().to_string(),
+                SQS_MAX_RETENTION_SECONDS.to_string(),
             ),
-            (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
+            (
+                QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+                RECEIVE_WAIT_SECONDS.to_string(),
+            ),
         ]);
+        desired.extend(self.encryption());
         let (url, arn) = self
             .queue(
                 "sqs sns-dlq",
@@ -202,7 +270,7 @@ impl Provisioner<'_> {
                 &name,
                 url,
                 QueueAttributeName::Policy,
-                queue_policy(arn, topic_arn),
+                queue_policy("AllowTopicToDeadLetter", arn, topic_arn),
                 "only the topic may send",
             )
             .await?;
@@ -218,24 +286,50 @@ impl Provisioner<'_> {
     }
 }
 
-pub(super) fn queue_policy(queue_arn: &str, topic_arn: &str) -> Value {
+/// Long polling of every queue (the Terraform module's `receive_wait_time_seconds`).
+pub(super) const RECEIVE_WAIT_SECONDS: u32 = 20;
+/// `kms_data_key_reuse_period_seconds` of the Terraform module.
+pub(super) const KMS_DATA_KEY_REUSE_SECONDS: u32 = 300;
+/// 14 days: the longest SQS keeps a message.
+pub(super) const SQS_MAX_RETENTION_SECONDS: u32 = 1_209_600;
+
+/// A queue policy as `terraform/modules/sqs` writes it (same statements and Sids): only the
+/// topic may send, and nobody without TLS.
+pub(super) fn queue_policy(sid: &str, queue_arn: &str, topic_arn: &str) -> Value {
     json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "AllowOnlyTheTopic",
-            "Effect": "Allow",
-            "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-        }],
+        "Statement": [
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            },
+            deny_insecure_transport(queue_arn),
+        ],
+    })
+}
+
+fn deny_insecure_transport(queue_arn: &str) -> Value {
+    json!({
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:*",
+        "Resource": queue_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     })
 }
 
 /// Equal by meaning: JSON documents compared as values (numbers and numeric strings alike),
 /// plain strings compared as they are.
 pub(super) fn same_attribute(actual: Option<&String>, desired: &str) -> bool {
-    let Some(actual) = actual else { return false };
+    // An attribute AWS does not report is one that is not set: "" wants it unset.
+    let Some(actual) = actual else {
+        return desired.is_empty();
+    };
     if actual == desired {
         return true;
     }

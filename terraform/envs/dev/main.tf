@@ -68,6 +68,8 @@ module "sqs" {
   max_receive_count          = local.max_receive_count
   visibility_timeout_seconds = local.queue_visibility_timeout_seconds
   message_retention_seconds  = var.queue_message_retention_seconds
+  # latamctl provision sets the same: provision.dlq_retention.
+  dlq_message_retention_seconds = var.queue_dlq_message_retention_seconds
 
   kms_deletion_window_in_days = var.kms_deletion_window_in_days
 }

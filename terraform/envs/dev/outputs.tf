@@ -106,6 +106,16 @@ output "alarm_topic_arn" {
   value       = module.alarms.alarm_topic_arn
 }
 
+output "sns_kms_key_arn" {
+  description = "Customer-managed KMS key of the topic (latamctl config: [provision] sns_kms_key)."
+  value       = module.sns.kms_key_arn
+}
+
+output "sqs_kms_key_arn" {
+  description = "Customer-managed KMS key of the queues (latamctl config: [provision] sqs_kms_key)."
+  value       = module.sqs.kms_key_arn
+}
+
 output "latamctl_config" {
   description = "Ready-to-paste latamctl TOML configuration for this environment (no secrets)."
   value       = <<-EOT
@@ -114,6 +124,11 @@ output "latamctl_config" {
     topic_arn = "${module.sns.topic_arn}"
     queue_url = "${module.sqs.queue_url}"
     dlq_url = "${module.sqs.dlq_url}"
+
+    # Terraform owns these keys; provision only names them, so it converges to this encryption.
+    [provision]
+    sns_kms_key = "${module.sns.kms_key_arn}"
+    sqs_kms_key = "${module.sqs.kms_key_arn}"
 
     [database]
     host = "${module.rds.address}"

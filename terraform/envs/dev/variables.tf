@@ -201,6 +201,12 @@ variable "queue_message_retention_seconds" {
   default     = 345600
 }
 
+variable "queue_dlq_message_retention_seconds" {
+  description = "Retention of the dead-letter queue; longer than queue_message_retention_seconds (latamctl: provision.dlq_retention)."
+  type        = number
+  default     = 1209600
+}
+
 # ---------------------------------------------------------------------------------------------
 # Database
 # ---------------------------------------------------------------------------------------------
