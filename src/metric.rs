@@ -5,6 +5,8 @@
 pub const ACK_ERRORS_TOTAL: &str = "latamctl_ack_errors_total";
 pub const BUILD_INFO: &str = "latamctl_build_info";
 pub const CPU_LIMIT_CORES: &str = "latamctl_cpu_limit_cores";
+pub const DATA_DIR_FREE_BYTES: &str = "latamctl_data_dir_filesystem_free_bytes";
+pub const DATA_DIR_SIZE_BYTES: &str = "latamctl_data_dir_filesystem_size_bytes";
 pub const DB_ERRORS_TOTAL: &str = "latamctl_db_errors_total";
 pub const DB_POOL_CONNECTIONS: &str = "latamctl_db_pool_connections";
 pub const DB_QUERY_DURATION_SECONDS: &str = "latamctl_db_query_duration_seconds";
@@ -37,10 +39,12 @@ pub const WORKER_PAUSED: &str = "latamctl_worker_paused";
 pub const WORKER_RECEIVE_ERRORS_TOTAL: &str = "latamctl_worker_receive_errors_total";
 
 /// Every name above.
-pub const ALL: [&str; 33] = [
+pub const ALL: [&str; 35] = [
     ACK_ERRORS_TOTAL,
     BUILD_INFO,
     CPU_LIMIT_CORES,
+    DATA_DIR_FREE_BYTES,
+    DATA_DIR_SIZE_BYTES,
     DB_ERRORS_TOTAL,
     DB_POOL_CONNECTIONS,
     DB_QUERY_DURATION_SECONDS,

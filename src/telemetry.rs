@@ -96,6 +96,63 @@ pub fn spawn_metrics_upkeep() {
     });
 }
 
+/// Size and free space of the filesystem holding a directory (statvfs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FsUsage {
+    pub size_bytes: u64,
+    /// Free for an unprivileged process (`f_bavail`: what the data files can still use).
+    pub free_bytes: u64,
+}
+
+impl FsUsage {
+    /// The used fraction, 0..1, as `df` counts it for a non-root user.
+    pub fn used_ratio(&self) -> f64 {
+        if self.size_bytes == 0 {
+            return 0.0;
+        }
+        1.0 - self.free_bytes as f64 / self.size_bytes as f64
+    }
+}
+
+/// The filesystem under `path` (seed 4.2: disk usage).
+pub fn filesystem_usage(path: &std::path::Path) -> std::io::Result<FsUsage> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statvfs writes into the zeroed struct it is given; `c` is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let unit = s.f_frsize as u64;
+    Ok(FsUsage {
+        size_bytes: s.f_blocks as u64 * unit,
+        free_bytes: s.f_bavail as u64 * unit,
+    })
+}
+
+/// Publishes the data dir's filesystem size and free space every `every` until `shutdown`
+/// (`latamctl_data_dir_filesystem_{size,free}_bytes`): the embedded queue refuses publishes
+/// once its disk is full, so this is the alert that comes before.
+pub async fn report_data_dir_usage(
+    dir: std::path::PathBuf,
+    every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let d = dir.clone();
+        if let Ok(Ok(usage)) = tokio::task::spawn_blocking(move || filesystem_usage(&d)).await {
+            metrics::gauge!(crate::metric::DATA_DIR_SIZE_BYTES).set(usage.size_bytes as f64);
+            metrics::gauge!(crate::metric::DATA_DIR_FREE_BYTES).set(usage.free_bytes as f64);
+        }
+    }
+}
+
 /// Publishes the CPU and memory this process may use (`latamctl_cpu_limit_cores`,
 /// `latamctl_memory_limit_bytes`), which the CPU and memory alerts divide usage by: the
 /// cgroup limits (a pod's `resources.limits`), else the machine's.
@@ -257,6 +314,16 @@ fn describe_metrics() {
     describe_gauge!(
         crate::metric::DB_POOL_CONNECTIONS,
         "Database pool connections by state (in_use, idle)."
+    );
+    describe_gauge!(
+        crate::metric::DATA_DIR_SIZE_BYTES,
+        Unit::Bytes,
+        "Size of the filesystem holding the embedded data dir (queue.db, records.db)."
+    );
+    describe_gauge!(
+        crate::metric::DATA_DIR_FREE_BYTES,
+        Unit::Bytes,
+        "Free space of the filesystem holding the embedded data dir (what the data files can still use)."
     );
     describe_gauge!(
         crate::metric::CPU_LIMIT_CORES,

@@ -149,6 +149,15 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     let shutdown = CancellationToken::new();
     let mut background = tokio::task::JoinSet::new();
     let readiness = state.readiness();
+    if config.bus == crate::config::BusKind::Embedded
+        || config.store == crate::config::StoreKind::Sqlite
+    {
+        background.spawn(crate::telemetry::report_data_dir_usage(
+            compose::data_dir(&config),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
+    }
     let worker_task = match (&bus.queue, role.runs_worker()) {
         (Some(queue), true) => {
             background.spawn(worker::report_queue_stats(

@@ -103,15 +103,76 @@ impl CloudClients {
                 .into_iter()
                 .next()
                 .map(|db| RdsInstance {
+                    pending_modifications: db
+                        .pending_modified_values
+                        .as_ref()
+                        .map(pending_modifications)
+                        .unwrap_or_default(),
                     status: db.db_instance_status.unwrap_or_default(),
                     engine: db.engine.unwrap_or_default(),
                     multi_az: db.multi_az.unwrap_or(false),
+                    instance_class: db.db_instance_class.unwrap_or_default(),
+                    allocated_storage_gib: db.allocated_storage.map(|g| g.max(0) as u64),
+                    read_replicas: db.read_replica_db_instance_identifiers.unwrap_or_default(),
                 })),
             Err(e) => match crate::aws::classify("rds:DescribeDBInstances", e) {
                 AwsError::NotFound(_) => Ok(None),
                 e => Err(e),
             },
         }
+    }
+
+    /// The nodegroups of EKS cluster `name`.
+    pub async fn eks_nodegroups(&self, name: &str) -> Result<Vec<EksNodegroup>, AwsError> {
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .eks
+                .list_nodegroups()
+                .cluster_name(name)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| crate::aws::classify("eks:ListNodegroups", e))?;
+            names.extend(out.nodegroups.unwrap_or_default());
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut groups = Vec::new();
+        for group in names {
+            let out = self
+                .eks
+                .describe_nodegroup()
+                .cluster_name(name)
+                .nodegroup_name(&group)
+                .send()
+                .await
+                .map_err(|e| crate::aws::classify("eks:DescribeNodegroup", e))?;
+            if let Some(ng) = out.nodegroup {
+                groups.push(EksNodegroup {
+                    name: group,
+                    status: ng.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    version: ng.version.unwrap_or_default(),
+                    issues: ng
+                        .health
+                        .and_then(|h| h.issues)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|i| {
+                            format!(
+                                "{}: {}",
+                                i.code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+                                i.message.unwrap_or_default()
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(groups)
     }
 
     /// The EKS cluster `name` (`None`: no such cluster).
@@ -137,6 +198,47 @@ pub struct RdsInstance {
     pub status: String,
     pub engine: String,
     pub multi_az: bool,
+    /// `db.r6g.large`, ...
+    pub instance_class: String,
+    pub allocated_storage_gib: Option<u64>,
+    /// Modifications waiting for the next maintenance window (`DBInstanceClass`, ...).
+    pub pending_modifications: Vec<String>,
+    pub read_replicas: Vec<String>,
+}
+
+/// The names of the fields set in RDS's `PendingModifiedValues`.
+fn pending_modifications(p: &aws_sdk_rds::types::PendingModifiedValues) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |set: bool, name: &str| {
+        if set {
+            out.push(name.to_owned());
+        }
+    };
+    add(p.db_instance_class.is_some(), "DBInstanceClass");
+    add(p.allocated_storage.is_some(), "AllocatedStorage");
+    add(p.engine_version.is_some(), "EngineVersion");
+    add(p.multi_az.is_some(), "MultiAZ");
+    add(p.iops.is_some(), "Iops");
+    add(p.storage_type.is_some(), "StorageType");
+    add(p.master_user_password.is_some(), "MasterUserPassword");
+    add(p.backup_retention_period.is_some(), "BackupRetentionPeriod");
+    add(
+        p.ca_certificate_identifier.is_some(),
+        "CACertificateIdentifier",
+    );
+    out
+}
+
+/// One EKS managed nodegroup, as `status` reads it.
+#[derive(Debug, Clone)]
+pub struct EksNodegroup {
+    pub name: String,
+    /// `ACTIVE`, `DEGRADED`, `CREATE_FAILED`, `UPDATING`, ...
+    pub status: String,
+    /// Kubernetes version of its nodes (`1.30`).
+    pub version: String,
+    /// Health issues, `code: message`.
+    pub issues: Vec<String>,
 }
 
 /// What `provision` and `status` read of the EKS cluster.

@@ -254,6 +254,22 @@ pub struct StatusConfig {
     /// Warn when a database round trip takes longer than this (seed SLO: 100 ms).
     #[serde(with = "humantime_serde")]
     pub db_latency_warn: Duration,
+    /// Warn when the disk the data lives on (the embedded data dir's filesystem, the RDS
+    /// storage) is more than this fraction used (seed 4.2).
+    pub disk_used_warn: f64,
+    /// Fail when it is more than this fraction used.
+    pub disk_used_fail: f64,
+    /// Warn when the RDS instance's CPU (CloudWatch CPUUtilization, last 5 minutes) is above
+    /// this percentage (seed 5.1: 80 %).
+    pub rds_cpu_warn_percent: f64,
+    /// Warn when RDS connections are above this fraction of `max_connections`.
+    pub rds_connections_warn: f64,
+    /// `max_connections` of the RDS instance; 0: PostgreSQL's RDS default for the instance
+    /// class's memory (`LEAST(memory / 9531392, 5000)`).
+    pub rds_max_connections: u64,
+    /// Warn when a read replica lags more than this.
+    #[serde(with = "humantime_serde")]
+    pub rds_replica_lag_warn: Duration,
 }
 
 /// Where `status` finds the pipeline's Kubernetes objects (`KUBECONFIG` or in-cluster).
@@ -401,6 +417,12 @@ impl Default for StatusConfig {
             error_rate_warn: 0.01,
             p95_warn: Duration::from_millis(200),
             db_latency_warn: Duration::from_millis(100),
+            disk_used_warn: 0.8,
+            disk_used_fail: 0.9,
+            rds_cpu_warn_percent: 80.0,
+            rds_connections_warn: 0.8,
+            rds_max_connections: 0,
+            rds_replica_lag_warn: Duration::from_secs(30),
         }
     }
 }

@@ -46,6 +46,10 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("${dlq_name}", "SQS dead-letter queue name."),
     ("${db_instance_identifier}", "RDS instance identifier."),
     (
+        "${db_storage_bytes}",
+        "Allocated storage of the RDS instance in bytes (FreeStorageSpace is reported alone).",
+    ),
+    (
         "${db_memory_bytes}",
         "RAM of the RDS instance class in bytes (CloudWatch only reports FreeableMemory).",
     ),
@@ -231,6 +235,42 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
                     "Threshold": a.threshold,
                     "ComparisonOperator": "GreaterThanThreshold",
                     "TreatMissingData": "notBreaching",
+                }),
+            )])
+        }
+        Indicator::Disk(_) => {
+            let (period, n) = periods(a, 300)?;
+            let percent = a.threshold * 100.0;
+            Rendered::Alarms(vec![base.alarm(
+                "-rds",
+                "RDS storage in use: 1 - FreeStorageSpace / allocated storage.",
+                json!({
+                    "Metrics": [
+                        {
+                            "Id": "free",
+                            "ReturnData": false,
+                            "MetricStat": {
+                                "Metric": {
+                                    "Namespace": "AWS/RDS",
+                                    "MetricName": "FreeStorageSpace",
+                                    "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
+                                },
+                                "Period": period,
+                                "Stat": "Minimum",
+                            }
+                        },
+                        {
+                            "Id": "used_percent",
+                            "Expression": "100 * (1 - free / ${db_storage_bytes})",
+                            "Label": "RDS storage in use (%)",
+                            "ReturnData": true,
+                        }
+                    ],
+                    "EvaluationPeriods": n,
+                    "DatapointsToAlarm": n,
+                    "Threshold": percent,
+                    "ComparisonOperator": "GreaterThanThreshold",
+                    "TreatMissingData": "missing",
                 }),
             )])
         }

@@ -278,7 +278,10 @@ fn threshold_alert(spec: &SloSpec, a: &ThresholdAlert) -> Node {
         Unit::Count => "{{ $value | humanize }}",
     };
     let mut target = scope_labels_template(spec);
-    if matches!(a.indicator, Indicator::Cpu(_) | Indicator::Memory(_)) {
+    if matches!(
+        a.indicator,
+        Indicator::Cpu(_) | Indicator::Memory(_) | Indicator::Disk(_)
+    ) {
         target.push_str(" {{ $labels.instance }}");
     }
     let mut condition = format!("threshold {}", unit.format(a.threshold));

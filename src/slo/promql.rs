@@ -34,6 +34,9 @@ pub const MEMORY_LIMIT: &str = crate::metric::MEMORY_LIMIT_BYTES;
 pub const QUEUE_AGE: &str = crate::metric::QUEUE_OLDEST_MESSAGE_AGE_SECONDS;
 /// Messages in the queues by queue and state.
 pub const QUEUE_DEPTH: &str = crate::metric::QUEUE_DEPTH;
+/// Free space and size of the filesystem holding the embedded data dir.
+pub const DISK_FREE: &str = crate::metric::DATA_DIR_FREE_BYTES;
+pub const DISK_SIZE: &str = crate::metric::DATA_DIR_SIZE_BYTES;
 /// 1 when the process is ready.
 pub const READY: &str = crate::metric::READY;
 
@@ -438,7 +441,8 @@ pub fn sli_error(ind: &Indicator, scope: &Scope, window: Duration) -> Option<Str
         Indicator::Cpu(_)
         | Indicator::Memory(_)
         | Indicator::QueueAge(_)
-        | Indicator::DeadLetters(_) => None,
+        | Indicator::DeadLetters(_)
+        | Indicator::Disk(_) => None,
     }
 }
 
@@ -475,6 +479,16 @@ pub fn alert_value(ind: &Indicator, scope: &Scope, window: Option<Duration>) -> 
                 .with(&scope.matchers)
                 .with(&r.matchers);
             aggregate("max", by, &age.to_string())
+        }
+        // Per process, like memory: the filesystem each process writes its data dir on.
+        Indicator::Disk(r) => {
+            let free = Selector::metric(DISK_FREE)
+                .with(&scope.matchers)
+                .with(&r.matchers);
+            let size = Selector::metric(DISK_SIZE)
+                .with(&scope.matchers)
+                .with(&r.matchers);
+            format!("1 - {free}\n/\n{size}")
         }
         Indicator::DeadLetters(r) => {
             let dlq = Selector::metric(QUEUE_DEPTH)

@@ -16,30 +16,15 @@ pub(super) async fn oldest_age_from_cloudwatch(
         .rsplit('/')
         .next()?
         .to_owned();
-    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-    let start = aws_smithy_types::DateTime::from_secs(now.secs() - 600);
-    let out = cloud
-        .cloudwatch
-        .get_metric_statistics()
-        .namespace("AWS/SQS")
-        .metric_name("ApproximateAgeOfOldestMessage")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("QueueName")
-                .value(queue_name)
-                .build(),
-        )
-        .start_time(start)
-        .end_time(now)
-        .period(60)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
-        .send()
-        .await
-        .ok()?;
-    out.datapoints()
-        .iter()
-        .max_by_key(|d| d.timestamp.map(|t| t.secs()))
-        .and_then(|d| d.maximum)
+    latest_metric(
+        cloud,
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        ("QueueName", &queue_name),
+        aws_sdk_cloudwatch::types::Statistic::Maximum,
+        60,
+    )
+    .await
 }
 
 pub(super) async fn check_topic(config: &Config, cloud: &CloudClients) -> Check {
@@ -126,31 +111,242 @@ pub(super) async fn check_sns_dlq(cloud: &CloudClients, url: &str) -> Check {
     }
 }
 
-/// The RDS row.
-pub(super) async fn check_rds(cloud: &CloudClients, id: &str) -> Check {
-    match cloud.rds_instance(id).await {
-        Ok(Some(db)) => {
-            let mut c = Check::new("rds", State::Ok)
-                .figure("instance", id)
-                .figure("status", &db.status)
-                .figure("engine", &db.engine)
-                .figure("multi_az", db.multi_az);
-            match db.status.as_str() {
-                "available" => {}
-                "backing-up" | "modifying" | "upgrading" | "maintenance" => {
-                    c.worsen(State::Warn, "RDS is busy; expect higher latency")
-                }
-                _ => c.worsen(State::Fail, "RDS instance is not available"),
-            }
-            c
-        }
-        Ok(None) => Check::new("rds", State::Fail)
-            .figure("instance", id)
-            .hint("not found: check aws.rds_instance_id or apply terraform/"),
-        Err(e) => Check::new("rds", State::Fail)
-            .figure("instance", id)
-            .hint(e.to_string()),
+/// The latest datapoint of a CloudWatch metric over the last 10 minutes (`None`: no data,
+/// or CloudWatch did not answer).
+async fn latest_metric(
+    cloud: &CloudClients,
+    namespace: &str,
+    metric: &str,
+    dimension: (&str, &str),
+    statistic: aws_sdk_cloudwatch::types::Statistic,
+    period: i32,
+) -> Option<f64> {
+    let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs();
+    let start = aws_smithy_types::DateTime::from_secs(now - 600);
+    // A little past now, so the period holding the newest datapoint is whole.
+    let end = aws_smithy_types::DateTime::from_secs(now + 60);
+    let out = cloud
+        .cloudwatch
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(metric)
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name(dimension.0)
+                .value(dimension.1)
+                .build(),
+        )
+        .start_time(start)
+        .end_time(end)
+        .period(period)
+        .statistics(statistic.clone())
+        .send()
+        .await
+        .ok()?;
+    let point = out
+        .datapoints()
+        .iter()
+        .max_by_key(|d| d.timestamp.map(|t| t.secs()))?;
+    use aws_sdk_cloudwatch::types::Statistic as S;
+    match statistic {
+        S::Maximum => point.maximum,
+        S::Minimum => point.minimum,
+        _ => point.average,
     }
+}
+
+/// Memory of an RDS instance class in GiB, for PostgreSQL's default `max_connections`
+/// (`LEAST(DBInstanceClassMemory / 9531392, 5000)`); `None` for a class not listed.
+pub(super) fn class_memory_gib(class: &str) -> Option<f64> {
+    let mut parts = class.trim_start_matches("db.").splitn(2, '.');
+    let (family, size) = (parts.next()?, parts.next()?);
+    let base = match size {
+        "micro" => 1.0,
+        "small" => 2.0,
+        "medium" => 4.0,
+        "large" => 8.0,
+        "xlarge" => 16.0,
+        s => s.strip_suffix("xlarge")?.parse::<f64>().ok()? * 16.0,
+    };
+    let per_family = match family.chars().next()? {
+        // Burstable: micro 1, small 2, medium 4, large 8, xlarge 16, 2xlarge 32.
+        't' => base,
+        // General purpose: large 8, then 16 per xlarge.
+        'm' => base,
+        // Memory optimized: twice the m family.
+        'r' | 'x' => base * 2.0,
+        _ => return None,
+    };
+    Some(per_family)
+}
+
+fn default_max_connections(class: &str) -> Option<u64> {
+    let bytes = class_memory_gib(class)? * 1024.0 * 1024.0 * 1024.0;
+    Some(((bytes / 9_531_392.0) as u64).min(5000))
+}
+
+/// The RDS row: state, CPU, free storage against the allocated storage, connections against
+/// `max_connections`, replica lag, and modifications waiting for the maintenance window.
+pub(super) async fn check_rds(config: &Config, cloud: &CloudClients, id: &str) -> Check {
+    use aws_sdk_cloudwatch::types::Statistic;
+    let db = match cloud.rds_instance(id).await {
+        Ok(Some(db)) => db,
+        Ok(None) => {
+            return Check::new("rds", State::Fail)
+                .figure("instance", id)
+                .hint("not found: check aws.rds_instance_id or apply terraform/");
+        }
+        Err(e) => {
+            return Check::new("rds", State::Fail)
+                .figure("instance", id)
+                .hint(e.to_string());
+        }
+    };
+    let s = &config.status;
+    let mut c = Check::new("rds", State::Ok)
+        .figure("instance", id)
+        .figure("status", &db.status)
+        .figure("engine", &db.engine)
+        .figure("multi_az", db.multi_az);
+    match db.status.as_str() {
+        "available" => {}
+        "backing-up" | "modifying" | "upgrading" | "maintenance" => {
+            c.worsen(State::Warn, "RDS is busy; expect higher latency")
+        }
+        _ => c.worsen(State::Fail, "RDS instance is not available"),
+    }
+    let dim = ("DBInstanceIdentifier", id);
+    let (cpu, free, connections) = tokio::join!(
+        latest_metric(
+            cloud,
+            "AWS/RDS",
+            "CPUUtilization",
+            dim,
+            Statistic::Average,
+            300
+        ),
+        latest_metric(
+            cloud,
+            "AWS/RDS",
+            "FreeStorageSpace",
+            dim,
+            Statistic::Minimum,
+            300
+        ),
+        latest_metric(
+            cloud,
+            "AWS/RDS",
+            "DatabaseConnections",
+            dim,
+            Statistic::Maximum,
+            60
+        ),
+    );
+    match cpu {
+        Some(cpu) => {
+            c = c.figure("cpu", format!("{cpu:.0}%"));
+            if cpu > s.rds_cpu_warn_percent {
+                c.worsen(
+                    State::Warn,
+                    format!(
+                        "RDS CPU {cpu:.0}% (over {}%): slow queries or too small an instance class; Performance Insights shows which",
+                        s.rds_cpu_warn_percent
+                    ),
+                );
+            }
+        }
+        None => c = c.figure("cpu", "no data"),
+    }
+    match (free, db.allocated_storage_gib) {
+        (Some(free), Some(gib)) if gib > 0 => {
+            let size = gib as f64 * 1024.0 * 1024.0 * 1024.0;
+            let used = 1.0 - free / size;
+            c = c.figure(
+                "storage",
+                format!(
+                    "{:.0}% used ({:.1} of {gib} GiB free)",
+                    used * 100.0,
+                    free / (1024.0 * 1024.0 * 1024.0)
+                ),
+            );
+            let what = format!(
+                "RDS storage {:.0}% used: raise the allocated storage (Terraform db_allocated_storage) or enable storage autoscaling (db_max_allocated_storage); a full instance refuses writes and the worker pauses",
+                used * 100.0
+            );
+            if used > s.disk_used_fail {
+                c.worsen(State::Fail, what);
+            } else if used > s.disk_used_warn {
+                c.worsen(State::Warn, what);
+            }
+        }
+        (Some(free), _) => {
+            c = c.figure(
+                "storage",
+                format!("{:.1} GiB free", free / (1024.0 * 1024.0 * 1024.0)),
+            )
+        }
+        (None, _) => c = c.figure("storage", "no data"),
+    }
+    let configured = (s.rds_max_connections > 0).then_some(s.rds_max_connections);
+    let max = configured.or_else(|| default_max_connections(&db.instance_class));
+    match (connections, max) {
+        (Some(n), Some(max)) => {
+            let estimated = if configured.is_some() { "" } else { "~" };
+            c = c.figure("connections", format!("{n:.0}/{estimated}{max}"));
+            if n > s.rds_connections_warn * max as f64 {
+                c.worsen(
+                    State::Warn,
+                    format!(
+                        "{n:.0} connections of {estimated}{max}: pools (database.max_connections × replicas) are near max_connections; lower them or use RDS Proxy"
+                    ),
+                );
+            }
+        }
+        (Some(n), None) => c = c.figure("connections", format!("{n:.0}")),
+        (None, _) => c = c.figure("connections", "no data"),
+    }
+    for replica in &db.read_replicas {
+        let lag = latest_metric(
+            cloud,
+            "AWS/RDS",
+            "ReplicaLag",
+            ("DBInstanceIdentifier", replica),
+            Statistic::Maximum,
+            60,
+        )
+        .await;
+        if let Some(lag) = lag {
+            c = c.figure(&format!("replica_lag {replica}"), format!("{lag:.0}s"));
+            if lag > s.rds_replica_lag_warn.as_secs_f64() {
+                c.worsen(
+                    State::Warn,
+                    format!("replica {replica} lags {lag:.0}s: reads there are stale"),
+                );
+            }
+        }
+    }
+    if !db.pending_modifications.is_empty() {
+        c = c.figure("pending", db.pending_modifications.join(","));
+        c.worsen(
+            State::Warn,
+            format!(
+                "modifications wait for the next maintenance window: {} (apply now with `aws rds modify-db-instance --apply-immediately`, or expect a restart then)",
+                db.pending_modifications.join(", ")
+            ),
+        );
+    }
+    c
+}
+
+/// The minor version of `1.30` / `1.30.2-eks-...`.
+fn minor(version: &str) -> Option<u32> {
+    version
+        .split('.')
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Host and port of an API server URL, for comparing a kubeconfig's server with the EKS
@@ -181,6 +377,49 @@ pub(super) async fn check_eks(
             if cluster.status != "ACTIVE" {
                 c.worsen(State::Fail, "EKS cluster is not ACTIVE");
             }
+            match cloud.eks_nodegroups(name).await {
+                Ok(groups) => {
+                    c = c.figure("nodegroups", groups.len());
+                    for g in &groups {
+                        c = c.figure(
+                            &format!("nodegroup {}", g.name),
+                            format!("{} {}", g.status, g.version),
+                        );
+                        match g.status.as_str() {
+                            "ACTIVE" => {}
+                            "CREATING" | "UPDATING" | "DELETING" => c.worsen(
+                                State::Warn,
+                                format!("nodegroup {} is {}", g.name, g.status),
+                            ),
+                            other => c.worsen(
+                                State::Fail,
+                                format!(
+                                    "nodegroup {} is {other}: `aws eks describe-nodegroup --cluster-name {name} --nodegroup-name {}`",
+                                    g.name, g.name
+                                ),
+                            ),
+                        }
+                        if !g.issues.is_empty() {
+                            c.worsen(
+                                State::Warn,
+                                format!("nodegroup {} health: {}", g.name, g.issues.join("; ")),
+                            );
+                        }
+                        if let (Some(cp), Some(ng)) = (minor(&cluster.version), minor(&g.version))
+                            && cp > ng + 1
+                        {
+                            c.worsen(
+                                State::Warn,
+                                format!(
+                                    "nodegroup {} runs {} against the control plane's {}: more than one minor behind; upgrade it (`aws eks update-nodegroup-version`)",
+                                    g.name, g.version, cluster.version
+                                ),
+                            );
+                        }
+                    }
+                }
+                Err(e) => c.worsen(State::Warn, format!("cannot read the nodegroups: {e}")),
+            }
             if let (Some(server), Some(endpoint)) = (kube_server, cluster.endpoint.as_deref()) {
                 if server_key(server) == server_key(endpoint) {
                     c = c.figure("kubeconfig", "this cluster");
@@ -202,5 +441,36 @@ pub(super) async fn check_eks(
         Err(e) => Check::new("eks", State::Fail)
             .figure("cluster", name)
             .hint(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_max_connections_follow_the_class_memory() {
+        // 8 GiB: 8 * 1024^3 / 9531392 = 901.
+        assert_eq!(default_max_connections("db.m6g.large"), Some(901));
+        assert_eq!(default_max_connections("db.t3.micro"), Some(112));
+        assert_eq!(default_max_connections("db.r6g.large"), Some(1802));
+        assert_eq!(default_max_connections("db.r6g.16xlarge"), Some(5000));
+        assert_eq!(default_max_connections("db.serverless"), None);
+    }
+
+    #[test]
+    fn minor_versions() {
+        assert_eq!(minor("1.30"), Some(30));
+        assert_eq!(minor("1.28.5-eks-5e0fdde"), Some(28));
+        assert_eq!(minor("x"), None);
+    }
+
+    #[test]
+    fn servers_compare_by_host_and_port() {
+        assert_eq!(
+            server_key("https://ABC.eks.amazonaws.com"),
+            server_key("https://abc.eks.amazonaws.com:443/")
+        );
+        assert_ne!(server_key("https://a:6443"), server_key("https://a"));
     }
 }

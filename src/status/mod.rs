@@ -6,6 +6,7 @@
 
 mod api;
 mod aws;
+mod disk;
 pub mod kubernetes;
 
 use api::check_api;
@@ -152,6 +153,11 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
             })),
         }
     }
+    if config.bus == crate::config::BusKind::Embedded
+        || config.store == crate::config::StoreKind::Sqlite
+    {
+        futures.push(Box::pin(one("disk", t, disk::check_disk(config))));
+    }
     match &targets.store {
         Some(store) => futures.push(Box::pin(one(
             "database",
@@ -163,7 +169,7 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
         })),
     }
     if let (Some(cloud), Some(id)) = (&targets.cloud, &config.aws.rds_instance_id) {
-        futures.push(Box::pin(one("rds", t, check_rds(cloud, id))));
+        futures.push(Box::pin(one("rds", t, check_rds(config, cloud, id))));
     }
     if let (Some(cloud), Some(name)) = (&targets.cloud, &config.aws.eks_cluster) {
         futures.push(Box::pin(one(

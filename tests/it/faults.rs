@@ -616,6 +616,53 @@ async fn fault_full_disk_for_the_embedded_data_dir() {
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let metrics = serve.metrics(&client()).await;
+    // Seed 4.2: the disk signal says so before anyone reads a 503. The gauge serve exports...
+    let free_gauge: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("latamctl_data_dir_filesystem_free_bytes"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or_else(|| panic!("no data dir free-space gauge:\n{metrics}"));
+    assert!(
+        free_gauge < (2u64 << 20) as f64,
+        "free bytes {free_gauge} on a full disk"
+    );
+    // ...and `status` fails its disk row.
+    let status_config = dir.path().join("status.toml");
+    std::fs::write(&status_config, format!("data_dir = {:?}\n", data)).unwrap();
+    let (code, out, err) = support::run(
+        &[
+            "--config",
+            status_config.to_str().unwrap(),
+            "status",
+            "--api",
+            &serve.base,
+            "--window",
+            "0s",
+            "--no-kubernetes",
+            "-o",
+            "json",
+        ],
+        &[],
+        dir.path(),
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let disk_row = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "disk")
+        .unwrap_or_else(|| panic!("no disk row: {report}"))
+        .clone();
+    assert_eq!(disk_row["state"], "fail", "{disk_row}");
+    assert!(
+        disk_row["hint"]
+            .as_str()
+            .unwrap()
+            .contains("refuses publishes"),
+        "{disk_row}"
+    );
+    assert_eq!(code, 2, "{err}");
     for filler in &fillers {
         std::fs::remove_file(filler).unwrap();
     }

@@ -784,3 +784,142 @@ async fn provision_fleet_dry_run_reports_the_drift_of_every_system() {
     assert_eq!(code, 2);
     assert!(err.contains("--dry-run"), "{err}");
 }
+
+/// RDS and EKS in depth on moto: CPU, storage against the allocated size, connections
+/// against the class's max_connections (CloudWatch), a nodegroup's status and version skew.
+#[tokio::test]
+async fn status_reads_rds_and_eks_in_depth() {
+    let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
+        return;
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto)
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    let suffix = &Uuid::new_v4().simple().to_string()[..8];
+    let (db, cluster) = (format!("dd{suffix}"), format!("ed{suffix}"));
+    aws_sdk_rds::Client::new(&sdk)
+        .create_db_instance()
+        .db_instance_identifier(&db)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("latam")
+        .master_user_password("secret-password")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    let eks = aws_sdk_eks::Client::new(&sdk);
+    eks.create_cluster()
+        .name(&cluster)
+        .version("1.30")
+        .role_arn("arn:aws:iam::123456789012:role/eks")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    eks.create_nodegroup()
+        .cluster_name(&cluster)
+        .nodegroup_name("old")
+        .version("1.28")
+        .node_role("arn:aws:iam::123456789012:role/node")
+        .subnets("subnet-1")
+        .send()
+        .await
+        .unwrap();
+    let dir = support::tempdir();
+    std::fs::write(
+        dir.path().join("latamctl.toml"),
+        format!("name = \"dd{suffix}\"\n[aws]\nregion = \"us-east-1\"\nrds_instance_id = \"{db}\"\neks_cluster = \"{cluster}\"\n"),
+    )
+    .unwrap();
+    let env: Vec<(&str, String)> = aws_env(&moto);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rows = || {
+        let (code, out, err) = support::run(
+            &["status", "-o", "json", "--no-kubernetes", "--window", "0s"],
+            &envs,
+            dir.path(),
+        );
+        let report = json(&format!("{out}{}", if out.is_empty() { &err } else { "" }));
+        let find = |component: &str| {
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["component"] == component)
+                .unwrap_or_else(|| panic!("no {component} row: {report}"))
+                .clone()
+        };
+        (code, find("rds"), find("eks"))
+    };
+
+    // No datapoints yet: shown as such, not a failure. The nodegroup two minors behind warns.
+    let (_, rds, eks) = rows();
+    assert_eq!(rds["state"], "ok", "{rds}");
+    assert_eq!(rds["figures"]["cpu"], "no data", "{rds}");
+    assert_eq!(eks["figures"]["nodegroups"], "1", "{eks}");
+    assert_eq!(eks["figures"]["nodegroup old"], "ACTIVE 1.28", "{eks}");
+    assert_eq!(eks["state"], "warn", "{eks}");
+    assert!(
+        eks["hint"]
+            .as_str()
+            .unwrap()
+            .contains("more than one minor behind"),
+        "{eks}"
+    );
+
+    // The instance is busy, nearly full and near its connection limit.
+    let cw = aws_sdk_cloudwatch::Client::new(&sdk);
+    for (metric, value) in [
+        ("CPUUtilization", 95.0),
+        ("FreeStorageSpace", 1024.0 * 1024.0 * 1024.0),
+        ("DatabaseConnections", 100.0),
+    ] {
+        cw.put_metric_data()
+            .namespace("AWS/RDS")
+            .metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name(metric)
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(&db)
+                            .build(),
+                    )
+                    .value(value)
+                    .timestamp(aws_smithy_types::DateTime::from(
+                        std::time::SystemTime::now(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, rds, _) = rows();
+    assert_eq!(code, 2, "{rds}");
+    assert_eq!(rds["state"], "fail", "{rds}");
+    assert_eq!(rds["figures"]["cpu"], "95%", "{rds}");
+    assert_eq!(
+        rds["figures"]["storage"], "95% used (1.0 of 20 GiB free)",
+        "{rds}"
+    );
+    assert_eq!(rds["figures"]["connections"], "100/~112", "{rds}");
+    let hint = rds["hint"].as_str().unwrap();
+    for words in [
+        "RDS CPU 95%",
+        "RDS storage 95% used",
+        "100 connections of ~112",
+    ] {
+        assert!(hint.contains(words), "{words}: {rds}");
+    }
+}

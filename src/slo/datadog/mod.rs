@@ -263,7 +263,8 @@ impl<'a> Datadog<'a> {
             Indicator::Cpu(_)
             | Indicator::Memory(_)
             | Indicator::QueueAge(_)
-            | Indicator::DeadLetters(_) => {
+            | Indicator::DeadLetters(_)
+            | Indicator::Disk(_) => {
                 return Err(Error::Render {
                     backend: "datadog",
                     message: "not a ratio indicator".into(),
@@ -326,7 +327,8 @@ impl<'a> Datadog<'a> {
             Indicator::Cpu(_)
             | Indicator::Memory(_)
             | Indicator::QueueAge(_)
-            | Indicator::DeadLetters(_) => {
+            | Indicator::DeadLetters(_)
+            | Indicator::Disk(_) => {
                 return Err(Error::Render {
                     backend: "datadog",
                     message: format!("SLO `{}` is not a ratio indicator", slo.name),
@@ -400,6 +402,19 @@ impl<'a> Datadog<'a> {
                 self.gauge(promql::QUEUE_AGE),
                 filter(&[&g.matchers])?
             ),
+            // Free over size below 1 - threshold: Datadog monitors divide series, but do not
+            // subtract them from a constant.
+            Indicator::Disk(g) => {
+                let by = self.by(&[PROCESS_TAG]);
+                let f = filter(&[&g.matchers])?;
+                format!(
+                    "max(last_{}):avg:{}{f}{by} / avg:{}{f}{by} < {}",
+                    sustained.unwrap_or(window),
+                    self.gauge(promql::DISK_FREE),
+                    self.gauge(promql::DISK_SIZE),
+                    trim_float(1.0 - a.threshold)
+                )
+            }
             Indicator::DeadLetters(g) => {
                 let mut m = g.matchers.clone();
                 m.0.push(fixed("queue", "dlq"));

@@ -450,7 +450,8 @@ impl Sampling {
             Indicator::Cpu(_)
             | Indicator::Memory(_)
             | Indicator::QueueAge(_)
-            | Indicator::DeadLetters(_) => None,
+            | Indicator::DeadLetters(_)
+            | Indicator::Disk(_) => None,
         }
     }
 

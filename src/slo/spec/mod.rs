@@ -171,6 +171,9 @@ pub enum Indicator {
     QueueAge(GaugeSli),
     /// Messages in the dead-letter queue.
     DeadLetters(GaugeSli),
+    /// Used fraction of the disk the data lives on (seed 4.2): the embedded data dir's
+    /// filesystem; on AWS, the RDS instance's storage.
+    Disk(GaugeSli),
 }
 
 impl Indicator {
@@ -199,7 +202,8 @@ impl Indicator {
             | Indicator::Ratio(_)
             | Indicator::Availability(_)
             | Indicator::Cpu(_)
-            | Indicator::Memory(_) => Unit::Ratio,
+            | Indicator::Memory(_)
+            | Indicator::Disk(_) => Unit::Ratio,
             Indicator::QueueAge(_) => Unit::Seconds,
             Indicator::DeadLetters(_) => Unit::Count,
         }
@@ -214,6 +218,7 @@ impl Indicator {
             Indicator::Memory(_) => "memory",
             Indicator::QueueAge(_) => "queueAge",
             Indicator::DeadLetters(_) => "deadLetters",
+            Indicator::Disk(_) => "disk",
         }
     }
 }

@@ -281,7 +281,8 @@ pub(super) fn validate_indicator(
         | Indicator::Cpu(_)
         | Indicator::Memory(_)
         | Indicator::QueueAge(_)
-        | Indicator::DeadLetters(_) => {}
+        | Indicator::DeadLetters(_)
+        | Indicator::Disk(_) => {}
     }
     Ok(())
 }

@@ -84,8 +84,16 @@ data "aws_iam_policy_document" "operator" {
   statement {
     sid       = "CheckCluster"
     effect    = "Allow"
-    actions   = ["eks:DescribeCluster"]
+    actions   = ["eks:DescribeCluster", "eks:ListNodegroups"]
     resources = ["arn:${format(local.arn_base, "eks")}:cluster/${local.prefix}-*"]
+  }
+
+  # status: each nodegroup's health and version skew.
+  statement {
+    sid       = "CheckNodegroups"
+    effect    = "Allow"
+    actions   = ["eks:DescribeNodegroup"]
+    resources = ["arn:${format(local.arn_base, "eks")}:nodegroup/${local.prefix}-*/*/*"]
   }
 
   # Peek and redrive read and re-send messages of the KMS-encrypted queues.
