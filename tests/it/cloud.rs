@@ -35,6 +35,18 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// An SDK config for moto with its static test credentials (what an operator's tools load).
+pub async fn moto_sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
 impl Moto {
     pub async fn new() -> Option<Moto> {
         let endpoint = support::service("LATAMCTL_TEST_MOTO_URL")?;

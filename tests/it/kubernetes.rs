@@ -186,14 +186,18 @@ fn healthy(rendered: &[Value]) -> Vec<Value> {
                             json!({"activeSelector": hash, "previewSelector": hash}),
                         );
                     }
-                    let template = o["spec"]["strategy"]["canary"]["analysis"]["templates"][0]
-                        ["templateName"]
-                        .as_str()
-                        .or_else(|| {
-                            o["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]["templates"]
-                                [0]["templateName"]
-                                .as_str()
-                        });
+                    let template =
+                        o["spec"]["strategy"]["canary"]["analysis"]["templates"][0]["templateName"]
+                            .as_str()
+                            .or_else(|| {
+                                ["prePromotionAnalysis", "postPromotionAnalysis"]
+                                    .iter()
+                                    .find_map(|k| {
+                                        o["spec"]["strategy"]["blueGreen"][*k]["templates"][0]
+                                        ["templateName"]
+                                        .as_str()
+                                    })
+                            });
                     if let Some(template) = template {
                         let metrics: Vec<Value> = rendered
                             .iter()
@@ -589,10 +593,21 @@ fn status_reads_every_shape_the_chart_deploys() {
     let h = Harness::start();
     let status = h.status();
     let mut covered = Vec::new();
-    for (label, file) in values_files(&h.dir) {
+    let mut cases: Vec<(String, PathBuf, Vec<&str>)> = values_files(&h.dir)
+        .into_iter()
+        .map(|(label, file)| (label, file, Vec::new()))
+        .collect();
+    // The chart's other Rollout strategy, which no values file in the repo picks: prod's
+    // values with blue-green (behind a non-ALB ingress, which Argo Rollouts requires).
+    cases.push((
+        "deploy/gitops/prod/values.yaml with rollout.strategy=blueGreen".into(),
+        root().join("deploy/gitops/prod/values.yaml"),
+        vec!["rollout.strategy=blueGreen", "api.ingress.className=nginx"],
+    ));
+    for (label, file, sets) in cases {
         let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(&file).unwrap())
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-        let rendered = render(&python, &[&file], &[], "latamctl");
+        let rendered = render(&python, &[&file], &sets, "latamctl");
         let release = Release::from_values("latamctl", &values);
         let base = healthy(&rendered);
         h.cluster.load(base.clone());
@@ -631,6 +646,21 @@ fn status_reads_every_shape_the_chart_deploys() {
                     .ends_with("Successful"),
                 "{label}: {r}"
             );
+            let blue_green = rendered
+                .iter()
+                .any(|o| o["kind"] == "Rollout" && o["spec"]["strategy"]["blueGreen"].is_object());
+            if blue_green {
+                assert_eq!(
+                    r["figures"]["active"], "latamctl-api-5d8f7c9b4",
+                    "{label}: {r}"
+                );
+                assert!(r["figures"].get("step").is_none(), "{label}: {r}");
+            } else {
+                assert!(
+                    r["figures"]["step"].as_str().unwrap().contains('/'),
+                    "{label}: {r}"
+                );
+            }
         }
         if has("ScaledObject") {
             let r = row(&report, "k8s worker");

@@ -540,14 +540,7 @@ async fn status_and_provision_read_rds_and_eks() {
     let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
         return;
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto)
-        .credentials_provider(aws_sdk_sns::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = super::cloud::moto_sdk(&moto).await;
     let suffix = &Uuid::new_v4().simple().to_string()[..8];
     let (db, cluster) = (format!("db{suffix}"), format!("eks{suffix}"));
     aws_sdk_rds::Client::new(&sdk)
@@ -792,14 +785,7 @@ async fn status_reads_rds_and_eks_in_depth() {
     let Some(moto) = support::service("LATAMCTL_TEST_MOTO_URL") else {
         return;
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto)
-        .credentials_provider(aws_sdk_sns::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = super::cloud::moto_sdk(&moto).await;
     let suffix = &Uuid::new_v4().simple().to_string()[..8];
     let (db, cluster) = (format!("dd{suffix}"), format!("ed{suffix}"));
     aws_sdk_rds::Client::new(&sdk)

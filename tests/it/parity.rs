@@ -89,14 +89,7 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
     let tf = json(&String::from_utf8_lossy(&out.stdout));
 
     // Build it on moto as Terraform would.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto)
-        .credentials_provider(aws_sdk_sns::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = super::cloud::moto_sdk(&moto).await;
     let (sns, sqs) = (
         aws_sdk_sns::Client::new(&sdk),
         aws_sdk_sqs::Client::new(&sdk),
