@@ -1,3 +1,6 @@
+//! Over 600 lines until #28 splits it into `sqlite/` (files, turn, writer, readers,
+//! snapshots); it is one engine shared by the embedded queue and the SQLite store.
+//!
 //! The embedded data directory: `queue.db`, `records.db` and their `-wal`/`-shm` files, and
 //! the SQLite plumbing both files share ([`prepare`], [`Writer`], [`Readers`],
 //! [`Snapshots`]).

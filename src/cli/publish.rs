@@ -1,3 +1,6 @@
+//! Over 600 lines until #28 moves its load generator, API client and verifier to `loadgen/`
+//! (schedule, send, verify), shared with `status` and `slo`.
+//!
 //! `latamctl publish`: smoke tests and load. Sends N messages through the API (or straight to
 //! SNS) on a fixed arrival schedule, optionally verifies each is stored, and checks k6-style
 //! thresholds (defaults from the seed's SLOs): exit 1 when one is violated.

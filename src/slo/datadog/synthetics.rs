@@ -389,7 +389,7 @@ mod tests {
             );
         }
         // The worker logs exactly these texts (the constants are its log messages).
-        let worker = include_str!("../../worker.rs");
+        let worker = include_str!("../../worker/mod.rs");
         for name in ["POISON", "REJECTED_BY_STORE", "STORE_REFUSES_WRITES"] {
             assert!(
                 worker.contains(&format!("message = crate::event::{name}")),

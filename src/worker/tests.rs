@@ -1,0 +1,191 @@
+//! Unit tests of the worker: batches, refused rows, the store gate, the stored ages.
+use super::*;
+use crate::bus::OutboundMessage;
+use crate::store::{KeyReservation, StoreStats, StoredRecord};
+use async_trait::async_trait;
+use std::sync::Mutex;
+use uuid::Uuid;
+
+#[test]
+fn stored_ages_are_post_to_commit_and_skip_the_duplicates_oldest_first() {
+    let now = chrono::Utc::now();
+    let record = |secs_ago: i64| Record {
+        transaction_id: Uuid::now_v7(),
+        topic: "t".into(),
+        message: "m".into(),
+        attributes: Default::default(),
+        received_at: now - chrono::Duration::seconds(secs_ago),
+    };
+    let records = [record(30), record(1), record(7)];
+    assert_eq!(stored_ages(&records, 3, now), [30.0, 1.0, 7.0]);
+    // One row existed: a redelivery, the oldest of the batch, readable since its insert.
+    assert_eq!(stored_ages(&records, 2, now), [1.0, 7.0]);
+    // A clock a little behind the API's is no negative age.
+    let future = [record(-2)];
+    assert_eq!(stored_ages(&future, 1, now), [0.0]);
+}
+
+/// A store that refuses the rows of `refused` ids (as PostgreSQL does with SQLSTATE
+/// 22xxx), or is down altogether; it records what it stored.
+#[derive(Default)]
+struct PickyStore {
+    refused: Vec<Uuid>,
+    down: bool,
+    stored: Mutex<Vec<Uuid>>,
+}
+
+#[async_trait]
+impl Store for PickyStore {
+    fn kind(&self) -> &'static str {
+        "picky"
+    }
+    fn target(&self) -> String {
+        "picky (test)".to_owned()
+    }
+    async fn migrate(&self) -> store::Result<store::MigrationReport> {
+        Ok(store::MigrationReport::default())
+    }
+    async fn insert_batch(&self, records: &[Record]) -> store::Result<u64> {
+        if self.down {
+            return Err(store::Error::Unavailable("down".into()));
+        }
+        if records
+            .iter()
+            .any(|r| self.refused.contains(&r.transaction_id))
+        {
+            return Err(store::Error::Rejected("invalid byte sequence".into()));
+        }
+        self.stored
+            .lock()
+            .unwrap()
+            .extend(records.iter().map(|r| r.transaction_id));
+        Ok(records.len() as u64)
+    }
+    async fn get(&self, _: Uuid) -> store::Result<Option<StoredRecord>> {
+        Ok(None)
+    }
+    async fn reserve_key(&self, _: &str, _: &str, _: Uuid) -> store::Result<KeyReservation> {
+        Err(store::Error::Unavailable("unused".into()))
+    }
+    async fn mark_published(&self, _: &str) -> store::Result<()> {
+        Ok(())
+    }
+    async fn release_key(&self, _: &str) -> store::Result<()> {
+        Ok(())
+    }
+    async fn purge_keys(&self, _: chrono::DateTime<chrono::Utc>) -> store::Result<u64> {
+        Ok(0)
+    }
+    async fn ready(&self) -> store::Result<()> {
+        Ok(())
+    }
+    async fn probe_write(&self) -> store::Result<()> {
+        Ok(())
+    }
+    async fn stats(&self) -> store::Result<StoreStats> {
+        Ok(StoreStats::default())
+    }
+}
+
+fn delivery(id: &str) -> (Delivery, Uuid) {
+    let m = OutboundMessage {
+        transaction_id: Uuid::now_v7(),
+        topic: "data-ingestion-topic".into(),
+        message: "m".into(),
+        attributes: Default::default(),
+        received_at: chrono::Utc::now(),
+        traceparent: None,
+    };
+    let d = Delivery {
+        message_id: id.into(),
+        receipt: String::new(),
+        body: m.message.clone(),
+        attributes: m.wire_attributes(),
+        receive_count: 1,
+        sent_at: None,
+    };
+    (d, m.transaction_id)
+}
+
+#[tokio::test]
+async fn a_refused_row_is_poison_and_the_rest_of_its_batch_is_stored() {
+    let (a, id_a) = delivery("a");
+    let (b, id_b) = delivery("b");
+    let (c, id_c) = delivery("c");
+    let store = PickyStore {
+        refused: vec![id_b],
+        ..PickyStore::default()
+    };
+    let batch = vec![a, b, c];
+    let outcome = store_batch(&store, &batch).await;
+    assert!(outcome.store_error.is_none());
+    assert_eq!(outcome.poison, vec!["b".to_owned()]);
+    assert_eq!(outcome.stored, 2);
+    assert_eq!(*store.stored.lock().unwrap(), vec![id_a, id_c]);
+    assert_eq!(outcome.failed_ids(&batch), vec!["b"]);
+}
+
+#[tokio::test]
+async fn a_store_outage_fails_the_whole_batch() {
+    let (a, _) = delivery("a");
+    let (b, _) = delivery("b");
+    let store = PickyStore {
+        down: true,
+        ..PickyStore::default()
+    };
+    let batch = vec![a, b];
+    let outcome = store_batch(&store, &batch).await;
+    assert!(matches!(
+        outcome.store_error,
+        Some(store::Error::Unavailable(_))
+    ));
+    assert_eq!(outcome.failed_ids(&batch), vec!["a", "b"]);
+}
+
+/// While the store refuses writes a worker-only process is not ready; one that also
+/// serves the API stays ready (its POSTs still reach the durable queue) and says so.
+#[tokio::test]
+async fn readiness_follows_the_store_gate() {
+    use crate::api::readiness::{PAUSED, PAUSED_QUEUEING, Readiness};
+    let gate = Arc::new(StoreGate::default());
+    let worker_only = Readiness::new(None, None, None, Duration::from_secs(1));
+    worker_only.watch_worker(gate.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(
+        crate::bus::embedded::EmbeddedQueue::open(dir.path(), &Default::default())
+            .await
+            .unwrap(),
+    );
+    let with_api = Readiness::new(
+        Some(queue as Arc<dyn crate::bus::Publisher>),
+        None,
+        None,
+        Duration::from_secs(1),
+    );
+    with_api.refresh().await;
+    with_api.watch_worker(gate.clone());
+    assert!(worker_only.snapshot().0 && with_api.snapshot().0);
+
+    gate.close(&store::Error::Unavailable("permission denied".into()));
+    let (ready, checks) = worker_only.snapshot();
+    assert!(!ready, "{checks:?}");
+    assert_eq!(checks["worker"], PAUSED);
+    let (ready, checks) = with_api.snapshot();
+    assert!(ready, "{checks:?}");
+    assert_eq!(checks["worker"], PAUSED_QUEUEING);
+
+    gate.open();
+    assert!(worker_only.snapshot().0);
+}
+
+#[test]
+fn backoff_doubles_and_caps() {
+    let base = Duration::from_millis(100);
+    let max = Duration::from_secs(1);
+    assert_eq!(backoff(base, max, 0), base);
+    assert_eq!(backoff(base, max, 1), base);
+    assert_eq!(backoff(base, max, 2), Duration::from_millis(200));
+    assert_eq!(backoff(base, max, 4), Duration::from_millis(800));
+    assert_eq!(backoff(base, max, 5), max);
+    assert_eq!(backoff(base, max, u32::MAX), max);
+}
