@@ -82,8 +82,12 @@ pub async fn destroy(clients: &CloudClients, config: &Config, apply: bool) -> Re
             .await
             .map_err(|e| classify("cloudwatch:DeleteAlarms", e))?;
     }
+    // The storage alarm exists only where an RDS instance is configured: elsewhere it is
+    // listed only if it is there (a config that dropped `aws.rds_instance_id`).
+    let watches_rds = config.aws.rds_instance_id.is_some();
     for name in current
         .iter()
+        .filter(|n| **n != names.alarm_rds_free_storage || watches_rds || existing.contains(n))
         .chain(legacy.iter().filter(|n| existing.contains(n)))
     {
         push(

@@ -20,6 +20,7 @@ pub struct Names {
     pub alarm_oldest_age: String,
     pub alarm_dlq_depth: String,
     pub alarm_sns_dlq_depth: String,
+    pub alarm_rds_free_storage: String,
 }
 
 impl Names {
@@ -35,15 +36,17 @@ impl Names {
             alarm_oldest_age: format!("{env}-sqs-oldest-message-age"),
             alarm_dlq_depth: format!("{env}-sqs-dlq-not-empty"),
             alarm_sns_dlq_depth: format!("{env}-sqs-sns-dlq-not-empty"),
+            alarm_rds_free_storage: format!("{env}-rds-free-storage-low"),
         }
     }
 
     /// Every alarm `provision` creates: what `provision --destroy` deletes.
-    pub fn alarms(&self) -> [&str; 3] {
+    pub fn alarms(&self) -> [&str; 4] {
         [
             &self.alarm_oldest_age,
             &self.alarm_dlq_depth,
             &self.alarm_sns_dlq_depth,
+            &self.alarm_rds_free_storage,
         ]
     }
 

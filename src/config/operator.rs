@@ -25,6 +25,10 @@ pub struct ProvisionConfig {
     /// Customer-managed KMS key of the three queues (Terraform's `sqs_kms_key_arn` output),
     /// with data keys reused for 300 s as the Terraform module sets. Unset: SSE-SQS.
     pub sqs_kms_key: Option<String>,
+    /// Threshold of the RDS free-storage alarm provision manages when `aws.rds_instance_id`
+    /// is set (Terraform's `latamctl_config` output writes the env's value). 0: 10 % of the
+    /// instance's allocated storage, at least 2 GiB, as `terraform/envs/*` compute it.
+    pub db_free_storage_alarm_bytes: u64,
 }
 
 /// Thresholds of `latamctl status` (defaults from the seed's alerts and SLOs).
@@ -102,6 +106,7 @@ impl Default for ProvisionConfig {
             alarm_oldest_message_age: Duration::from_secs(300),
             sns_kms_key: None,
             sqs_kms_key: None,
+            db_free_storage_alarm_bytes: 0,
         }
     }
 }

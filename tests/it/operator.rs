@@ -615,6 +615,28 @@ async fn status_and_provision_read_rds_and_eks() {
     };
     assert_eq!(row("rds instance")["action"], "exists", "{plan}");
     assert_eq!(row("eks cluster")["action"], "exists", "{plan}");
+    // Seed 4.2's disk signal: with an instance to watch, provision owns its free-storage
+    // alarm as the Terraform alarms module declares it (10 % of 20 GiB is under the 2 GiB floor).
+    let storage = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["resource"] == "cloudwatch alarm"
+                && c["name"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("-rds-free-storage-low")
+        })
+        .unwrap_or_else(|| panic!("no RDS free-storage alarm in {plan}"))
+        .clone();
+    assert_eq!(storage["action"], "create", "{storage}");
+    assert_eq!(storage["desired"]["MetricName"], "FreeStorageSpace");
+    assert_eq!(storage["desired"]["Threshold"], (2u64 << 30).to_string());
+    assert_eq!(
+        storage["desired"]["Dimensions"],
+        format!("DBInstanceIdentifier={db}")
+    );
 
     let (rds, eks) = rows("absent-db", "absent-cluster");
     assert_eq!(rds["state"], "fail", "{rds}");

@@ -58,11 +58,7 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
     let base = format!(
         "name = \"{name}\"\nenvironment = \"prod\"\nbus = \"aws\"\n[aws]\nregion = \"us-east-1\"\nalarm_topic_arn = \"{alarm_topic}\"\n"
     );
-    // As Terraform's `latamctl_config` output writes it: the keys Terraform made.
-    let with_keys =
-        format!("{base}[provision]\nsns_kms_key = \"{sns_key}\"\nsqs_kms_key = \"{sqs_key}\"\n");
-    std::fs::write(dir.path().join("latamctl.toml"), &with_keys).unwrap();
-    std::fs::write(dir.path().join("no-keys.toml"), &base).unwrap();
+    std::fs::write(dir.path().join("latamctl.toml"), &base).unwrap();
     let env = aws_env(&moto);
     let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let run = |args: &[&str]| support::run(args, &envs, dir.path());
@@ -71,7 +67,7 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
     let (code, vars, err) = run(&["render", "terraform-vars", "--env", "prod"]);
     assert_eq!(code, 0, "{err}");
     let vars_file = dir.path().join("vars.json");
-    std::fs::write(&vars_file, vars).unwrap();
+    std::fs::write(&vars_file, &vars).unwrap();
     let out = std::process::Command::new(&python)
         .arg(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/terraform_messaging.py"),
@@ -88,6 +84,25 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
     );
     let tf = json(&String::from_utf8_lossy(&out.stdout));
 
+    // The RDS instance Terraform made (provision only watches it), and the config the env's
+    // `latamctl_config` output writes: the instance, and the alarm threshold Terraform computed.
+    let storage_alarm = format!("{name}-prod-rds-free-storage-low");
+    let storage = &tf["alarms"][&storage_alarm];
+    let db_id = storage["Dimensions"]["DBInstanceIdentifier"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no RDS free-storage alarm in {tf}"))
+        .to_owned();
+    let threshold = storage["Threshold"].as_f64().unwrap() as u64;
+    let rds_line = format!("rds_instance_id = \"{db_id}\"\n");
+    let with_keys = format!(
+        "{base}{rds_line}[provision]\nsns_kms_key = \"{sns_key}\"\nsqs_kms_key = \"{sqs_key}\"\n"
+    );
+    let computed = with_keys.clone();
+    let with_keys = format!("{with_keys}db_free_storage_alarm_bytes = {threshold}\n");
+    std::fs::write(dir.path().join("latamctl.toml"), &with_keys).unwrap();
+    std::fs::write(dir.path().join("computed.toml"), &computed).unwrap();
+    std::fs::write(dir.path().join("no-keys.toml"), format!("{base}{rds_line}")).unwrap();
+
     // Build it on moto as Terraform would.
     let sdk = super::cloud::moto_sdk(&moto).await;
     let (sns, sqs) = (
@@ -95,6 +110,20 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
         aws_sdk_sqs::Client::new(&sdk),
     );
     let cw = aws_sdk_cloudwatch::Client::new(&sdk);
+    let allocated_gib: i32 = json(&vars)["db_allocated_storage"]
+        .as_i64()
+        .map_or(100, |g| g as i32); // the prod default when render leaves it to Terraform
+    aws_sdk_rds::Client::new(&sdk)
+        .create_db_instance()
+        .db_instance_identifier(&db_id)
+        .db_instance_class("db.t4g.medium")
+        .engine("postgres")
+        .allocated_storage(allocated_gib)
+        .master_username("latam")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .unwrap();
     let mut known = BTreeMap::from([
         ("aws_kms_key.topic.arn".to_owned(), sns_key.clone()),
         ("aws_kms_key.queue.arn".to_owned(), sqs_key.clone()),
@@ -171,7 +200,11 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
     }
     subscribe.send().await.unwrap();
     let alarms = tf["alarms"].as_object().unwrap();
-    assert_eq!(alarms.len(), 3, "the three SQS alarms: {tf}");
+    assert_eq!(
+        alarms.len(),
+        4,
+        "the three SQS alarms and RDS free storage: {tf}"
+    );
     for (alarm, a) in alarms {
         let dims = a["Dimensions"].as_object().unwrap();
         let mut put = cw
@@ -232,7 +265,8 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
         .unwrap_or_else(|| panic!("{err}"));
     let drift: Vec<String> = changes
         .iter()
-        .filter(|c| c["action"] != "unchanged")
+        // The instance is Terraform's: provision only reports that it exists.
+        .filter(|c| c["action"] != "unchanged" && c["resource"] != "rds instance")
         .map(|c| {
             format!(
                 "{} {}: {} ({})",
@@ -304,6 +338,18 @@ async fn terraform_and_provision_build_the_same_messaging_resources() {
             a["EvaluationPeriods"].to_string()
         );
     }
+
+    // Without the threshold in its config, provision computes Terraform's from the instance.
+    let (code, plan, err) = dry_run("computed.toml");
+    assert_eq!(code, 0, "{plan} {err}");
+    let row = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == storage_alarm.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["action"], "unchanged", "{row}");
 
     // Without the keys in its config, provision would rewrite Terraform's encryption: the plan
     // says so instead of passing.

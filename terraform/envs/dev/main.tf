@@ -7,6 +7,9 @@
 # dev and prod share this file; they differ only in variables.tf defaults / tfvars.
 
 locals {
+  # The RDS free-storage alarm: 10 % of the initially allocated storage, at least 2 GiB
+  # (latamctl provision computes the same from the instance when its config lacks it).
+  db_free_storage_threshold_bytes = max(2 * 1024 * 1024 * 1024, floor(var.db_allocated_storage * 1024 * 1024 * 1024 * 0.10))
   # AWS: visibility timeout >= 6x the function timeout for an SQS-triggered Lambda, so a batch
   # still being retried by the poller does not become visible to another invocation.
   queue_visibility_timeout_seconds = var.enable_lambda_worker ? max(var.queue_visibility_timeout_seconds, 6 * var.lambda_timeout) : var.queue_visibility_timeout_seconds
@@ -167,8 +170,7 @@ module "alarms" {
   db_instance_identifier = module.rds.instance_identifier
   # Seed 5.1: memory > 90 % used  <=>  FreeableMemory < 10 % of the instance's RAM.
   db_freeable_memory_threshold_bytes = floor(var.db_instance_memory_gib * 1024 * 1024 * 1024 * 0.10)
-  # 10 % of the initially allocated storage, at least 2 GiB.
-  db_free_storage_threshold_bytes = max(2 * 1024 * 1024 * 1024, floor(var.db_allocated_storage * 1024 * 1024 * 1024 * 0.10))
+  db_free_storage_threshold_bytes    = local.db_free_storage_threshold_bytes
 
   sns_topic_name = module.sns.topic_name
 

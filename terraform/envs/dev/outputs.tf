@@ -124,11 +124,13 @@ output "latamctl_config" {
     topic_arn = "${module.sns.topic_arn}"
     queue_url = "${module.sqs.queue_url}"
     dlq_url = "${module.sqs.dlq_url}"
+    rds_instance_id = "${module.rds.instance_identifier}"
 
     # Terraform owns these keys; provision only names them, so it converges to this encryption.
     [provision]
     sns_kms_key = "${module.sns.kms_key_arn}"
     sqs_kms_key = "${module.sqs.kms_key_arn}"
+    db_free_storage_alarm_bytes = ${local.db_free_storage_threshold_bytes}
 
     [database]
     host = "${module.rds.address}"
