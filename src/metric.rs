@@ -11,6 +11,8 @@ pub const DB_ERRORS_TOTAL: &str = "latamctl_db_errors_total";
 pub const DB_POOL_CONNECTIONS: &str = "latamctl_db_pool_connections";
 pub const DB_QUERY_DURATION_SECONDS: &str = "latamctl_db_query_duration_seconds";
 pub const DEPENDENCY_READY: &str = "latamctl_dependency_ready";
+pub const HTTP_CONNECTIONS_CLOSED_TOTAL: &str = "latamctl_http_connections_closed_total";
+pub const HTTP_OPEN_CONNECTIONS: &str = "latamctl_http_open_connections";
 pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 pub const IDEMPOTENT_REPLAYS_TOTAL: &str = "latamctl_idempotent_replays_total";
@@ -39,7 +41,7 @@ pub const WORKER_PAUSED: &str = "latamctl_worker_paused";
 pub const WORKER_RECEIVE_ERRORS_TOTAL: &str = "latamctl_worker_receive_errors_total";
 
 /// Every name above.
-pub const ALL: [&str; 35] = [
+pub const ALL: [&str; 37] = [
     ACK_ERRORS_TOTAL,
     BUILD_INFO,
     CPU_LIMIT_CORES,
@@ -49,6 +51,8 @@ pub const ALL: [&str; 35] = [
     DB_POOL_CONNECTIONS,
     DB_QUERY_DURATION_SECONDS,
     DEPENDENCY_READY,
+    HTTP_CONNECTIONS_CLOSED_TOTAL,
+    HTTP_OPEN_CONNECTIONS,
     HTTP_REQUESTS_TOTAL,
     HTTP_REQUEST_DURATION_SECONDS,
     IDEMPOTENT_REPLAYS_TOTAL,

@@ -234,6 +234,14 @@ fn describe_metrics() {
         crate::metric::HTTP_REQUESTS_TOTAL,
         "HTTP requests answered, by route template, method and status."
     );
+    describe_gauge!(
+        crate::metric::HTTP_OPEN_CONNECTIONS,
+        "Client connections open now (at most api.max_connections)."
+    );
+    describe_counter!(
+        crate::metric::HTTP_CONNECTIONS_CLOSED_TOTAL,
+        "Client connections the server closed, by reason: header_timeout, idle_timeout, body_timeout, evicted (at api.max_connections)."
+    );
     describe_histogram!(
         crate::metric::HTTP_REQUEST_DURATION_SECONDS,
         Unit::Seconds,

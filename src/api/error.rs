@@ -46,6 +46,9 @@ pub enum AppError {
     /// More requests in flight than `api.max_in_flight`: shed at once.
     #[error("too many requests in flight")]
     Overloaded,
+    /// The request body did not arrive within `api.body_read_timeout` (a trickled body).
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// Another request with the same `Idempotency-Key` is still being published.
     #[error("a request with this Idempotency-Key is in progress")]
     InProgress,
@@ -133,6 +136,13 @@ impl AppError {
                  retry after Retry-After seconds"
                     .into(),
             ),
+            AppError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body did not arrive within api.body_read_timeout; send the whole \
+                 body at once (nothing was accepted)"
+                    .into(),
+            ),
             AppError::InProgress => (
                 StatusCode::CONFLICT,
                 "in_progress",
@@ -152,6 +162,13 @@ impl IntoResponse for AppError {
         }
         let mut response = error_response(status, code, message);
         match status {
+            StatusCode::REQUEST_TIMEOUT => {
+                // The rest of the body may still be trickling in: close rather than read it.
+                crate::api::server::CloseReason::BodyTimeout.count();
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             StatusCode::UNAUTHORIZED => {
                 response
                     .headers_mut()

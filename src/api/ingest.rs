@@ -73,6 +73,7 @@ pub struct Accepted {
         (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
         (status = 403, description = "Topic not in the allow-list.", body = ErrorBody),
         (status = 413, description = "Body or message too large.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within api.body_read_timeout (`body_timeout`); nothing accepted, the connection closes.", body = ErrorBody),
         (status = 409, description = "Another request with this Idempotency-Key is still being published (`in_progress`); retry after Retry-After.", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body.", body = ErrorBody),
@@ -94,7 +95,9 @@ pub async fn post_message(
     };
     check_content_type(&headers)?;
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if super::server::is_body_deadline(&rejection) {
+            AppError::BodyTimeout
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::PayloadTooLarge {
                 code: "payload_too_large",
                 message: format!(

@@ -8,6 +8,7 @@ mod error;
 mod ingest;
 mod openapi;
 pub mod readiness;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -196,10 +196,20 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
 
     let server = {
         let shutdown = shutdown.clone();
-        axum::serve(listener, api::app(state.clone()))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        api::server::serve(
+            listener,
+            api::app(state.clone()),
+            api::server::ConnectionLimits {
+                header_read_timeout: config.api.header_read_timeout,
+                idle_timeout: config.api.idle_timeout,
+                body_read_timeout: config.api.body_read_timeout,
+                max_connections: config.api.max_connections,
+                drain_timeout: config.api.request_timeout + Duration::from_secs(5),
+            },
+            shutdown,
+        )
     };
-    let mut server_task = tokio::spawn(async move { server.await });
+    let mut server_task = tokio::spawn(server);
 
     let early_exit = tokio::select! {
         _ = wait_for_signal() => None,

@@ -132,6 +132,22 @@ pub struct ApiConfig {
     /// (which answers from that state and never calls them itself).
     #[serde(with = "humantime_serde")]
     pub readiness_interval: Duration,
+    /// A request head that has begun to arrive must be complete within this, or the
+    /// connection is closed (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request is closed after this. Keep it longer than the
+    /// load balancer's idle timeout (the ALB's 60 s), or the ALB reuses a connection the
+    /// server has just closed and answers 502.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A request body must have arrived within this (shorter than `request_timeout`), or it
+    /// is answered 408 and the connection closed.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Most open client connections; past it the longest-idle one is closed to make room, and
+    /// when every one is busy new ones wait in the accept backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -322,6 +338,10 @@ impl Default for ApiConfig {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             readiness_interval: Duration::from_secs(5),
             max_in_flight: 128,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            body_read_timeout: Duration::from_secs(5),
+            max_connections: 4096,
         }
     }
 }

@@ -43,6 +43,21 @@ impl Config {
                 "api.body_limit_bytes must be at least 1024 bytes".into(),
             ));
         }
+        if self.api.max_connections == 0 {
+            return Err(invalid("api.max_connections must be at least 1".into()));
+        }
+        if self.api.body_read_timeout >= self.api.request_timeout {
+            return Err(invalid(format!(
+                "api.body_read_timeout ({}) must be shorter than api.request_timeout ({}): a trickled body is then answered 408 before the request times out",
+                humantime::format_duration(self.api.body_read_timeout),
+                humantime::format_duration(self.api.request_timeout)
+            )));
+        }
+        if self.api.header_read_timeout.is_zero() || self.api.idle_timeout.is_zero() {
+            return Err(invalid(
+                "api.header_read_timeout and api.idle_timeout must be above 0".into(),
+            ));
+        }
         if let Some(bad) = self
             .kubernetes
             .components

@@ -21,19 +21,24 @@ use super::outage::app_role_database;
 use super::support::{self, Proxy, Serve, client, post, wait_stored};
 
 /// One line of the suite's report.
-struct FaultLine {
-    fault: &'static str,
-    acked: usize,
-    stored: usize,
-    duplicates: u64,
-    dlq: u64,
-    recovered_s: f64,
+pub(super) struct FaultLine {
+    pub fault: &'static str,
+    pub acked: usize,
+    pub stored: usize,
+    pub duplicates: u64,
+    pub dlq: u64,
+    pub recovered_s: f64,
 }
 
 impl FaultLine {
-    fn check(&self) {
+    pub fn check(&self) {
+        self.check_with("");
+    }
+
+    /// [`check`](Self::check), with case-specific figures appended to the line.
+    pub fn check_with(&self, detail: &str) {
         let line = format!(
-            "{:<44} | acked {:>5} | stored {:>5} | duplicates {} | in DLQ {} | recovered in {:.1} s",
+            "{:<44} | acked {:>5} | stored {:>5} | duplicates {} | in DLQ {} | recovered in {:.1} s{detail}",
             self.fault, self.acked, self.stored, self.duplicates, self.dlq, self.recovered_s
         );
         eprintln!("FAULT {line}");
@@ -124,13 +129,13 @@ impl Load {
 }
 
 /// Waits until every id is readable; (stored, seconds it took).
-async fn account(base: &str, ids: &[Uuid], within: Duration) -> (usize, f64) {
+pub(super) async fn account(base: &str, ids: &[Uuid], within: Duration) -> (usize, f64) {
     let started = Instant::now();
     let missing = wait_stored(&client(), base, ids, within).await;
     (ids.len() - missing.len(), started.elapsed().as_secs_f64())
 }
 
-async fn embedded_dlq(data: &std::path::Path) -> u64 {
+pub(super) async fn embedded_dlq(data: &std::path::Path) -> u64 {
     EmbeddedQueue::open(data, &QueueConfig::default())
         .await
         .unwrap()
@@ -140,7 +145,7 @@ async fn embedded_dlq(data: &std::path::Path) -> u64 {
         .dead_letter
 }
 
-async fn sqlite_duplicates(data: &std::path::Path) -> u64 {
+pub(super) async fn sqlite_duplicates(data: &std::path::Path) -> u64 {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite:{}", data.join("records.db").display()))
         .await
         .unwrap();

@@ -24,12 +24,12 @@ use crate::support;
 
 const NAMESPACE: &str = "latam";
 
-fn root() -> PathBuf {
+pub(super) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Renders the latamctl chart: every object, as the API server would store them.
-fn render(python: &str, values: &[&Path], sets: &[&str], release: &str) -> Vec<Value> {
+pub(super) fn render(python: &str, values: &[&Path], sets: &[&str], release: &str) -> Vec<Value> {
     let mut cmd = std::process::Command::new(python);
     cmd.arg(root().join("scripts/render_chart.py"))
         .arg(root().join("helm-charts/latamctl"))
@@ -50,7 +50,7 @@ fn render(python: &str, values: &[&Path], sets: &[&str], release: &str) -> Vec<V
 }
 
 /// Every values file of the latamctl chart in the repo, plus the two `render helm` outputs.
-fn values_files(work: &Path) -> Vec<(String, PathBuf)> {
+pub(super) fn values_files(work: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(root().join("examples")).unwrap() {
         let path = entry.unwrap().path();

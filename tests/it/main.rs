@@ -5,6 +5,7 @@ mod architecture;
 mod cloud;
 mod e2e;
 mod faults;
+mod hostile;
 mod iam;
 mod kubernetes;
 mod lambda;
