@@ -12,6 +12,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, TelemetryConfig};
@@ -353,10 +354,15 @@ fn describe_metrics() {
 }
 
 /// Starts logging to stderr. `RUST_LOG` wins over `level`.
+///
+/// JSON lines carry `timestamp`, `level`, `target`, `message` and the event's fields at the
+/// top level (the attributes Datadog, Loki and CloudWatch Logs Insights read), and the
+/// current span's fields under `span` (a request's method, path and request id).
 pub fn init_logging(format: LogFormat, level: &str, traces: Option<(&TelemetryConfig, &str)>) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
     let otel = traces.and_then(|(config, environment)| tracer(config, environment));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = match format {
@@ -364,8 +370,10 @@ pub fn init_logging(format: LogFormat, level: &str, traces: Option<(&TelemetryCo
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr)
-                    .with_current_span(true),
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
         LogFormat::Text => registry
@@ -377,9 +385,46 @@ pub fn init_logging(format: LogFormat, level: &str, traces: Option<(&TelemetryCo
             .try_init(),
     };
     // A second init (tests, nested commands) keeps the first subscriber.
-    if result.is_ok() && TRACER_PROVIDER.get().is_some() {
-        TRACING.store(true, Ordering::Relaxed);
+    if result.is_ok() {
+        let _ = LOG_FILTER.set(handle);
+        if TRACER_PROVIDER.get().is_some() {
+            TRACING.store(true, Ordering::Relaxed);
+        }
     }
+}
+
+static LOG_FILTER: OnceLock<reload::Handle<EnvFilter, tracing_subscriber::Registry>> =
+    OnceLock::new();
+
+/// How [`set_log_level`] went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LevelChange {
+    /// The new filter is in force.
+    Changed,
+    /// Already this filter.
+    Unchanged,
+    /// `RUST_LOG` is set: it wins over the config, as at start.
+    PinnedByRustLog,
+}
+
+/// Replaces the log filter at run time (`serve` on SIGHUP, from the re-read config).
+pub fn set_log_level(level: &str) -> Result<LevelChange, String> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return Ok(LevelChange::PinnedByRustLog);
+    }
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| format!("log.level {level:?} is not a filter: {e}"))?;
+    let handle = LOG_FILTER
+        .get()
+        .ok_or_else(|| "logging is not started".to_owned())?;
+    let current = handle
+        .with_current(|f| f.to_string())
+        .map_err(|e| e.to_string())?;
+    if current == filter.to_string() {
+        return Ok(LevelChange::Unchanged);
+    }
+    handle.reload(filter).map_err(|e| e.to_string())?;
+    Ok(LevelChange::Changed)
 }
 
 static TRACER_PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();

@@ -250,7 +250,9 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // 5xx are logged by `track_metrics` (probes at DEBUG, others rate-limited), not by
+            // the trace layer's default `on_failure`, which logs each one at ERROR.
+            TraceLayer::new_for_http().on_failure(()).make_span_with(|req: &Request| {
                 let request_id = req
                     .headers()
                     .get("x-request-id")
@@ -294,6 +296,9 @@ async fn track_metrics(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
+    if status >= 500 {
+        log_server_error(route, method, status);
+    }
     HTTP_SERIES.with(|series| {
         let mut series = series.borrow_mut();
         series
@@ -312,6 +317,52 @@ async fn track_metrics(req: Request, next: Next) -> Response {
             .record(elapsed);
     });
     response
+}
+
+/// How often one route and status may log its 5xx at ERROR; the ones in between are counted
+/// (`http_requests_total` counts every one) and the next line says how many were suppressed.
+const SERVER_ERROR_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A 5xx answer in the log, the way an SRE can alert on it: probes never above DEBUG (the
+/// kubelet asks every few seconds while a dependency is down, and the readiness change itself
+/// is logged once), other routes at ERROR at most once per [`SERVER_ERROR_LOG_INTERVAL`] per
+/// route and status (log once, count always).
+fn log_server_error(route: &'static str, method: &'static str, status: u16) {
+    if route == "/healthz" || route == "/readyz" {
+        tracing::debug!(
+            message = "probe answered with a server error",
+            route,
+            status
+        );
+        return;
+    }
+    /// Per (route, status): when it last logged, and the answers since.
+    type Logged = std::collections::HashMap<(&'static str, u16), (Option<Instant>, u64)>;
+    static LAST: std::sync::Mutex<Option<Logged>> = std::sync::Mutex::new(None);
+    let suppressed = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = last
+            .get_or_insert_with(Default::default)
+            .entry((route, status))
+            .or_insert((None, 0));
+        if entry
+            .0
+            .is_some_and(|at| at.elapsed() < SERVER_ERROR_LOG_INTERVAL)
+        {
+            entry.1 += 1;
+            return;
+        }
+        let suppressed = entry.1;
+        *entry = (Some(Instant::now()), 0);
+        suppressed
+    };
+    tracing::error!(
+        message = "request answered with a server error",
+        route,
+        method,
+        status,
+        suppressed_since_last = suppressed
+    );
 }
 
 /// This thread's handles of the HTTP series, by label values.

@@ -217,6 +217,22 @@ impl Context {
 
     /// Loads the configuration with this command's flag overrides and starts logging.
     pub fn load(&self, overrides: &Overrides) -> anyhow::Result<(Config, config::Sources)> {
+        let (config, sources) = self.resolve(overrides)?;
+        crate::telemetry::init_logging(
+            config.log.format,
+            &config.log.level,
+            self.traces
+                .then_some((&config.telemetry, config.environment.as_str())),
+        );
+        for note in &sources.inferred {
+            tracing::info!("{note}");
+        }
+        Ok((config, sources))
+    }
+
+    /// The configuration with this command's flag overrides, as [`load`](Self::load) reads
+    /// it, without starting logging (`serve` re-reads it on SIGHUP).
+    pub fn resolve(&self, overrides: &Overrides) -> anyhow::Result<(Config, config::Sources)> {
         let mut overrides = overrides.clone();
         self.global.backend.apply(&mut overrides);
         if let Some(format) = self.global.log_format {
@@ -234,17 +250,7 @@ impl Context {
                 overrides.set("log.level", "debug,latamctl=trace");
             }
         }
-        let (config, sources) = config::load(self.global.config.as_deref(), &overrides)?;
-        crate::telemetry::init_logging(
-            config.log.format,
-            &config.log.level,
-            self.traces
-                .then_some((&config.telemetry, config.environment.as_str())),
-        );
-        for note in &sources.inferred {
-            tracing::info!("{note}");
-        }
-        Ok((config, sources))
+        Ok(config::load(self.global.config.as_deref(), &overrides)?)
     }
 }
 

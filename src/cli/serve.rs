@@ -211,9 +211,18 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     };
     let mut server_task = tokio::spawn(server);
 
-    let early_exit = tokio::select! {
-        _ = wait_for_signal() => None,
-        r = &mut server_task => Some(r),
+    // SIGHUP re-reads the config's `log.level` (a ConfigMap edit reaches the mounted file):
+    // the log filter changes without a restart.
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    let mut hangup = hangup_signal();
+    let overrides = args.overrides();
+    let early_exit = loop {
+        tokio::select! {
+            _ = &mut stop => break None,
+            r = &mut server_task => break Some(r),
+            _ = next_hangup(&mut hangup) => reload_log_level(ctx, &overrides),
+        }
     };
     if let Some(result) = early_exit {
         shutdown.cancel();
@@ -289,6 +298,53 @@ async fn purge_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: 
         }
     })
     .await;
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = ();
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    return tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+}
+
+async fn next_hangup(hangup: &mut Hangup) {
+    #[cfg(unix)]
+    if let Some(signal) = hangup {
+        signal.recv().await;
+        return;
+    }
+    let _ = hangup;
+    std::future::pending::<()>().await
+}
+
+/// `log.level` from the config as `serve` read it at start (file, environment, flags).
+fn reload_log_level(ctx: &Context, overrides: &crate::config::Overrides) {
+    use crate::telemetry::LevelChange;
+    let level = match ctx.resolve(overrides) {
+        Ok((config, _)) => config.log.level,
+        Err(error) => {
+            tracing::warn!(
+                message = "SIGHUP: the configuration cannot be read; the log level is unchanged",
+                error = format!("{error:#}")
+            );
+            return;
+        }
+    };
+    match crate::telemetry::set_log_level(&level) {
+        Ok(LevelChange::Changed) => {
+            tracing::warn!(message = "SIGHUP: log level changed", level = %level)
+        }
+        Ok(LevelChange::Unchanged) => {
+            tracing::info!(message = "SIGHUP: log level unchanged", level = %level)
+        }
+        Ok(LevelChange::PinnedByRustLog) => tracing::warn!(
+            message = "SIGHUP: RUST_LOG is set and wins over log.level; unset it to change the level at run time"
+        ),
+        Err(error) => tracing::warn!(message = "SIGHUP: the log level is unchanged", %error),
+    }
 }
 
 async fn wait_for_signal() {

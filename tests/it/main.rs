@@ -9,6 +9,7 @@ mod hostile;
 mod iam;
 mod kubernetes;
 mod lambda;
+mod logs;
 mod mocks;
 mod operator;
 mod outage;

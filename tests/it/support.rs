@@ -42,7 +42,8 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Starts `latamctl serve ARGS --listen 127.0.0.1:0` with `envs`; waits for the listening line.
+    /// Starts `latamctl serve ARGS --listen 127.0.0.1:0` with `envs` (an empty value unsets
+    /// the variable); waits for the listening line.
     pub fn start(args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Serve {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
@@ -53,8 +54,13 @@ impl Serve {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // An empty value unsets the variable (`("RUST_LOG", "")`: the config's log.level).
         for (k, v) in envs {
-            cmd.env(k, v);
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let mut child = cmd.spawn().expect("spawn latamctl");
         let stderr = child.stderr.take().expect("stderr");

@@ -256,13 +256,14 @@ pub fn terraform(spec: &SloSpec) -> Result<String> {
     crate::slo::canonical_json(&doc, "datadog synthetics")
 }
 
-/// A log monitor query: the event's message (the JSON log's `fields.message`) at its level
+/// A log monitor query: the event's message (the JSON log's top-level `message`, Datadog's
+/// reserved attribute, which a quoted phrase searches) at its level
 /// from the worker pods (unified service tag `<partOf>-worker` of the Helm chart, `partOf`
 /// being the spec's name by default), counted over 5 minutes per system.
 fn log_query(spec: &SloSpec, level: &str, text: &str) -> String {
     let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
     format!(
-        "logs(\"service:{}-worker status:{level} @fields.message:\\\"{escaped}\\\"\").index(\"*\").rollup(\"count\").by(\"system\").last(\"5m\") > {}",
+        "logs(\"service:{}-worker status:{level} \\\"{escaped}\\\"\").index(\"*\").rollup(\"count\").by(\"system\").last(\"5m\") > {}",
         spec.metadata.name,
         trim_float(0.0)
     )
