@@ -13,6 +13,7 @@ use crate::bus::sns::SnsPublisher;
 use crate::bus::sqs::SqsQueue;
 use crate::bus::{Publisher, Queue, QueueAdmin};
 use crate::config::{BusKind, Config, StoreKind};
+use crate::status::{Check, State};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{STORE_FILE, SqliteStore};
@@ -279,6 +280,44 @@ pub async fn existing_store(config: &Config) -> anyhow::Result<Option<Arc<dyn St
     })
 }
 
+/// Why a file or connection could not be opened, in one line: a damaged SQLite file's
+/// hint says the two ways out (`serve` prints the steps).
+fn unopened_hint(e: &anyhow::Error) -> String {
+    let damaged = matches!(
+        e.downcast_ref::<crate::bus::Error>(),
+        Some(crate::bus::Error::Damaged(_))
+    ) || matches!(
+        e.downcast_ref::<crate::store::Error>(),
+        Some(crate::store::Error::Damaged(_))
+    );
+    if damaged {
+        crate::datadir::status_hint(&e.to_string())
+    } else {
+        e.to_string()
+    }
+}
+
+/// The rows for a queue `status` could not open: the queue's, and for the embedded bus the
+/// DLQ's too (it lives in the same file).
+fn unopened_queue(config: &Config, e: &anyhow::Error) -> Vec<Check> {
+    match config.bus {
+        BusKind::Embedded => {
+            let file = data_dir(config).join(QUEUE_FILE);
+            vec![
+                Check::new("queue", State::Fail)
+                    .figure("file", file.display())
+                    .hint(unopened_hint(e)),
+                Check::new("dlq", State::Fail)
+                    .figure("file", file.display())
+                    .hint(
+                        "the dead-letter queue is in the same file as the queue: see the queue row",
+                    ),
+            ]
+        }
+        BusKind::Aws => vec![Check::new("queue", State::Fail).hint(e.to_string())],
+    }
+}
+
 /// What `status` checks for this config: the API (given, or the embedded bus's own listen
 /// address), the AWS clients when the bus or an RDS/EKS check needs them, the queue and the
 /// store when they exist, the SNS topic when the bus is SNS, the Kubernetes release.
@@ -298,10 +337,22 @@ pub async fn status_targets(
     } else {
         None
     };
-    let queue = existing_queue(config, cloud.as_ref().map(|c| &c.bus))
-        .await?
-        .map(|q| q.queue);
-    let store = existing_store(config).await?;
+    // A queue or store that cannot be opened (a damaged file, a bad URL) is its own `fail`
+    // row: every other row is still checked.
+    let queue = match existing_queue(config, cloud.as_ref().map(|c| &c.bus)).await {
+        Ok(queue) => Ok(queue.map(|q| q.queue)),
+        Err(e) => Err(unopened_queue(config, &e)),
+    };
+    let store = existing_store(config).await.map_err(|e| {
+        let row = Check::new("database", State::Fail);
+        match config.store {
+            StoreKind::Sqlite => row
+                .figure("kind", "sqlite")
+                .figure("file", data_dir(config).join(STORE_FILE).display()),
+            StoreKind::Postgres => row.figure("kind", "postgres"),
+        }
+        .hint(unopened_hint(&e))
+    });
     let cluster = if config.kubernetes.enabled {
         crate::status::kubernetes::client(config.kubernetes.context.as_deref()).await
     } else {

@@ -26,7 +26,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+mod damage;
 mod snapshots;
+pub use damage::{is_damaged, status_hint, what_to_do};
 pub use snapshots::{SNAPSHOT_TTL, Snapshots};
 
 /// Creates `dir` (and its parents) if missing, mode `0700`; an existing data directory that
@@ -102,6 +104,9 @@ pub enum PrepareError {
     File { path: PathBuf, source: io::Error },
     #[error("cannot open {}: {source}", path.display())]
     Open { path: PathBuf, source: sqlx::Error },
+    /// SQLite says the file is not a sound database (see [`what_to_do`]).
+    #[error("cannot open {}: the file is damaged ({detail})", path.display())]
+    Damaged { path: PathBuf, detail: String },
     #[error("cannot migrate {}: {source}", path.display())]
     Migrate {
         path: PathBuf,
@@ -125,9 +130,18 @@ pub async fn prepare(
         path: path.clone(),
         source,
     })?;
-    let open = |source| PrepareError::Open {
-        path: path.clone(),
-        source,
+    let open = |source: sqlx::Error| {
+        if damage::sqlx_is_damaged(&source) {
+            PrepareError::Damaged {
+                path: path.clone(),
+                detail: source.to_string(),
+            }
+        } else {
+            PrepareError::Open {
+                path: path.clone(),
+                source,
+            }
+        }
     };
     let options = SqliteConnectOptions::from_str("sqlite:")
         .map_err(open)?
@@ -145,9 +159,18 @@ pub async fn prepare(
     let migrated = migrator.run(&pool).await;
     let after = applied_versions(&pool).await;
     pool.close().await;
-    migrated.map_err(|source| PrepareError::Migrate {
-        path: path.clone(),
-        source,
+    migrated.map_err(|source| {
+        if damage::migrate_is_damaged(&source) {
+            PrepareError::Damaged {
+                path: path.clone(),
+                detail: source.to_string(),
+            }
+        } else {
+            PrepareError::Migrate {
+                path: path.clone(),
+                source,
+            }
+        }
     })?;
     Ok(Prepared {
         path,

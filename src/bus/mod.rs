@@ -111,6 +111,9 @@ pub enum Error {
     /// The queue is at its size cap (`queue.max_bytes`): nothing more can be stored.
     #[error("the queue is full: {0}")]
     Full(String),
+    /// SQLite says the embedded queue's file is damaged; the text says what to do.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl From<crate::aws::AwsError> for Error {
@@ -136,6 +139,7 @@ impl Error {
             Error::Rejected(_) => "rejected",
             Error::Config(_) => "config",
             Error::Full(_) => "full",
+            Error::Damaged(_) => "damaged",
         }
     }
 }

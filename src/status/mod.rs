@@ -108,8 +108,11 @@ pub struct Targets {
     /// Whether the bus is SNS, so its topic and subscription get a row.
     pub sns_topic: bool,
     pub cloud: Option<CloudClients>,
-    pub queue: Option<Arc<dyn Queue>>,
-    pub store: Option<Arc<dyn Store>>,
+    /// The queue to inspect, none, or the rows that say why it could not be opened (a
+    /// damaged `queue.db`): the other rows are still checked.
+    pub queue: Result<Option<Arc<dyn Queue>>, Vec<Check>>,
+    /// The store, likewise.
+    pub store: Result<Option<Arc<dyn Store>>, Check>,
     pub kube: Option<kube::Client>,
     /// The kubeconfig context's API server, compared with the EKS cluster's endpoint.
     pub kube_server: Option<String>,
@@ -135,12 +138,17 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
             vec![Check::new("api", State::Skipped).hint("give --api URL to check the API")]
         })),
     }
-    if let Some(queue) = &targets.queue {
-        futures.push(Box::pin(many(
+    match &targets.queue {
+        Ok(Some(queue)) => futures.push(Box::pin(many(
             "queue",
             t,
             check_queue(config, queue.clone(), targets.cloud.as_ref()),
-        )));
+        ))),
+        Ok(None) => {}
+        Err(rows) => {
+            let rows = rows.clone();
+            futures.push(Box::pin(async move { rows }))
+        }
     }
     if let (Some(cloud), Some(url)) = (&targets.cloud, &config.aws.sns_dlq_url) {
         futures.push(Box::pin(one("sns dlq", t, check_sns_dlq(cloud, url))));
@@ -159,14 +167,18 @@ pub async fn run(config: &Config, targets: &Targets) -> Report {
         futures.push(Box::pin(one("disk", t, disk::check_disk(config))));
     }
     match &targets.store {
-        Some(store) => futures.push(Box::pin(one(
+        Ok(Some(store)) => futures.push(Box::pin(one(
             "database",
             t,
             check_store(config, store.clone()),
         ))),
-        None => futures.push(Box::pin(async {
+        Ok(None) => futures.push(Box::pin(async {
             vec![Check::new("database", State::Skipped).hint("no store configured")]
         })),
+        Err(row) => {
+            let row = row.clone();
+            futures.push(Box::pin(async move { vec![row] }))
+        }
     }
     if let (Some(cloud), Some(id)) = (&targets.cloud, &config.aws.rds_instance_id) {
         futures.push(Box::pin(one("rds", t, check_rds(config, cloud, id))));
@@ -306,32 +318,69 @@ pub fn queue_checks(config: &Config, stats: &QueueStats) -> Vec<Check> {
     vec![queue, dlq]
 }
 
+/// The row of a SQLite store whose file SQLite calls damaged, found while checking it.
+fn damaged_store(config: &Config, store: &dyn Store, e: &crate::store::Error) -> Check {
+    let dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let path = dir.join(crate::store::sqlite::STORE_FILE);
+    Check::new("database", State::Fail)
+        .figure("kind", store.kind())
+        .figure("file", path.display())
+        .hint(crate::datadir::status_hint(&format!(
+            "{}: {e}",
+            path.display()
+        )))
+}
+
 async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
+    match check_store_figures(config, store.as_ref()).await {
+        Err(e) => damaged_store(config, store.as_ref(), &e),
+        Ok(check) => check,
+    }
+}
+
+/// The database row; `Err` only when SQLite finds the file damaged.
+async fn check_store_figures(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<Check, crate::store::Error> {
+    use crate::store::Error::Damaged;
     // The first round trip opens the connection (TCP, TLS, auth); time the second.
-    if let Err(e) = store.ready().await {
-        return Check::new("database", State::Fail)
-            .figure("kind", store.kind())
-            .hint(format!(
-                "{e}: check database.url and that the database is up"
-            ));
+    match store.ready().await {
+        Err(e @ Damaged(_)) => return Err(e),
+        Err(e) => {
+            return Ok(Check::new("database", State::Fail)
+                .figure("kind", store.kind())
+                .hint(format!(
+                    "{e}: check database.url and that the database is up"
+                )));
+        }
+        Ok(()) => {}
     }
     let started = Instant::now();
-    if let Err(e) = store.ready().await {
-        return Check::new("database", State::Fail)
-            .figure("kind", store.kind())
-            .hint(format!("{e}: the database stopped answering"));
+    match store.ready().await {
+        Err(e @ Damaged(_)) => return Err(e),
+        Err(e) => {
+            return Ok(Check::new("database", State::Fail)
+                .figure("kind", store.kind())
+                .hint(format!("{e}: the database stopped answering")));
+        }
+        Ok(()) => {}
     }
     let latency = started.elapsed();
     // `SELECT 1` is not enough: a database can answer reads and refuse every write (revoked
     // INSERT, read-only after a failover, a missing table), and then the worker is stopped.
-    if let Err(e) = store.probe_write().await {
-        return Check::new("database", State::Fail)
-            .figure("kind", store.kind())
-            .figure("reads", "ok")
-            .figure("writes", "fail")
-            .hint(format!(
-                "{e}: reads work but a write to records fails; the worker is paused until writes commit"
-            ));
+    match store.probe_write().await {
+        Err(e @ Damaged(_)) => return Err(e),
+        Err(e) => {
+            return Ok(Check::new("database", State::Fail)
+                .figure("kind", store.kind())
+                .figure("reads", "ok")
+                .figure("writes", "fail")
+                .hint(format!(
+                    "{e}: reads work but a write to records fails; the worker is paused until writes commit"
+                )));
+        }
+        Ok(()) => {}
     }
     let mut check = Check::new("database", State::Ok)
         .figure("kind", store.kind())
@@ -353,6 +402,7 @@ async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
                         .unwrap_or_else(|| "n/a".into()),
                 );
         }
+        Err(e @ Damaged(_)) => return Err(e),
         Err(e) => check.worsen(State::Warn, format!("cannot read figures: {e}")),
     }
     if latency > config.status.db_latency_warn {
@@ -364,7 +414,7 @@ async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
             ),
         );
     }
-    check
+    Ok(check)
 }
 
 /// The report as a table.

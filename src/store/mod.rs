@@ -32,6 +32,10 @@ pub enum Error {
     Migration(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// SQLite says the file itself is damaged (`SQLITE_CORRUPT`, `SQLITE_NOTADB`); the
+    /// text names the file or SQLite's words, and at open what to do.
+    #[error("{0}")]
+    Damaged(String),
     /// The database refused the data itself (SQLSTATE class 22/23): retrying will not help.
     #[error("the database refused the data: {0}")]
     Rejected(String),
@@ -49,6 +53,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::Migration(_) => "migration",
             Error::Corrupt(_) => "corrupt",
+            Error::Damaged(_) => "damaged",
             Error::Rejected(_) => "rejected",
             Error::NotMigrated => "not_migrated",
         }

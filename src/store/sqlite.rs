@@ -44,8 +44,11 @@ pub struct SqliteStore {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        // SQLite's errors are about the file (full, read-only, I/O, locked), never one row:
-        // the rows are plain text the schema always takes.
+        // SQLite's errors are about the file (full, read-only, I/O, locked, damaged), never
+        // one row: the rows are plain text the schema always takes.
+        if crate::datadir::is_damaged(&e) {
+            return Error::Damaged(format!("the database file is damaged: {e}"));
+        }
         Error::Unavailable(e.to_string())
     }
 }
@@ -56,6 +59,15 @@ impl From<WriterStopped> for Error {
     }
 }
 
+/// What to do about a damaged `records.db`, and what moving it aside loses.
+pub fn damaged_what_to_do(path: &std::path::Path) -> String {
+    crate::datadir::what_to_do(
+        path,
+        "every record stored so far (GET answers 404 for their transaction ids); the \
+         messages still in queue.db are not affected: the worker stores them in the new file",
+    )
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating if needed) `records.db` in `data_dir`.
     pub async fn open(data_dir: &Path, query_timeout: Duration) -> Result<Self> {
@@ -63,13 +75,26 @@ impl SqliteStore {
             .await
             .map_err(|e| match e {
                 crate::datadir::PrepareError::Migrate { .. } => Error::Migration(e.to_string()),
+                crate::datadir::PrepareError::Damaged { ref path, .. } => {
+                    Error::Damaged(format!("{e}\n{}", damaged_what_to_do(path)))
+                }
                 e => Error::Config(e.to_string()),
             })?;
         let path = prepared.path;
         let open_error = |e: &dyn std::fmt::Display| {
             Error::Config(format!("cannot open {}: {e}", path.display()))
         };
-        let conn = crate::datadir::connect(&path, None).map_err(|e| open_error(&e))?;
+        let conn = crate::datadir::connect(&path, None).map_err(|e| {
+            if crate::datadir::is_damaged(&e) {
+                Error::Damaged(format!(
+                    "cannot open {}: the file is damaged ({e})\n{}",
+                    path.display(),
+                    damaged_what_to_do(&path)
+                ))
+            } else {
+                open_error(&e)
+            }
+        })?;
         let writer = Writer::spawn("store-writer", conn).map_err(|e| open_error(&e))?;
         Ok(Self {
             readers: Readers::new(path.clone(), 8),

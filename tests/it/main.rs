@@ -3,6 +3,7 @@
 mod api;
 mod architecture;
 mod cloud;
+mod damaged;
 mod e2e;
 mod faults;
 mod hostile;

@@ -84,17 +84,40 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// What to do about a damaged `queue.db`, and what moving it aside loses.
+pub fn damaged_what_to_do(path: &Path) -> String {
+    crate::datadir::what_to_do(
+        path,
+        "the messages accepted but not yet stored (the backlog and those in flight) and the \
+         dead-letter queue; the records already stored in records.db are not affected",
+    )
+}
+
 impl EmbeddedQueue {
     /// Opens (creating if needed) the queue in `data_dir`.
     pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
         let path = crate::datadir::prepare(data_dir, QUEUE_FILE, &MIGRATOR)
             .await
-            .map_err(|e| Error::Config(e.to_string()))?
+            .map_err(|e| match e {
+                crate::datadir::PrepareError::Damaged { ref path, .. } => {
+                    Error::Damaged(format!("{e}\n{}", damaged_what_to_do(path)))
+                }
+                e => Error::Config(e.to_string()),
+            })?
             .path;
         let open_error =
             |e: std::io::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
-        let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT))
-            .map_err(|e| open_error(std::io::Error::other(e)))?;
+        let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT)).map_err(|e| {
+            if crate::datadir::is_damaged(&e) {
+                Error::Damaged(format!(
+                    "cannot open {}: the file is damaged ({e})\n{}",
+                    path.display(),
+                    damaged_what_to_do(&path)
+                ))
+            } else {
+                open_error(std::io::Error::other(e))
+            }
+        })?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let writer = Writer::spawn("queue-writer", conn).map_err(open_error)?;
         let (tx, rx) = mpsc::channel(16 * 1024);
