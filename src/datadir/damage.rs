@@ -40,6 +40,22 @@ pub fn migrate_is_damaged(e: &sqlx::migrate::MigrateError) -> bool {
     }
 }
 
+/// When opening `path` failed because the file is damaged: the whole message, SQLite's words
+/// and `what_to_do`. `None` for any other failure.
+pub fn open_damaged(
+    path: &Path,
+    e: &rusqlite::Error,
+    what_to_do: impl FnOnce(&Path) -> String,
+) -> Option<String> {
+    is_damaged(e).then(|| {
+        format!(
+            "cannot open {}: the file is damaged ({e})\n{}",
+            path.display(),
+            what_to_do(path)
+        )
+    })
+}
+
 /// What the operator can do about the damaged `path`, and what each way loses. `lost`
 /// says what moving the file aside loses, e.g. "every record stored so far".
 pub fn what_to_do(path: &Path, lost: &str) -> String {

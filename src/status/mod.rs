@@ -6,17 +6,19 @@
 
 mod api;
 mod aws;
+mod database;
 mod disk;
 pub mod kubernetes;
 
 use api::check_api;
 pub use api::{HttpFigures, http_figures};
 use aws::{check_eks, check_rds, check_sns_dlq, check_topic, oldest_age_from_cloudwatch};
+use database::check_store;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -316,105 +318,6 @@ pub fn queue_checks(config: &Config, stats: &QueueStats) -> Vec<Check> {
         );
     }
     vec![queue, dlq]
-}
-
-/// The row of a SQLite store whose file SQLite calls damaged, found while checking it.
-fn damaged_store(config: &Config, store: &dyn Store, e: &crate::store::Error) -> Check {
-    let dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
-    let path = dir.join(crate::store::sqlite::STORE_FILE);
-    Check::new("database", State::Fail)
-        .figure("kind", store.kind())
-        .figure("file", path.display())
-        .hint(crate::datadir::status_hint(&format!(
-            "{}: {e}",
-            path.display()
-        )))
-}
-
-async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
-    match check_store_figures(config, store.as_ref()).await {
-        Err(e) => damaged_store(config, store.as_ref(), &e),
-        Ok(check) => check,
-    }
-}
-
-/// The database row; `Err` only when SQLite finds the file damaged.
-async fn check_store_figures(
-    config: &Config,
-    store: &dyn Store,
-) -> Result<Check, crate::store::Error> {
-    use crate::store::Error::Damaged;
-    // The first round trip opens the connection (TCP, TLS, auth); time the second.
-    match store.ready().await {
-        Err(e @ Damaged(_)) => return Err(e),
-        Err(e) => {
-            return Ok(Check::new("database", State::Fail)
-                .figure("kind", store.kind())
-                .hint(format!(
-                    "{e}: check database.url and that the database is up"
-                )));
-        }
-        Ok(()) => {}
-    }
-    let started = Instant::now();
-    match store.ready().await {
-        Err(e @ Damaged(_)) => return Err(e),
-        Err(e) => {
-            return Ok(Check::new("database", State::Fail)
-                .figure("kind", store.kind())
-                .hint(format!("{e}: the database stopped answering")));
-        }
-        Ok(()) => {}
-    }
-    let latency = started.elapsed();
-    // `SELECT 1` is not enough: a database can answer reads and refuse every write (revoked
-    // INSERT, read-only after a failover, a missing table), and then the worker is stopped.
-    match store.probe_write().await {
-        Err(e @ Damaged(_)) => return Err(e),
-        Err(e) => {
-            return Ok(Check::new("database", State::Fail)
-                .figure("kind", store.kind())
-                .figure("reads", "ok")
-                .figure("writes", "fail")
-                .hint(format!(
-                    "{e}: reads work but a write to records fails; the worker is paused until writes commit"
-                )));
-        }
-        Ok(()) => {}
-    }
-    let mut check = Check::new("database", State::Ok)
-        .figure("kind", store.kind())
-        .figure("writes", "ok")
-        .figure(
-            "latency_ms",
-            format!("{:.1}", latency.as_secs_f64() * 1000.0),
-        );
-    match store.stats().await {
-        Ok(stats) => {
-            check = check
-                .figure("records", stats.records.figure())
-                .figure("records_basis", stats.records.basis())
-                .figure(
-                    "newest_age_s",
-                    stats
-                        .newest_stored_at
-                        .map(|t| format!("{:.0}", (chrono::Utc::now() - t).as_seconds_f64()))
-                        .unwrap_or_else(|| "n/a".into()),
-                );
-        }
-        Err(e @ Damaged(_)) => return Err(e),
-        Err(e) => check.worsen(State::Warn, format!("cannot read figures: {e}")),
-    }
-    if latency > config.status.db_latency_warn {
-        check.worsen(
-            State::Warn,
-            format!(
-                "round trip above {} (seed DB SLO)",
-                humantime::format_duration(config.status.db_latency_warn)
-            ),
-        );
-    }
-    Ok(check)
 }
 
 /// The report as a table.

@@ -84,17 +84,13 @@ impl SqliteStore {
         let open_error = |e: &dyn std::fmt::Display| {
             Error::Config(format!("cannot open {}: {e}", path.display()))
         };
-        let conn = crate::datadir::connect(&path, None).map_err(|e| {
-            if crate::datadir::is_damaged(&e) {
-                Error::Damaged(format!(
-                    "cannot open {}: the file is damaged ({e})\n{}",
-                    path.display(),
-                    damaged_what_to_do(&path)
-                ))
-            } else {
-                open_error(&e)
-            }
-        })?;
+        let conn =
+            crate::datadir::connect(&path, None).map_err(
+                |e| match crate::datadir::open_damaged(&path, &e, damaged_what_to_do) {
+                    Some(message) => Error::Damaged(message),
+                    None => open_error(&e),
+                },
+            )?;
         let writer = Writer::spawn("store-writer", conn).map_err(|e| open_error(&e))?;
         Ok(Self {
             readers: Readers::new(path.clone(), 8),

@@ -108,14 +108,9 @@ impl EmbeddedQueue {
         let open_error =
             |e: std::io::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
         let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT)).map_err(|e| {
-            if crate::datadir::is_damaged(&e) {
-                Error::Damaged(format!(
-                    "cannot open {}: the file is damaged ({e})\n{}",
-                    path.display(),
-                    damaged_what_to_do(&path)
-                ))
-            } else {
-                open_error(std::io::Error::other(e))
+            match crate::datadir::open_damaged(&path, &e, damaged_what_to_do) {
+                Some(message) => Error::Damaged(message),
+                None => open_error(std::io::Error::other(e)),
             }
         })?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
