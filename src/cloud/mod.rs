@@ -117,6 +117,7 @@ impl CloudClients {
                     instance_class: db.db_instance_class.unwrap_or_default(),
                     allocated_storage_gib: db.allocated_storage.map(|g| g.max(0) as u64),
                     read_replicas: db.read_replica_db_instance_identifiers.unwrap_or_default(),
+                    arn: db.db_instance_arn,
                 })),
             Err(e) => match crate::aws::classify("rds:DescribeDBInstances", e) {
                 AwsError::NotFound(_) => Ok(None),
@@ -179,6 +180,101 @@ impl CloudClients {
     }
 
     /// The EKS cluster `name` (`None`: no such cluster).
+    /// The maintenance RDS has pending for the instance `arn`.
+    pub async fn rds_pending_maintenance(
+        &self,
+        arn: &str,
+    ) -> Result<Vec<RdsMaintenance>, AwsError> {
+        let mut actions = Vec::new();
+        let mut marker = None;
+        loop {
+            let out = self
+                .rds
+                .describe_pending_maintenance_actions()
+                .resource_identifier(arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| crate::aws::classify("rds:DescribePendingMaintenanceActions", e))?;
+            for resource in out.pending_maintenance_actions.unwrap_or_default() {
+                for a in resource
+                    .pending_maintenance_action_details
+                    .unwrap_or_default()
+                {
+                    let time = |d: Option<aws_smithy_types::DateTime>| {
+                        d.and_then(|d| std::time::SystemTime::try_from(d).ok())
+                    };
+                    actions.push(RdsMaintenance {
+                        action: a.action.unwrap_or_default(),
+                        description: a.description.unwrap_or_default(),
+                        opt_in_status: a.opt_in_status,
+                        due: time(a.current_apply_date)
+                            .or(time(a.forced_apply_date))
+                            .or(time(a.auto_applied_after_date)),
+                    });
+                }
+            }
+            marker = out.marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(actions)
+    }
+
+    /// Every add-on installed on the EKS cluster `name`, with its status and health.
+    pub async fn eks_addons(&self, name: &str) -> Result<Vec<EksAddon>, AwsError> {
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let out = self
+                .eks
+                .list_addons()
+                .cluster_name(name)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| crate::aws::classify("eks:ListAddons", e))?;
+            names.extend(out.addons.unwrap_or_default());
+            token = out.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut addons = Vec::new();
+        for addon in names {
+            let out = self
+                .eks
+                .describe_addon()
+                .cluster_name(name)
+                .addon_name(&addon)
+                .send()
+                .await
+                .map_err(|e| crate::aws::classify("eks:DescribeAddon", e))?;
+            if let Some(a) = out.addon {
+                addons.push(EksAddon {
+                    name: addon,
+                    version: a.addon_version.unwrap_or_default(),
+                    status: a.status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    issues: a
+                        .health
+                        .and_then(|h| h.issues)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|i| {
+                            format!(
+                                "{}: {}",
+                                i.code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+                                i.message.unwrap_or_default()
+                            )
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(addons)
+    }
+
     pub async fn eks_cluster(&self, name: &str) -> Result<Option<EksCluster>, AwsError> {
         match self.eks.describe_cluster().name(name).send().await {
             Ok(out) => Ok(out.cluster.map(|c| EksCluster {
@@ -207,6 +303,32 @@ pub struct RdsInstance {
     /// Modifications waiting for the next maintenance window (`DBInstanceClass`, ...).
     pub pending_modifications: Vec<String>,
     pub read_replicas: Vec<String>,
+    /// `arn:aws:rds:…:db:<id>`: what DescribePendingMaintenanceActions is asked about.
+    pub arn: Option<String>,
+}
+
+/// One maintenance action RDS has pending for an instance (`system-update`, `db-upgrade`,
+/// `os-upgrade`, `ca-certificate-rotation`, ...).
+#[derive(Debug, Clone)]
+pub struct RdsMaintenance {
+    pub action: String,
+    pub description: String,
+    /// `immediate`, `next-maintenance` or `undo-opt-in` when the operator opted in.
+    pub opt_in_status: Option<String>,
+    /// When it will be applied: the opted-in date, else the date RDS forces it, else the
+    /// date after which RDS applies it in a maintenance window.
+    pub due: Option<std::time::SystemTime>,
+}
+
+/// One EKS add-on (`vpc-cni`, `coredns`, `kube-proxy`, ...), as `status` reads it.
+#[derive(Debug, Clone)]
+pub struct EksAddon {
+    pub name: String,
+    pub version: String,
+    /// `ACTIVE`, `DEGRADED`, `CREATE_FAILED`, `UPDATING`, ...
+    pub status: String,
+    /// Health issues, `code: message`.
+    pub issues: Vec<String>,
 }
 
 /// The names of the fields set in RDS's `PendingModifiedValues`.

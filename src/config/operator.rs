@@ -70,6 +70,10 @@ pub struct StatusConfig {
     /// Warn when a read replica lags more than this.
     #[serde(with = "humantime_serde")]
     pub rds_replica_lag_warn: Duration,
+    /// Warn when pending RDS maintenance (DescribePendingMaintenanceActions) is due within
+    /// this, so it can be applied in a window the team chooses rather than the one RDS does.
+    #[serde(with = "humantime_serde")]
+    pub rds_maintenance_warn: Duration,
 }
 
 /// Where `status` finds the pipeline's Kubernetes objects (`KUBECONFIG` or in-cluster).
@@ -127,6 +131,7 @@ impl Default for StatusConfig {
             rds_connections_warn: 0.8,
             rds_max_connections: 0,
             rds_replica_lag_warn: Duration::from_secs(30),
+            rds_maintenance_warn: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -8,12 +8,16 @@ mod api;
 mod aws;
 mod database;
 mod disk;
+mod eks;
 pub mod kubernetes;
+mod rds;
 
 use api::check_api;
 pub use api::{HttpFigures, http_figures};
-use aws::{check_eks, check_rds, check_sns_dlq, check_topic, oldest_age_from_cloudwatch};
+use aws::{check_sns_dlq, check_topic, oldest_age_from_cloudwatch};
 use database::check_store;
+use eks::check_eks;
+use rds::check_rds;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -12,6 +12,7 @@ mod kubernetes;
 mod lambda;
 mod logs;
 mod mocks;
+mod mocks_status;
 mod operator;
 mod outage;
 mod parity;

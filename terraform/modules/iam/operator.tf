@@ -77,14 +77,14 @@ data "aws_iam_policy_document" "operator" {
   statement {
     sid       = "CheckDatabase"
     effect    = "Allow"
-    actions   = ["rds:DescribeDBInstances"]
+    actions   = ["rds:DescribeDBInstances", "rds:DescribePendingMaintenanceActions"]
     resources = ["arn:${format(local.arn_base, "rds")}:db:${local.prefix}-*"]
   }
 
   statement {
     sid       = "CheckCluster"
     effect    = "Allow"
-    actions   = ["eks:DescribeCluster", "eks:ListNodegroups"]
+    actions   = ["eks:DescribeCluster", "eks:ListNodegroups", "eks:ListAddons"]
     resources = ["arn:${format(local.arn_base, "eks")}:cluster/${local.prefix}-*"]
   }
 
@@ -94,6 +94,14 @@ data "aws_iam_policy_document" "operator" {
     effect    = "Allow"
     actions   = ["eks:DescribeNodegroup"]
     resources = ["arn:${format(local.arn_base, "eks")}:nodegroup/${local.prefix}-*/*/*"]
+  }
+
+  # status: each add-on's status and health (vpc-cni, coredns, kube-proxy, ...).
+  statement {
+    sid       = "CheckAddons"
+    effect    = "Allow"
+    actions   = ["eks:DescribeAddon"]
+    resources = ["arn:${format(local.arn_base, "eks")}:addon/${local.prefix}-*/*/*"]
   }
 
   # Peek and redrive read and re-send messages of the KMS-encrypted queues.
