@@ -38,10 +38,11 @@ pub const WORKER_BATCHES_TOTAL: &str = "latamctl_worker_batches_total";
 pub const WORKER_BATCH_DURATION_SECONDS: &str = "latamctl_worker_batch_duration_seconds";
 pub const WORKER_BATCH_SIZE: &str = "latamctl_worker_batch_size";
 pub const WORKER_PAUSED: &str = "latamctl_worker_paused";
+pub const WORKER_HELD_MESSAGES: &str = "latamctl_worker_held_messages";
 pub const WORKER_RECEIVE_ERRORS_TOTAL: &str = "latamctl_worker_receive_errors_total";
 
 /// Every name above.
-pub const ALL: [&str; 37] = [
+pub const ALL: [&str; 38] = [
     ACK_ERRORS_TOTAL,
     BUILD_INFO,
     CPU_LIMIT_CORES,
@@ -78,5 +79,6 @@ pub const ALL: [&str; 37] = [
     WORKER_BATCH_DURATION_SECONDS,
     WORKER_BATCH_SIZE,
     WORKER_PAUSED,
+    WORKER_HELD_MESSAGES,
     WORKER_RECEIVE_ERRORS_TOTAL,
 ];

@@ -277,6 +277,10 @@ fn describe_metrics() {
         crate::metric::MESSAGES_DUPLICATE_TOTAL,
         "Delivered messages whose row already existed (redeliveries)."
     );
+    describe_gauge!(
+        crate::metric::WORKER_HELD_MESSAGES,
+        "Messages held in flight for a database node that refuses writes while the other nodes take theirs (Citus); retried until stored."
+    );
     describe_counter!(
         crate::metric::WORKER_BATCHES_TOTAL,
         "Worker batches by outcome."

@@ -93,15 +93,20 @@ impl Readiness {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         if let Some(gate) = self.gate.get() {
-            let reason = match (gate.is_closed(), self.serves_api) {
-                (false, _) => OK,
-                (true, true) => PAUSED_QUEUEING,
-                (true, false) => {
+            let reason = match (gate.is_closed(), self.serves_api, gate.held()) {
+                (false, _, (0, _)) => OK.to_owned(),
+                // One node refuses writes, the others take theirs: still doing work.
+                (false, _, (held, node)) => format!(
+                    "partial: {held} messages held for a database node that refuses writes{}; the others are stored",
+                    node.map(|n| format!(" ({n})")).unwrap_or_default()
+                ),
+                (true, true, _) => PAUSED_QUEUEING.to_owned(),
+                (true, false, _) => {
                     ready = false;
-                    PAUSED
+                    PAUSED.to_owned()
                 }
             };
-            checks.insert("worker".into(), reason.into());
+            checks.insert("worker".into(), reason);
         }
         (ready, checks)
     }

@@ -174,6 +174,9 @@ pub struct WorkerConfig {
     /// the event source mapping receives it again (each receive counts toward the DLQ).
     #[serde(with = "humantime_serde")]
     pub store_outage_hold: Duration,
+    /// Most messages held for a database node that refuses writes (a dead Citus worker)
+    /// while the others are stored; past it receiving waits, so the held set stays bounded.
+    pub max_held_messages: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,6 +359,7 @@ impl Default for WorkerConfig {
             retry_base_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(60),
             store_outage_hold: Duration::from_secs(900),
+            max_held_messages: 10_000,
         }
     }
 }

@@ -21,6 +21,20 @@ fn damaged_store(config: &Config, store: &dyn Store, e: &crate::store::Error) ->
         )))
 }
 
+/// What a node that refuses writes means and what to do, naming each node.
+fn node_hint(failing: &[(String, String)]) -> String {
+    let nodes: Vec<&str> = failing.iter().map(|(n, _)| n.as_str()).collect();
+    format!(
+        "database node {} refuses writes ({}): the worker holds the rows of its shards in flight and stores the others; bring the node back (on the coordinator: SELECT * FROM citus_check_cluster_node_health())",
+        nodes.join(", "),
+        failing
+            .iter()
+            .map(|(_, e)| e.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
 pub(super) async fn check_store(config: &Config, store: Arc<dyn Store>) -> Check {
     match check_store_figures(config, store.as_ref()).await {
         Err(e) => damaged_store(config, store.as_ref(), &e),
@@ -61,6 +75,15 @@ async fn check_store_figures(
     // INSERT, read-only after a failover, a missing table), and then the worker is stopped.
     match store.probe_write().await {
         Err(e @ Damaged(_)) => return Err(e),
+        Err(e @ crate::store::Error::NodeUnavailable(_)) => {
+            let node = e.node().unwrap_or("unknown").to_owned();
+            return Ok(Check::new("database", State::Fail)
+                .figure("kind", store.kind())
+                .figure("reads", "ok")
+                .figure("writes", "fail")
+                .figure("node", &node)
+                .hint(node_hint(&[(node.clone(), e.to_string())])));
+        }
         Err(e) => {
             return Ok(Check::new("database", State::Fail)
                 .figure("kind", store.kind())
@@ -72,6 +95,44 @@ async fn check_store_figures(
         }
         Ok(()) => {}
     }
+    // A distributed store: one probe per node, since one dead node refuses only its rows.
+    let mut node_figures: Vec<(String, String)> = Vec::new();
+    if let Some(nodes) = store.probe_write_nodes().await {
+        node_figures.push(("nodes".into(), nodes.len().to_string()));
+        for (node, result) in &nodes {
+            let state = if result.is_ok() {
+                "writes ok"
+            } else {
+                "writes fail"
+            };
+            node_figures.push((format!("node {node}"), state.into()));
+        }
+        let failing: Vec<(String, String)> = nodes
+            .iter()
+            .filter_map(|(node, r)| r.as_ref().err().map(|e| (node.clone(), e.to_string())))
+            .collect();
+        if !failing.is_empty() {
+            let mut check = Check::new("database", State::Fail).figure("kind", store.kind());
+            for (k, v) in &node_figures {
+                check = check.figure(k, v);
+            }
+            return Ok(check
+                .figure("reads", "ok")
+                .figure(
+                    "writes",
+                    format!("fail on {} of {} nodes", failing.len(), nodes.len()),
+                )
+                .figure(
+                    "node",
+                    failing
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+                .hint(node_hint(&failing)));
+        }
+    }
     let mut check = Check::new("database", State::Ok)
         .figure("kind", store.kind())
         .figure("writes", "ok")
@@ -79,6 +140,9 @@ async fn check_store_figures(
             "latency_ms",
             format!("{:.1}", latency.as_secs_f64() * 1000.0),
         );
+    for (k, v) in &node_figures {
+        check = check.figure(k, v);
+    }
     match store.stats().await {
         Ok(stats) => {
             check = check

@@ -4,6 +4,7 @@
 //! makes the effect exactly once). The store also remembers `Idempotency-Key`s for the API,
 //! because it is the one component every API replica shares.
 
+mod citus;
 pub mod postgres;
 pub mod sqlite;
 
@@ -42,6 +43,12 @@ pub enum Error {
     /// The schema is not migrated yet (a migration is pending in the background).
     #[error("the schema is not migrated yet (retrying in the background)")]
     NotMigrated,
+    /// The database server reports that a node behind it is unreachable (SQLSTATE class 08
+    /// in the server's own answer: Citus's "connection to the remote node host:port
+    /// failed"). Only the rows on that node's shards are refused; the worker stores the
+    /// others and holds these.
+    #[error("a database node is unavailable: {0}")]
+    NodeUnavailable(String),
 }
 
 impl Error {
@@ -56,7 +63,19 @@ impl Error {
             Error::Damaged(_) => "damaged",
             Error::Rejected(_) => "rejected",
             Error::NotMigrated => "not_migrated",
+            Error::NodeUnavailable(_) => "node_unavailable",
         }
+    }
+
+    /// The node a [`NodeUnavailable`](Error::NodeUnavailable) names (`host:port`, from
+    /// Citus's "remote node host:port"), if it names one.
+    pub fn node(&self) -> Option<&str> {
+        let Error::NodeUnavailable(text) = self else {
+            return None;
+        };
+        let rest = text.split_once("remote node ")?.1;
+        let node = rest.split(|c: char| c.is_whitespace() || c == ',').next()?;
+        (!node.is_empty()).then_some(node)
     }
 }
 
@@ -93,8 +112,15 @@ impl From<sqlx::Error> for Error {
             // SQLite's result codes (13 = full, 8 = read-only) are in its text already.
             _ => e.to_string(),
         };
+        // Class 08 in the server's own answer (not a connection of ours that broke, which is
+        // no database error at all): a node behind the server is unreachable.
+        let node_down = code
+            .as_deref()
+            .is_some_and(|code| code.len() == 5 && code.starts_with("08"));
         if data_error {
             Error::Rejected(text)
+        } else if node_down {
+            Error::NodeUnavailable(text)
         } else {
             Error::Unavailable(text)
         }
@@ -380,6 +406,18 @@ pub trait Store: Send + Sync + 'static {
     /// held past the query timeout, a read-only SQLite file. It cannot see a full disk that
     /// only a commit would hit; the worker's retry of a held batch covers that.
     async fn probe_write(&self) -> Result<()>;
+    /// One write probe per node of a distributed store (Citus: a row routed to a shard on
+    /// each worker node, inserted and rolled back), by node name; `None` for a single
+    /// database, where [`probe_write`](Store::probe_write) is the whole answer.
+    async fn probe_write_nodes(&self) -> Option<Vec<(String, Result<()>)>> {
+        None
+    }
+    /// The node that holds each id's row (index for index) on a distributed store; `None`
+    /// for a single database or when the placement cannot be read. The worker groups a
+    /// batch a node refused by it, so one dead node holds only its own rows.
+    async fn placement(&self, _ids: &[Uuid]) -> Option<Vec<String>> {
+        None
+    }
     async fn stats(&self) -> Result<StoreStats>;
     /// Pool connections (in use, idle), for `latamctl_db_pool_connections`; `None` when the
     /// store has no pool.

@@ -42,6 +42,8 @@ pub struct PostgresStore {
     migrated: Arc<AtomicBool>,
     /// The database, credentials redacted (`Store::target`).
     target: String,
+    /// Whether `records` is a Citus distributed table; read once, on first need.
+    distributed: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl PostgresStore {
@@ -71,6 +73,7 @@ impl PostgresStore {
             query_timeout: config.query_timeout,
             migrated: Arc::new(AtomicBool::new(true)),
             target: describe(config),
+            distributed: Arc::default(),
         })
     }
 
@@ -161,6 +164,27 @@ impl PostgresStore {
                 why: "Citus shards have no statistics yet (ANALYZE records); a count would scan every shard",
             }
         })
+    }
+
+    /// Whether `records` is distributed by Citus (cached once known; an error is not).
+    async fn is_distributed(&self) -> bool {
+        let read = || async {
+            timed("is_distributed", self.query_timeout, async {
+                Ok(sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+                        AND EXISTS (SELECT 1 FROM pg_dist_partition
+                                    WHERE logicalrelid = 'records'::regclass)",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            })
+            .await
+        };
+        self.distributed
+            .get_or_try_init(read)
+            .await
+            .copied()
+            .unwrap_or(false)
     }
 
     pub async fn is_citus(&self) -> Result<bool> {
@@ -488,8 +512,8 @@ impl Store for PostgresStore {
         timed("probe_write", self.query_timeout, async {
             let mut tx = self.pool.begin().await?;
             // On Citus this row routes to the shard of the nil id: the probe proves the
-            // coordinator takes writes and that one shard does, not every shard. The worker
-            // retries its held batch itself, which touches the shards that failed.
+            // coordinator takes writes and that one shard does; `probe_write_nodes` covers
+            // every worker node.
             sqlx::query(
                 "INSERT INTO records (transaction_id, topic, message, attributes, received_at)
                  VALUES ($1, 'latamctl-write-probe', 'write probe', '{}', now())
@@ -502,6 +526,20 @@ impl Store for PostgresStore {
             Ok(())
         })
         .await
+    }
+
+    async fn probe_write_nodes(&self) -> Option<Vec<(String, Result<()>)>> {
+        if !self.is_distributed().await {
+            return None;
+        }
+        super::citus::probe_write_nodes(&self.pool, self.query_timeout).await
+    }
+
+    async fn placement(&self, ids: &[Uuid]) -> Option<Vec<String>> {
+        if ids.is_empty() || !self.is_distributed().await {
+            return None;
+        }
+        super::citus::placement(&self.pool, self.query_timeout, ids).await
     }
 
     async fn stats(&self) -> Result<StoreStats> {

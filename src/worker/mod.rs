@@ -8,10 +8,19 @@
 //! extended, receive count untouched), every poller stops receiving, and the held batch is
 //! retried until it commits — a database that answers `SELECT 1` but refuses writes pauses
 //! the worker instead of burning healthy messages into the dead-letter queue.
+//!
+//! A distributed store (Citus) can refuse only the rows of one node: its server answers
+//! SQLSTATE class 08 ([`store::Error::NodeUnavailable`]). Such a batch is split, by the
+//! node that holds each row when the store can tell ([`Store::placement`]), else in halves,
+//! and each part is stored on its own. The parts that commit are acknowledged; the rest
+//! are held in flight in memory (visibility extended, receive count untouched) and retried
+//! by one task until their node takes writes again, while receiving goes on — bounded by
+//! `worker.max_held_messages`, past which receiving waits. The gate does not close for a
+//! node: the database itself answers.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -19,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{DecodeError, Delivery, Queue, QueueStats};
 use crate::config::WorkerConfig;
 use crate::store::{self, Record, Store};
+
+mod held;
+use held::Split;
 
 /// What became of one batch.
 #[derive(Debug, Default)]
@@ -222,6 +234,9 @@ pub struct Worker {
     config: WorkerConfig,
     /// Closed while the store refuses writes: no poller receives then.
     gate: Arc<StoreGate>,
+    /// Messages a node refused while others committed, retried by [`Worker::retry_held`].
+    held: std::sync::Mutex<Vec<Delivery>>,
+    held_added: tokio::sync::Notify,
 }
 
 /// Shared by the pollers (and read by readiness): closed by the first store-wide failure of
@@ -232,6 +247,10 @@ pub struct Worker {
 pub struct StoreGate {
     down: AtomicBool,
     reopened: tokio::sync::Notify,
+    /// Messages held for a node that refuses writes while the others take theirs.
+    held: AtomicUsize,
+    /// The node named by the last refusal of the held messages, when it named one.
+    held_node: std::sync::Mutex<Option<String>>,
 }
 
 impl StoreGate {
@@ -259,6 +278,34 @@ impl StoreGate {
         self.reopened.notify_waiters();
     }
 
+    /// Messages held for a database node that refuses writes (0: none), and the node when
+    /// the database named it: the worker is then partially paused.
+    pub fn held(&self) -> (usize, Option<String>) {
+        let node = self
+            .held_node
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (self.held.load(Ordering::SeqCst), node)
+    }
+
+    fn set_held(&self, count: usize, node: Option<String>) {
+        let before = self.held.swap(count, Ordering::SeqCst);
+        *self.held_node.lock().unwrap_or_else(|e| e.into_inner()) = node.clone();
+        metrics::gauge!(crate::metric::WORKER_HELD_MESSAGES).set(count as f64);
+        match (before, count) {
+            (0, n) if n > 0 => tracing::warn!(
+                message = "A database node refuses writes; its messages are held and retried, the others are stored.",
+                held = n,
+                node = node.as_deref().unwrap_or("unknown"),
+            ),
+            (b, 0) if b > 0 => {
+                tracing::info!(message = "The held messages are stored; no node refuses writes.")
+            }
+            _ => {}
+        }
+    }
+
     /// Waits until the gate is open; false on shutdown.
     async fn wait_open(&self, shutdown: &CancellationToken) -> bool {
         while self.is_closed() {
@@ -281,6 +328,8 @@ impl Worker {
             store,
             config,
             gate: Arc::new(StoreGate::default()),
+            held: std::sync::Mutex::default(),
+            held_added: tokio::sync::Notify::new(),
         }
     }
 
@@ -298,6 +347,11 @@ impl Worker {
             let shutdown = shutdown.clone();
             loops.spawn(async move { worker.poll(poller, shutdown).await });
         }
+        {
+            let worker = worker.clone();
+            let shutdown = shutdown.clone();
+            loops.spawn(async move { worker.retry_held(shutdown).await });
+        }
         tracing::info!(
             message = "Worker started.",
             pollers = worker.config.concurrency,
@@ -312,6 +366,14 @@ impl Worker {
         loop {
             if !self.gate.wait_open(&shutdown).await {
                 return;
+            }
+            if self.gate.held().0 >= self.config.max_held_messages.max(1) {
+                // Bounded: wait for the held messages' node to take writes again.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                continue;
             }
             let received = tokio::select! {
                 biased;
@@ -361,6 +423,7 @@ impl Worker {
         let mut attempt: u32 = 0;
         let mut any_poison = false;
         let mut held = false;
+        let mut split_held = false;
         loop {
             let outcome = store_batch_refs(self.store.as_ref(), &pending).await;
             let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = pending
@@ -378,6 +441,29 @@ impl Worker {
                 self.ack(&rest).await;
                 break;
             };
+            if matches!(error, store::Error::NodeUnavailable(_)) {
+                // The database answers, one node behind it does not: store what the other
+                // nodes take, hold only that node's rows, and keep receiving (bounded by
+                // worker.max_held_messages).
+                let split = if rest.len() > 1 {
+                    self.split(&rest).await
+                } else {
+                    Split {
+                        held: rest,
+                        committed: false,
+                        poison: false,
+                        error: None,
+                    }
+                };
+                any_poison |= split.poison;
+                if split.committed {
+                    self.gate.open();
+                }
+                self.hold(&split.held, split.error.as_ref().unwrap_or(&error))
+                    .await;
+                split_held = !split.held.is_empty();
+                break;
+            }
             // Store-wide: not the messages' fault. Keep them, pause, retry them.
             held = true;
             attempt += 1;
@@ -401,7 +487,9 @@ impl Worker {
             }
             pending = rest;
         }
-        let result = if held {
+        let result = if split_held {
+            "split"
+        } else if held {
             "recovered"
         } else if any_poison {
             "partial"

@@ -32,6 +32,11 @@ struct PickyStore {
     refused: Vec<Uuid>,
     down: bool,
     stored: Mutex<Vec<Uuid>>,
+    /// Ids on a node that is down: a batch with one of them fails with SQLSTATE 08006.
+    dead: Vec<Uuid>,
+    /// The node of each id, when the store can tell (Citus's placement).
+    nodes: Option<std::collections::HashMap<Uuid, String>>,
+    inserts: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -46,6 +51,15 @@ impl Store for PickyStore {
         Ok(store::MigrationReport::default())
     }
     async fn insert_batch(&self, records: &[Record]) -> store::Result<u64> {
+        self.inserts.fetch_add(1, Ordering::SeqCst);
+        if records
+            .iter()
+            .any(|r| self.dead.contains(&r.transaction_id))
+        {
+            return Err(store::Error::NodeUnavailable(
+                "connection to the remote node node-b:5432 failed (SQLSTATE 08006)".into(),
+            ));
+        }
         if self.down {
             return Err(store::Error::Unavailable("down".into()));
         }
@@ -84,6 +98,10 @@ impl Store for PickyStore {
     }
     async fn stats(&self) -> store::Result<StoreStats> {
         Ok(StoreStats::default())
+    }
+    async fn placement(&self, ids: &[Uuid]) -> Option<Vec<String>> {
+        let nodes = self.nodes.as_ref()?;
+        ids.iter().map(|id| nodes.get(id).cloned()).collect()
     }
 }
 
@@ -188,4 +206,94 @@ fn backoff_doubles_and_caps() {
     assert_eq!(backoff(base, max, 4), Duration::from_millis(800));
     assert_eq!(backoff(base, max, 5), max);
     assert_eq!(backoff(base, max, u32::MAX), max);
+}
+
+/// A batch a node refused is split: by the node of each row when the store knows it (one
+/// insert per node), else in halves; either way exactly the dead node's rows are held and
+/// the rest stored.
+#[tokio::test]
+async fn a_batch_a_node_refused_is_split_by_node_or_in_halves() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue: Arc<dyn Queue> = Arc::new(
+        crate::bus::embedded::EmbeddedQueue::open(dir.path(), &Default::default())
+            .await
+            .unwrap(),
+    );
+    let batch: Vec<(Delivery, Uuid)> = (0..8).map(|i| delivery(&format!("m{i}"))).collect();
+    let dead: Vec<Uuid> = batch.iter().step_by(2).map(|(_, id)| *id).collect();
+    let live: Vec<Uuid> = batch.iter().skip(1).step_by(2).map(|(_, id)| *id).collect();
+    let refs: Vec<&Delivery> = batch.iter().map(|(d, _)| d).collect();
+    for by_node in [true, false] {
+        let nodes = by_node.then(|| {
+            batch
+                .iter()
+                .map(|(_, id)| {
+                    let node = if dead.contains(id) {
+                        "node-b:5432"
+                    } else {
+                        "node-a:5432"
+                    };
+                    (*id, node.to_owned())
+                })
+                .collect()
+        });
+        let store = Arc::new(PickyStore {
+            dead: dead.clone(),
+            nodes,
+            ..PickyStore::default()
+        });
+        let worker = Worker::new(queue.clone(), store.clone(), WorkerConfig::default());
+        let split = worker.split(&refs).await;
+        let mut held: Vec<&str> = split.held.iter().map(|d| d.message_id.as_str()).collect();
+        held.sort();
+        assert_eq!(held, ["m0", "m2", "m4", "m6"], "by node: {by_node}");
+        assert!(split.committed);
+        assert_eq!(
+            split.error.as_ref().and_then(|e| e.node()),
+            Some("node-b:5432")
+        );
+        let mut stored = store.stored.lock().unwrap().clone();
+        stored.sort();
+        let mut want = live.clone();
+        want.sort();
+        assert_eq!(stored, want, "by node: {by_node}");
+        let inserts = store.inserts.load(Ordering::SeqCst);
+        if by_node {
+            assert_eq!(inserts, 2, "one insert per node");
+        } else {
+            // Halves of 8 down to single rows: 2 + 4 + 8 parts, at most.
+            assert!((3..=14).contains(&inserts), "{inserts} inserts");
+        }
+    }
+}
+
+#[test]
+fn the_node_is_read_from_the_citus_error() {
+    let e = store::Error::NodeUnavailable(
+        "error returned from database: connection to the remote node 10.0.3.7:5432 failed with the following error: Connection refused (SQLSTATE 08006)".into(),
+    );
+    assert_eq!(e.node(), Some("10.0.3.7:5432"));
+    assert_eq!(store::Error::NodeUnavailable("lost".into()).node(), None);
+    assert_eq!(
+        store::Error::Unavailable("remote node x".into()).node(),
+        None
+    );
+}
+
+/// Readiness says "partial" with the node while messages are held, and stays ready.
+#[test]
+fn readiness_reports_a_partial_worker_with_the_node() {
+    use crate::api::readiness::Readiness;
+    let gate = Arc::new(StoreGate::default());
+    let readiness = Readiness::new(None, None, None, Duration::from_secs(1));
+    readiness.watch_worker(gate.clone());
+    gate.set_held(7, Some("node-b:5432".into()));
+    let (ready, checks) = readiness.snapshot();
+    assert!(ready, "{checks:?}");
+    assert_eq!(
+        checks["worker"],
+        "partial: 7 messages held for a database node that refuses writes (node-b:5432); the others are stored"
+    );
+    gate.set_held(0, None);
+    assert_eq!(readiness.snapshot().1["worker"], "ok");
 }

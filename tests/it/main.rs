@@ -4,6 +4,7 @@ mod api;
 mod architecture;
 mod cloud;
 mod damaged;
+mod dead_node;
 mod e2e;
 mod faults;
 mod hostile;
