@@ -64,7 +64,7 @@ async fn show<T: serde::Serialize>(
     }
 }
 
-/// As the README promises: 0 healthy, 1 degraded, 2 a component (or a system) fails.
+/// As docs/operating.md promises: 0 healthy, 1 degraded, 2 a component (or a system) fails.
 fn exit_of(state: State) -> Exit {
     match state {
         State::Ok | State::Skipped => Exit::Success,

@@ -76,7 +76,7 @@ fn every_key_without_a_default_accepts_text_from_the_environment() {
     load_with_env(None, &Overrides::default(), env).unwrap();
 }
 
-/// The README's Citus recipe sets only a URL: the store follows it instead of the
+/// The Citus recipe (docs/cloud.md) sets only a URL: the store follows it instead of the
 /// `sqlite` default, unless a layer says `store` itself.
 #[test]
 fn a_postgres_url_without_a_store_means_postgres() {

@@ -82,11 +82,12 @@ impl Worker {
             self.config.retry_max_delay + self.config.visibility_timeout,
         )
         .await;
-        let count = {
-            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.extend(deliveries.iter().map(|d| (*d).clone()));
-            held.len()
-        };
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(deliveries.iter().map(|d| (*d).clone()));
+        // Mid-round the retry task has taken the set out: the count is the gate's plus these.
+        let count = self.gate.held().0 + deliveries.len();
         self.gate.set_held(count, error.node().map(str::to_owned));
         tracing::debug!(message = "Holding messages a database node refused.", count = deliveries.len(), %error);
         self.held_added.notify_one();

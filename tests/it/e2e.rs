@@ -804,7 +804,7 @@ async fn status_fleet_reports_every_system_worst_first() {
     }
 }
 
-/// Most series one `serve` process (api and worker, embedded) may expose. The README's
+/// Most series one `serve` process (api and worker, embedded) may expose. docs/operating.md's
 /// "Series budget" states it and multiplies it by a fleet's size; raising it is a decision,
 /// not a side effect.
 const SERIES_BUDGET: usize = 400;

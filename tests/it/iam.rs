@@ -8,7 +8,7 @@
 //! What moto checks: the signature, and that an Allow names the action. What it does not:
 //! resource ARNs (every user gets `"Resource": "*"`; ARN scoping is checked statically by
 //! scripts/check_hcl.py), conditions (`kms:ViaService`), KMS itself (nothing is encrypted
-//! here), resource policies. See the README's "What the emulators cannot prove".
+//! here), resource policies. See "What the emulators cannot prove" in docs/cloud.md.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -491,7 +491,7 @@ async fn the_operator_policy_runs_provision_status_drain_and_destroy() {
     let dir = support::tempdir();
     let name = format!("op{}", &Uuid::new_v4().simple().to_string()[..8]);
     // No `bus` yet: the file `provision --write-config` writes must select SNS/SQS for the
-    // commands after it (the README's cloud path).
+    // commands after it (the cloud path in docs/cloud.md).
     std::fs::write(
         dir.path().join("latamctl.toml"),
         format!("name = \"{name}\"\nenvironment = \"test\"\n"),
@@ -571,19 +571,19 @@ async fn the_operator_policy_runs_provision_status_drain_and_destroy() {
     assert_eq!(code, 0, "provision --destroy: {err}");
 }
 
-/// The README's IAM table lists exactly what the Terraform grants, principal by principal.
+/// The IAM table in docs/cloud.md lists exactly what the Terraform grants, principal by principal.
 #[test]
 fn the_readme_lists_every_granted_action() {
     if support::service("LATAMCTL_TEST_IAM_ACTIONS").is_none() {
         return;
     }
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cloud.md")).unwrap();
     let table = readme
         .split("<!-- iam-actions:begin -->")
         .nth(1)
         .and_then(|rest| rest.split("<!-- iam-actions:end -->").next())
-        .expect("README.md has an iam-actions table");
+        .expect("docs/cloud.md has an iam-actions table");
     let mut documented: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for line in table
         .lines()
@@ -602,12 +602,12 @@ fn the_readme_lists_every_granted_action() {
         got.sort();
         assert_eq!(
             got, want,
-            "README's IAM table for {principal} differs from the Terraform"
+            "the IAM table in docs/cloud.md for {principal} differs from the Terraform"
         );
     }
     assert!(
         documented.is_empty(),
-        "README documents unknown principals: {documented:?}"
+        "docs/cloud.md documents unknown principals: {documented:?}"
     );
 }
 

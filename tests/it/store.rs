@@ -763,7 +763,7 @@ async fn postgres_tls_with_a_v1_certificate_follows_the_libpq_sslmodes() {
     assert!(stderr.contains("no encryption"), "{stderr}");
 }
 
-/// The README's Citus recipe sets only a URL: `migrate`, `serve` and `status` then use
+/// The Citus recipe (docs/cloud.md) sets only a URL: `migrate`, `serve` and `status` then use
 /// PostgreSQL, not the SQLite default next to it.
 #[tokio::test]
 async fn a_postgres_url_alone_selects_postgres_for_migrate_serve_and_status() {
