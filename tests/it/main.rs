@@ -5,6 +5,7 @@ mod architecture;
 mod cloud;
 mod damaged;
 mod dead_node;
+mod docs;
 mod e2e;
 mod faults;
 mod hostile;
