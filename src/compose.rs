@@ -291,7 +291,7 @@ fn unopened_hint(e: &anyhow::Error) -> String {
         Some(crate::store::Error::Damaged(_))
     );
     if damaged {
-        crate::datadir::status_hint(&e.to_string())
+        crate::sqlite::status_hint(&e.to_string())
     } else {
         e.to_string()
     }

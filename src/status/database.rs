@@ -15,7 +15,7 @@ fn damaged_store(config: &Config, store: &dyn Store, e: &crate::store::Error) ->
     Check::new("database", State::Fail)
         .figure("kind", store.kind())
         .figure("file", path.display())
-        .hint(crate::datadir::status_hint(&format!(
+        .hint(crate::sqlite::status_hint(&format!(
             "{}: {e}",
             path.display()
         )))

@@ -16,8 +16,8 @@ use super::{
     Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
     StoreStats, StoredRecord, timed,
 };
-use crate::datadir::{Readers, Snapshots, Writer, WriterStopped};
 use crate::record::format_time;
+use crate::sqlite::{Readers, Snapshots, Writer, WriterStopped};
 
 /// One record by id, its columns in [`crate::store::StoredText`]'s order.
 const GET_RECORD: &str = "SELECT transaction_id, topic, message, attributes, received_at, stored_at \
@@ -46,7 +46,7 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         // SQLite's errors are about the file (full, read-only, I/O, locked, damaged), never
         // one row: the rows are plain text the schema always takes.
-        if crate::datadir::is_damaged(&e) {
+        if crate::sqlite::is_damaged(&e) {
             return Error::Damaged(format!("the database file is damaged: {e}"));
         }
         Error::Unavailable(e.to_string())
@@ -61,7 +61,7 @@ impl From<WriterStopped> for Error {
 
 /// What to do about a damaged `records.db`, and what moving it aside loses.
 pub fn damaged_what_to_do(path: &std::path::Path) -> String {
-    crate::datadir::what_to_do(
+    crate::sqlite::what_to_do(
         path,
         "every record stored so far (GET answers 404 for their transaction ids); the \
          messages still in queue.db are not affected: the worker stores them in the new file",
@@ -71,11 +71,11 @@ pub fn damaged_what_to_do(path: &std::path::Path) -> String {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) `records.db` in `data_dir`.
     pub async fn open(data_dir: &Path, query_timeout: Duration) -> Result<Self> {
-        let prepared = crate::datadir::prepare(data_dir, STORE_FILE, &MIGRATOR)
+        let prepared = crate::sqlite::prepare(data_dir, STORE_FILE, &MIGRATOR)
             .await
             .map_err(|e| match e {
-                crate::datadir::PrepareError::Migrate { .. } => Error::Migration(e.to_string()),
-                crate::datadir::PrepareError::Damaged { ref path, .. } => {
+                crate::sqlite::PrepareError::Migrate { .. } => Error::Migration(e.to_string()),
+                crate::sqlite::PrepareError::Damaged { ref path, .. } => {
                     Error::Damaged(format!("{e}\n{}", damaged_what_to_do(path)))
                 }
                 e => Error::Config(e.to_string()),
@@ -84,13 +84,12 @@ impl SqliteStore {
         let open_error = |e: &dyn std::fmt::Display| {
             Error::Config(format!("cannot open {}: {e}", path.display()))
         };
-        let conn =
-            crate::datadir::connect(&path, None).map_err(
-                |e| match crate::datadir::open_damaged(&path, &e, damaged_what_to_do) {
-                    Some(message) => Error::Damaged(message),
-                    None => open_error(&e),
-                },
-            )?;
+        let conn = crate::sqlite::connect(&path, None).map_err(|e| {
+            match crate::sqlite::open_damaged(&path, &e, damaged_what_to_do) {
+                Some(message) => Error::Damaged(message),
+                None => open_error(&e),
+            }
+        })?;
         let writer = Writer::spawn("store-writer", conn).map_err(|e| open_error(&e))?;
         Ok(Self {
             readers: Readers::new(path.clone(), 8),

@@ -14,7 +14,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         "record",
         "output",
         "background",
-        "datadir",
+        "sqlite",
         "aws",
         "telemetry",
     ];
@@ -29,7 +29,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("record", vec![]),
         ("output", vec![]),
         ("background", vec![]),
-        ("datadir", vec![]),
+        ("sqlite", vec![]),
         ("aws", vec!["config"]),
         ("telemetry", vec!["config", "metric"]),
         // Adapters: the bus and the store know the base, never each other.

@@ -338,7 +338,7 @@ async fn the_data_dir_and_its_files_are_private() {
     );
     assert_eq!(mode(&data), 0o700, "data dir");
     for name in ["queue.db", "records.db"] {
-        for file in latamctl::datadir::sqlite_files(&data.join(name)) {
+        for file in latamctl::sqlite::sqlite_files(&data.join(name)) {
             assert!(file.exists(), "{} missing", file.display());
             assert_eq!(mode(&file), 0o600, "{}", file.display());
         }
@@ -445,7 +445,7 @@ async fn two_hundred_concurrent_one_mib_bodies_keep_memory_bounded() {
 /// `serve --role api` and a `--role worker` process on one data dir, under load: the api
 /// takes a backlog alone, then keeps taking publishes while the worker drains it. Every
 /// publish is answered 200 and every acked message is stored (both processes write
-/// `queue.db`, through the cross-process lock handling in `datadir`).
+/// `queue.db`, through the cross-process lock handling in `sqlite`).
 ///
 /// Starvation itself (SQLite's own busy handler let a release-built worker starve the api:
 /// 320 of 5,000 publishes 503 with a 300,000 backlog) only shows at release speed with a

@@ -29,7 +29,7 @@ use super::{
     QueueStats, Result,
 };
 use crate::config::QueueConfig;
-use crate::datadir::{Readers, Writer};
+use crate::sqlite::{Readers, Writer};
 
 /// The queue's counts at `?1` (now): visible, in flight, the oldest main-queue message's
 /// `sent_at`, dead letters. Each from an index (`messages_ready`, `messages_by_age`), never
@@ -86,7 +86,7 @@ fn millis(d: Duration) -> i64 {
 
 /// What to do about a damaged `queue.db`, and what moving it aside loses.
 pub fn damaged_what_to_do(path: &Path) -> String {
-    crate::datadir::what_to_do(
+    crate::sqlite::what_to_do(
         path,
         "the messages accepted but not yet stored (the backlog and those in flight) and the \
          dead-letter queue; the records already stored in records.db are not affected",
@@ -96,10 +96,10 @@ pub fn damaged_what_to_do(path: &Path) -> String {
 impl EmbeddedQueue {
     /// Opens (creating if needed) the queue in `data_dir`.
     pub async fn open(data_dir: &Path, config: &QueueConfig) -> Result<Self> {
-        let path = crate::datadir::prepare(data_dir, QUEUE_FILE, &MIGRATOR)
+        let path = crate::sqlite::prepare(data_dir, QUEUE_FILE, &MIGRATOR)
             .await
             .map_err(|e| match e {
-                crate::datadir::PrepareError::Damaged { ref path, .. } => {
+                crate::sqlite::PrepareError::Damaged { ref path, .. } => {
                     Error::Damaged(format!("{e}\n{}", damaged_what_to_do(path)))
                 }
                 e => Error::Config(e.to_string()),
@@ -107,8 +107,8 @@ impl EmbeddedQueue {
             .path;
         let open_error =
             |e: std::io::Error| Error::Config(format!("cannot open queue {}: {e}", path.display()));
-        let conn = crate::datadir::connect(&path, Some(JOURNAL_SIZE_LIMIT)).map_err(|e| {
-            match crate::datadir::open_damaged(&path, &e, damaged_what_to_do) {
+        let conn = crate::sqlite::connect(&path, Some(JOURNAL_SIZE_LIMIT)).map_err(|e| {
+            match crate::sqlite::open_damaged(&path, &e, damaged_what_to_do) {
                 Some(message) => Error::Damaged(message),
                 None => open_error(std::io::Error::other(e)),
             }
