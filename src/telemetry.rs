@@ -230,131 +230,21 @@ fn memory_limit_bytes() -> Option<f64> {
 }
 
 fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        crate::metric::HTTP_REQUESTS_TOTAL,
-        "HTTP requests answered, by route template, method and status."
-    );
-    describe_gauge!(
-        crate::metric::HTTP_OPEN_CONNECTIONS,
-        "Client connections open now (at most api.max_connections)."
-    );
-    describe_counter!(
-        crate::metric::HTTP_CONNECTIONS_CLOSED_TOTAL,
-        "Client connections the server closed, by reason: header_timeout, idle_timeout, body_timeout, evicted (at api.max_connections)."
-    );
-    describe_histogram!(
-        crate::metric::HTTP_REQUEST_DURATION_SECONDS,
-        Unit::Seconds,
-        "HTTP request latency by route template and method."
-    );
-    describe_counter!(
-        crate::metric::MESSAGES_PUBLISHED_TOTAL,
-        "Messages accepted by the bus (POST answered 200)."
-    );
-    describe_counter!(
-        crate::metric::PUBLISH_ERRORS_TOTAL,
-        "Publishes that failed, by error type."
-    );
-    describe_counter!(
-        crate::metric::RETRIES_TOTAL,
-        "Retried operations (publish, insert), the retry-rate SLI numerator."
-    );
-    describe_counter!(
-        crate::metric::IDEMPOTENT_REPLAYS_TOTAL,
-        "POSTs answered from an earlier request with the same Idempotency-Key."
-    );
-    describe_counter!(
-        crate::metric::MESSAGES_STORED_TOTAL,
-        "Rows inserted by the worker (duplicates excluded)."
-    );
-    describe_histogram!(
-        crate::metric::STORED_MESSAGE_AGE_SECONDS,
-        Unit::Seconds,
-        "Age of each newly stored message when its row committed (stored_at - received_at): the freshness SLI."
-    );
-    describe_counter!(
-        crate::metric::MESSAGES_DUPLICATE_TOTAL,
-        "Delivered messages whose row already existed (redeliveries)."
-    );
-    describe_gauge!(
-        crate::metric::WORKER_HELD_MESSAGES,
-        "Messages held in flight for a database node that refuses writes while the other nodes take theirs (Citus); retried until stored."
-    );
-    describe_counter!(
-        crate::metric::WORKER_BATCHES_TOTAL,
-        "Worker batches by outcome."
-    );
-    describe_histogram!(
-        crate::metric::WORKER_BATCH_DURATION_SECONDS,
-        Unit::Seconds,
-        "Time from receive to acknowledgement of a batch."
-    );
-    describe_histogram!(
-        crate::metric::WORKER_BATCH_SIZE,
-        "Messages per received batch."
-    );
-    describe_histogram!(
-        crate::metric::SNS_PUBLISH_BATCH_SIZE,
-        "Messages per SNS publish call (1 is Publish, more is PublishBatch)."
-    );
-    describe_counter!(
-        crate::metric::POISON_MESSAGES_TOTAL,
-        "Received messages that could not be decoded, by reason."
-    );
-    describe_gauge!(
-        crate::metric::QUEUE_DEPTH,
-        "Messages in the queue by queue (main, dlq) and state."
-    );
-    describe_gauge!(
-        crate::metric::QUEUE_OLDEST_MESSAGE_AGE_SECONDS,
-        Unit::Seconds,
-        "Age of the oldest message in the main queue."
-    );
-    describe_counter!(
-        crate::metric::QUEUE_DEAD_LETTERED_TOTAL,
-        "Messages moved to the dead-letter queue by the embedded queue."
-    );
-    describe_histogram!(
-        crate::metric::DB_QUERY_DURATION_SECONDS,
-        Unit::Seconds,
-        "Database query latency by operation (the DB-latency SLI)."
-    );
-    describe_counter!(
-        crate::metric::DB_ERRORS_TOTAL,
-        "Database queries that failed, by operation and error type."
-    );
-    describe_gauge!(
-        crate::metric::DB_POOL_CONNECTIONS,
-        "Database pool connections by state (in_use, idle)."
-    );
-    describe_gauge!(
-        crate::metric::DATA_DIR_SIZE_BYTES,
-        Unit::Bytes,
-        "Size of the filesystem holding the embedded data dir (queue.db, records.db)."
-    );
-    describe_gauge!(
-        crate::metric::DATA_DIR_FREE_BYTES,
-        Unit::Bytes,
-        "Free space of the filesystem holding the embedded data dir (what the data files can still use)."
-    );
-    describe_gauge!(
-        crate::metric::CPU_LIMIT_CORES,
-        "CPU this process may use: its cgroup quota (a pod's CPU limit), else the machine's CPUs."
-    );
-    describe_gauge!(
-        crate::metric::MEMORY_LIMIT_BYTES,
-        Unit::Bytes,
-        "Memory this process may use: its cgroup limit (a pod's memory limit), else the machine's RAM."
-    );
-    describe_gauge!(
-        crate::metric::READY,
-        "1 when the process is ready to serve, 0 otherwise."
-    );
-    describe_gauge!(
-        crate::metric::BUILD_INFO,
-        "Always 1; labels carry the version and role."
-    );
+    use crate::metric::{Kind, TABLE, Unit};
+    for m in TABLE {
+        let unit = m.unit.map(|u| match u {
+            Unit::Seconds => metrics::Unit::Seconds,
+            Unit::Bytes => metrics::Unit::Bytes,
+        });
+        match (m.kind, unit) {
+            (Kind::Counter, Some(u)) => metrics::describe_counter!(m.name, u, m.help),
+            (Kind::Counter, None) => metrics::describe_counter!(m.name, m.help),
+            (Kind::Gauge, Some(u)) => metrics::describe_gauge!(m.name, u, m.help),
+            (Kind::Gauge, None) => metrics::describe_gauge!(m.name, m.help),
+            (Kind::Histogram, Some(u)) => metrics::describe_histogram!(m.name, u, m.help),
+            (Kind::Histogram, None) => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
 }
 
 /// Starts logging to stderr. `RUST_LOG` wins over `level`.

@@ -222,7 +222,9 @@ pub fn http_figures(text: &str) -> Option<HttpFigures> {
                     figures.errors += count;
                 }
             }
-            "http_request_duration_seconds_bucket" => {
+            name if name.strip_suffix("_bucket")
+                == Some(crate::metric::HTTP_REQUEST_DURATION_SECONDS) =>
+            {
                 if let Some(le) = labels.get("le") {
                     *buckets.entry(le.clone()).or_default() += sample.value;
                 }

@@ -13,6 +13,7 @@ mod iam;
 mod kubernetes;
 mod lambda;
 mod logs;
+mod metrics;
 mod mocks;
 mod mocks_status;
 mod operator;

@@ -291,7 +291,10 @@ pub(super) fn pipeline_row(c: &Queries) -> Result<Vec<Panel>> {
             vec![q(
                 format!(
                     "histogram_quantile(0.95, sum by (le) ({}))",
-                    rate("latamctl_worker_batch_duration_seconds_bucket", "")
+                    rate(
+                        &format!("{}_bucket", crate::metric::WORKER_BATCH_DURATION_SECONDS),
+                        ""
+                    )
                 ),
                 "p95",
                 format!(
