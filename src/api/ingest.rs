@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{Admitted, AppError, AppState, ErrorBody, TopicPolicy};
 use crate::bus::{MAX_CLIENT_ATTRIBUTES, MAX_MESSAGE_BYTES, OutboundMessage, RESERVED_PREFIX};
-use crate::store::StoredRecord;
+use crate::record::StoredRecord;
 
 /// Bytes the four reserved attributes add (names, `String` types, a UUID, a topic name of
 /// up to 256 characters, an RFC 3339 time, a 55-character W3C `traceparent`).

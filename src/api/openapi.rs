@@ -34,7 +34,7 @@ use crate::bus::{MAX_CLIENT_ATTRIBUTES, MAX_MESSAGE_BYTES, RESERVED_PREFIX};
         super::Accepted,
         super::ErrorBody,
         super::Health,
-        crate::store::StoredRecord,
+        crate::record::StoredRecord,
     )),
     tags(
         (name = "ingest", description = "Publish and read messages."),

@@ -20,7 +20,7 @@ use crate::bus::{OutboundMessage, Publisher};
 use crate::config::Overrides;
 use crate::loadgen::{Pattern, Percentiles, Shape};
 use crate::output;
-use crate::store::StoredRecord;
+use crate::record::StoredRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]

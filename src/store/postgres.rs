@@ -18,9 +18,11 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+use crate::record::StoredRecord;
+
 use super::{
     Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
-    StoreStats, StoredRecord, timed,
+    StoreStats, timed,
 };
 use crate::config::{AwsConfig, DatabaseConfig, redact_url};
 

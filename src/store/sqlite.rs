@@ -12,9 +12,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
+use crate::record::StoredRecord;
+
 use super::{
     Error, KeyReservation, Migration, MigrationReport, Record, RecordCount, Result, Store,
-    StoreStats, StoredRecord, timed,
+    StoreStats, timed,
 };
 use crate::record::format_time;
 use crate::sqlite::{Readers, Snapshots, Writer, WriterStopped};
@@ -279,9 +281,9 @@ impl Store for SqliteStore {
                         let text =
                             |i: usize| -> rusqlite::Result<&str> { Ok(row.get_ref(i)?.as_str()?) };
                         let mut out = Vec::new();
-                        let shaped = crate::store::write_record_json(
+                        let shaped = crate::record::write_record_json(
                             &mut out,
-                            crate::store::StoredText {
+                            crate::record::StoredText {
                                 transaction_id: id,
                                 topic: text(1)?,
                                 message: text(2)?,

@@ -1,7 +1,8 @@
 //! Unit tests of the worker: batches, refused rows, the store gate, the stored ages.
 use super::*;
 use crate::bus::OutboundMessage;
-use crate::store::{KeyReservation, StoreStats, StoredRecord};
+use crate::record::StoredRecord;
+use crate::store::{KeyReservation, StoreStats};
 use async_trait::async_trait;
 use std::sync::Mutex;
 use uuid::Uuid;

@@ -810,7 +810,7 @@ impl Store for Counting<SqliteStore> {
     async fn get(
         &self,
         id: uuid::Uuid,
-    ) -> latamctl::store::Result<Option<latamctl::store::StoredRecord>> {
+    ) -> latamctl::store::Result<Option<latamctl::record::StoredRecord>> {
         self.inner.get(id).await
     }
     async fn reserve_key(
