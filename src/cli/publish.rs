@@ -1,26 +1,24 @@
-//! Over 600 lines until #28 moves its load generator, API client and verifier to `loadgen/`
-//! (schedule, send, verify), shared with `status` and `slo`.
-//!
 //! `latamctl publish`: smoke tests and load. Sends N messages through the API (or straight to
 //! SNS) on a fixed arrival schedule, optionally verifies each is stored, and checks k6-style
-//! thresholds (defaults from the seed's SLOs): exit 1 when one is violated.
+//! thresholds (defaults from the seed's SLOs): exit 1 when one is violated. The engine
+//! (schedule, send, verify) is `loadgen`; this file is the command: flags, thresholds, report.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Context, Exit};
-use crate::bus::{OutboundMessage, Publisher};
+use crate::bus::Publisher;
 use crate::config::Overrides;
-use crate::loadgen::{Pattern, Percentiles, Shape};
+use crate::loadgen::{
+    Pattern, Percentiles, Sender, Shape, Verified, load_bodies, send_all, verify,
+};
 use crate::output;
-use crate::record::StoredRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,22 +94,6 @@ pub struct PublishArgs {
     pub fleet_concurrency: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Body {
-    #[serde(default)]
-    topic_arn: Option<String>,
-    message: String,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-}
-
-/// The outcome of one send.
-struct Sent {
-    id: Option<Uuid>,
-    error: Option<String>,
-    latency: Duration,
-}
-
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub target: String,
@@ -127,14 +109,6 @@ pub struct Report {
     pub verified: Option<Verified>,
     pub thresholds: Vec<Threshold>,
     pub passed: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Verified {
-    pub stored: u64,
-    pub missing: u64,
-    /// stored_at − received_at of each record: the pipeline's own latency.
-    pub end_to_end_latency: Percentiles,
 }
 
 #[derive(Debug, Serialize)]
@@ -198,7 +172,12 @@ async fn send_and_check(
         .topic
         .clone()
         .unwrap_or_else(|| config.topics[0].clone());
-    let bodies = load_bodies(args, &topic, &config.topics)?;
+    let bodies = load_bodies(
+        args.file.as_deref(),
+        args.message.as_deref(),
+        &topic,
+        &config.topics,
+    )?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(args.concurrency.max(1))
@@ -296,60 +275,6 @@ async fn send_and_check(
     })
 }
 
-/// Where and how each message is sent.
-#[derive(Clone)]
-struct Sender {
-    http: reqwest::Client,
-    url: String,
-    token: Option<String>,
-    sns: Option<Arc<dyn Publisher>>,
-    topic: String,
-}
-
-/// Sends `bodies` (round robin) at the times of `schedule`, at most `concurrency` at once;
-/// each message's latency counts from its scheduled time (open model).
-async fn send_all(
-    schedule: &[Duration],
-    bodies: &[Body],
-    sender: &Sender,
-    concurrency: usize,
-    interactive: bool,
-) -> anyhow::Result<(Vec<Sent>, Duration)> {
-    let bar = progress(schedule.len() as u64, "sending", interactive);
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = tokio::time::Instant::now();
-    for (i, offset) in schedule.iter().enumerate() {
-        let due = start + *offset;
-        tokio::time::sleep_until(due).await;
-        let permit = sem.clone().acquire_owned().await?;
-        let body = bodies[i % bodies.len()].clone();
-        let (sender, bar) = (sender.clone(), bar.clone());
-        tasks.spawn(async move {
-            let outcome = match &sender.sns {
-                Some(p) => send_sns(p.as_ref(), &body, &sender.topic).await,
-                None => send_api(&sender.http, &sender.url, sender.token.as_deref(), &body).await,
-            };
-            drop(permit);
-            bar.inc(1);
-            // From the scheduled time: waiting for a free slot counts as latency.
-            Sent {
-                id: outcome.as_ref().ok().copied(),
-                error: outcome.err(),
-                latency: due.elapsed(),
-            }
-        });
-    }
-    let mut sent = Vec::with_capacity(schedule.len());
-    while let Some(r) = tasks.join_next().await {
-        sent.push(r?);
-    }
-    let elapsed = start.elapsed();
-    bar.finish_and_clear();
-
-    Ok((sent, elapsed))
-}
-
 /// The pass/fail checks of the run.
 fn thresholds(
     args: &PublishArgs,
@@ -381,192 +306,6 @@ fn thresholds(
         });
     }
     thresholds
-}
-
-fn load_bodies(args: &PublishArgs, topic: &str, allowed: &[String]) -> anyhow::Result<Vec<Body>> {
-    if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let bodies = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(n, l)| {
-                serde_json::from_str::<Body>(l).with_context(|| {
-                    format!(
-                        "{}:{}: not a request body ({{\"message\": \"...\"}})",
-                        path.display(),
-                        n + 1
-                    )
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if bodies.is_empty() {
-            anyhow::bail!("{} holds no messages", path.display());
-        }
-        // Every line gets a topic the service accepts, as a name (SNS attributes carry names).
-        let bodies = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(n, mut b)| {
-                let given = b.topic_arn.take().unwrap_or_else(|| topic.to_owned());
-                let name = given.rsplit(':').next().unwrap_or(&given).to_owned();
-                if !allowed.contains(&name) {
-                    anyhow::bail!(
-                        "{}:{}: topic {given:?} is not in the allow-list ({}); fix the line or `topics`",
-                        path.display(),
-                        n + 1,
-                        allowed.join(", ")
-                    );
-                }
-                b.topic_arn = Some(name);
-                // The API's (and SQS's) character rule, caught here with the line number.
-                let fields = std::iter::once(("message".to_owned(), &b.message)).chain(
-                    b.attributes.iter().map(|(k, v)| (format!("attributes.{k}"), v)),
-                );
-                for (field, text) in fields {
-                    if let Err(bad) = crate::bus::check_chars(text) {
-                        anyhow::bail!(
-                            "{}:{}: {field} contains {bad}, which SNS and SQS cannot carry \
-                             (XML 1.0 characters only); remove or encode it",
-                            path.display(),
-                            n + 1
-                        );
-                    }
-                }
-                Ok(b)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        return Ok(bodies);
-    }
-    let run = Uuid::now_v7().simple().to_string();
-    let text = args
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("latamctl publish run {}", &run[..12]));
-    Ok(vec![Body {
-        topic_arn: Some(topic.to_owned()),
-        message: text,
-        attributes: BTreeMap::from([("source".to_owned(), "latamctl-publish".to_owned())]),
-    }])
-}
-
-async fn send_api(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    body: &Body,
-) -> Result<Uuid, String> {
-    let mut req = http.post(url).json(&serde_json::json!({
-        "topic_arn": body.topic_arn,
-        "message": body.message,
-        "attributes": body.attributes,
-    }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(|e| {
-        if e.is_timeout() {
-            "timeout".to_owned()
-        } else if e.is_connect() {
-            "connect".to_owned()
-        } else {
-            "transport".to_owned()
-        }
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        let code = resp
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        return Err(format!("{} {code}", status.as_u16()).trim().to_owned());
-    }
-    let accepted: crate::api::Accepted =
-        resp.json().await.map_err(|_| "bad_response".to_owned())?;
-    Ok(accepted.transaction_id)
-}
-
-async fn send_sns(p: &dyn Publisher, body: &Body, topic: &str) -> Result<Uuid, String> {
-    let message = OutboundMessage {
-        transaction_id: Uuid::now_v7(),
-        topic: body.topic_arn.clone().unwrap_or_else(|| topic.to_owned()),
-        message: body.message.clone(),
-        attributes: body.attributes.clone(),
-        received_at: chrono::Utc::now(),
-        traceparent: None,
-    };
-    p.publish(&message)
-        .await
-        .map(|()| message.transaction_id)
-        .map_err(|e| format!("sns {}", e.kind()))
-}
-
-async fn verify(
-    http: &reqwest::Client,
-    api: &str,
-    token: Option<&str>,
-    ids: &[Uuid],
-    timeout: Duration,
-    interactive: bool,
-) -> Verified {
-    let bar = progress(ids.len() as u64, "verifying", interactive);
-    let deadline = Instant::now() + timeout;
-    let mut missing: Vec<Uuid> = ids.to_vec();
-    let mut e2e = Vec::with_capacity(ids.len());
-    while !missing.is_empty() {
-        let mut still = Vec::new();
-        for chunk in missing.chunks(32) {
-            let checks = chunk.iter().map(|id| {
-                let mut req = http.get(format!("{api}/data/{id}"));
-                if let Some(t) = token {
-                    req = req.bearer_auth(t);
-                }
-                async move {
-                    match req.send().await {
-                        Ok(r) if r.status() == 200 => (*id, r.json::<StoredRecord>().await.ok()),
-                        _ => (*id, None),
-                    }
-                }
-            });
-            for (id, record) in futures::future::join_all(checks).await {
-                match record {
-                    Some(r) => {
-                        e2e.push((r.stored_at - r.received_at).to_std().unwrap_or_default());
-                        bar.inc(1);
-                    }
-                    None => still.push(id),
-                }
-            }
-        }
-        missing = still;
-        if missing.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    bar.finish_and_clear();
-    Verified {
-        stored: (ids.len() - missing.len()) as u64,
-        missing: missing.len() as u64,
-        end_to_end_latency: Percentiles::of(&mut e2e),
-    }
-}
-
-fn progress(len: u64, message: &'static str, shown: bool) -> indicatif::ProgressBar {
-    if !shown {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(message);
-    bar
 }
 
 fn ms(p: &Percentiles) -> String {

@@ -39,7 +39,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("worker", base(&["bus", "store"])),
         ("api", base(&["bus", "store", "worker"])),
         ("lambda", base(&["bus", "store", "worker"])),
-        ("loadgen", base(&[])),
+        ("loadgen", base(&["bus", "api"])),
         ("fleet", base(&[])),
         ("slo", base(&[])),
         ("cloud", base(&[])),
