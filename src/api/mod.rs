@@ -12,7 +12,6 @@ pub mod server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -144,6 +143,22 @@ pub struct ApiSettings {
     pub max_in_flight: usize,
 }
 
+impl From<&crate::config::Config> for ApiSettings {
+    fn from(config: &crate::config::Config) -> Self {
+        Self {
+            topics: TopicPolicy {
+                names: config.topics.clone(),
+                topic_arn: config.aws.topic_arn.clone(),
+            },
+            token: config.api.token.clone(),
+            body_limit_bytes: config.api.body_limit_bytes,
+            request_timeout: config.api.request_timeout,
+            publish_timeout: config.api.publish_timeout,
+            max_in_flight: config.api.max_in_flight,
+        }
+    }
+}
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -159,7 +174,6 @@ struct Inner {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// `/openapi.json`, rendered once for these settings.
     openapi: axum::body::Bytes,
-    shutting_down: AtomicBool,
     readiness: Arc<Readiness>,
 }
 
@@ -194,7 +208,6 @@ impl AppState {
                 token_digest,
                 in_flight,
                 openapi,
-                shutting_down: AtomicBool::new(false),
                 readiness,
             }),
         }
@@ -208,12 +221,11 @@ impl AppState {
 
     /// Readiness turns false; in-flight requests still complete.
     pub fn begin_shutdown(&self) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
-        metrics::gauge!(crate::metric::READY).set(0.0);
+        self.inner.readiness.begin_shutdown();
     }
 
     fn is_shutting_down(&self) -> bool {
-        self.inner.shutting_down.load(Ordering::SeqCst)
+        self.inner.readiness.is_shutting_down()
     }
 
     fn serves_ingest(&self) -> bool {
@@ -470,12 +482,7 @@ pub async fn healthz() -> Json<Health> {
         (status = 200, description = "Ready to serve. `checks` holds a generic reason per dependency.", body = Health),
         (status = 503, description = "A dependency is not ready, or shutting down.", body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let (mut ready, mut checks) = state.inner.readiness.snapshot();
-    if state.is_shutting_down() {
-        checks.insert("process".into(), "shutting_down".into());
-        ready = false;
-    }
-    metrics::gauge!(crate::metric::READY).set(if ready { 1.0 } else { 0.0 });
+    let (ready, checks) = state.inner.readiness.snapshot();
     let status = if ready {
         StatusCode::OK
     } else {

@@ -14,7 +14,7 @@
 //! stays ready, because its POSTs still land in the durable queue.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct Readiness {
     timeout: Duration,
     checks: RwLock<BTreeMap<&'static str, &'static str>>,
     refreshes: AtomicU64,
+    /// Set at SIGTERM: not ready from then on, whatever the dependencies say.
+    shutting_down: AtomicBool,
 }
 
 impl Readiness {
@@ -71,6 +73,7 @@ impl Readiness {
             timeout,
             checks: RwLock::new(checks),
             refreshes: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -107,6 +110,10 @@ impl Readiness {
                 }
             };
             checks.insert("worker".into(), reason);
+        }
+        if self.is_shutting_down() {
+            checks.insert("process".into(), "shutting_down".into());
+            ready = false;
         }
         (ready, checks)
     }
@@ -159,9 +166,28 @@ impl Readiness {
                 None => {}
             }
         }
+        drop(checks);
+        self.publish_gauge();
     }
 
-    /// Refreshes every `every` until `shutdown`.
+    /// Not ready from now on (SIGTERM): the load balancer stops sending new requests while
+    /// in-flight ones complete.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.publish_gauge();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// `latamctl_ready` (what the availability SLI reads) from the cached state.
+    fn publish_gauge(&self) {
+        let ready = self.snapshot().0;
+        metrics::gauge!(crate::metric::READY).set(if ready { 1.0 } else { 0.0 });
+    }
+
+    /// Refreshes every `every` until `shutdown`, keeping `latamctl_ready` current.
     pub async fn run(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
         crate::background::every(every, shutdown, || {
             let readiness = self.clone();

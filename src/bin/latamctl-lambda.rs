@@ -17,19 +17,11 @@ async fn main() -> Result<(), Error> {
         &config.log.level,
         Some((&config.telemetry, config.environment.as_str())),
     );
-    let store =
-        latamctl::compose::open_store(&config, config.database.migrate_on_start, false).await?;
-    let store = &store;
+    let parts = latamctl::compose::LambdaParts::build(&config).await?;
+    let store = &parts.store;
     // With the queue URL the handler holds a failed batch through a store outage.
-    let queue: Option<latamctl::bus::sqs::SqsQueue> = match &config.aws.queue_url {
-        Some(url) => {
-            let clients = latamctl::aws::AwsClients::from_config(&config.aws).await?;
-            Some(latamctl::bus::sqs::SqsQueue::new(&clients, url, None))
-        }
-        None => None,
-    };
+    let queue = &parts.queue;
     let hold = config.worker.store_outage_hold;
-    let queue = &queue;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
             let event: SqsEvent = serde_json::from_value(event.payload)?;

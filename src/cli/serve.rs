@@ -1,6 +1,5 @@
 //! `latamctl serve`: the API and/or the worker, until SIGINT/SIGTERM.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -8,11 +7,9 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::{Context, Exit};
-use crate::api::{self, ApiSettings, AppState, TopicPolicy};
+use crate::api::{self};
 use crate::compose::{self, Role};
 use crate::config::Overrides;
-use crate::store::Store;
-use crate::worker::{self, Worker};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -97,13 +94,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     metrics::gauge!(crate::metric::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "role" => role_name(role))
         .set(1.0);
 
-    let store = compose::open_store(
-        &config,
-        config.database.migrate_on_start,
-        role.runs_api() && role.runs_worker(),
-    )
-    .await?;
-    let bus = compose::open_bus(&config, role).await?;
+    let pipeline = compose::Pipeline::build(&config, role).await?;
     let listener = tokio::net::TcpListener::bind(&config.api.listen)
         .await
         .with_context(|| {
@@ -114,31 +105,14 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
         })?;
     let addr = listener.local_addr()?;
 
-    let state = AppState::new(
-        ApiSettings {
-            topics: TopicPolicy {
-                names: config.topics.clone(),
-                topic_arn: config.aws.topic_arn.clone(),
-            },
-            token: config.api.token.clone(),
-            body_limit_bytes: config.api.body_limit_bytes,
-            request_timeout: config.api.request_timeout,
-            publish_timeout: config.api.publish_timeout,
-            max_in_flight: config.api.max_in_flight,
-        },
-        bus.publisher.clone(),
-        bus.queue.clone(),
-        Some(store.clone()),
-    );
-
     eprintln!(
         "latamctl {} serving (role {})",
         env!("CARGO_PKG_VERSION"),
         role_name(role)
     );
     eprintln!("  listening on http://{addr}");
-    eprintln!("  bus:   {}", bus.describe);
-    eprintln!("  store: {}", store.target());
+    eprintln!("  bus:   {}", pipeline.bus);
+    eprintln!("  store: {}", pipeline.store.target());
     if role.runs_api() {
         eprintln!(
             "  try:   curl -s -XPOST http://{addr}/ingresar-datos -H 'content-type: application/json' -d '{{\"topic_arn\":\"{}\",\"message\":\"hola\"}}'",
@@ -147,58 +121,15 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     }
 
     let shutdown = CancellationToken::new();
-    let mut background = tokio::task::JoinSet::new();
-    let readiness = state.readiness();
-    if config.bus == crate::config::BusKind::Embedded
-        || config.store == crate::config::StoreKind::Sqlite
-    {
-        background.spawn(crate::telemetry::report_data_dir_usage(
-            compose::data_dir(&config),
-            Duration::from_secs(5),
-            shutdown.clone(),
-        ));
-    }
-    let worker_task = match (&bus.queue, role.runs_worker()) {
-        (Some(queue), true) => {
-            background.spawn(worker::report_queue_stats(
-                queue.clone(),
-                Duration::from_secs(5),
-                shutdown.clone(),
-            ));
-            let mut worker_config = config.worker.clone();
-            worker_config.batch_size = config.effective_batch_size();
-            let worker = Worker::new(queue.clone(), store.clone(), worker_config);
-            readiness.watch_worker(worker.gate());
-            Some(tokio::spawn(worker.run(shutdown.clone())))
-        }
-        _ => None,
-    };
-    if role.runs_api() {
-        background.spawn(purge_idempotency_keys(
-            store.clone(),
-            config.api.idempotency_ttl,
-            shutdown.clone(),
-        ));
-    }
-    // One check before serving, so the first probe answers from real state.
-    readiness.refresh().await;
-    background.spawn(
-        readiness
-            .clone()
-            .run(config.api.readiness_interval, shutdown.clone()),
-    );
-    background.spawn(report_runtime_gauges(
-        store.clone(),
-        state.clone(),
-        Duration::from_secs(15),
-        shutdown.clone(),
-    ));
+    let state = pipeline.state.clone();
+    let router = pipeline.router();
+    let running = pipeline.start(&shutdown).await;
 
     let server = {
         let shutdown = shutdown.clone();
         api::server::serve(
             listener,
-            api::app(state.clone()),
+            router,
             api::server::ConnectionLimits {
                 header_read_timeout: config.api.header_read_timeout,
                 idle_timeout: config.api.idle_timeout,
@@ -234,16 +165,9 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<Exit> {
     state.begin_shutdown();
     shutdown.cancel();
     server_task.await??;
-    if let Some(task) = worker_task {
-        let limit = config.worker.visibility_timeout + Duration::from_secs(5);
-        if tokio::time::timeout(limit, task).await.is_err() {
-            tracing::warn!(
-                message =
-                    "Worker did not finish in time; unacknowledged messages will be redelivered."
-            );
-        }
-    }
-    background.shutdown().await;
+    running
+        .stop(config.worker.visibility_timeout + Duration::from_secs(5))
+        .await;
     let _ = tokio::task::spawn_blocking(crate::telemetry::flush_traces).await;
     eprintln!("latamctl: stopped");
     Ok(Exit::Success)
@@ -255,49 +179,6 @@ fn role_name(role: Role) -> &'static str {
         Role::Api => "api",
         Role::Worker => "worker",
     }
-}
-
-/// Keeps the gauges the SLOs read current without anyone polling: database pool connections
-/// (`latamctl_db_pool_connections`) and readiness (`latamctl_ready`, which the availability
-/// SLI reads; kubelet probes refresh it too).
-async fn report_runtime_gauges(
-    store: Arc<dyn Store>,
-    state: AppState,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    crate::background::every(every, shutdown, || {
-        if let Some((in_use, idle)) = store.pool_stats() {
-            metrics::gauge!(crate::metric::DB_POOL_CONNECTIONS, "state" => "in_use").set(in_use);
-            metrics::gauge!(crate::metric::DB_POOL_CONNECTIONS, "state" => "idle").set(idle);
-        }
-        // From the cached state: no dependency is called here.
-        let state = state.clone();
-        async move {
-            let _ = api::readyz(axum::extract::State(state)).await;
-        }
-    })
-    .await;
-}
-
-/// Forgets idempotency keys older than `ttl`, hourly.
-async fn purge_idempotency_keys(store: Arc<dyn Store>, ttl: Duration, shutdown: CancellationToken) {
-    crate::background::every(Duration::from_secs(3600), shutdown, || {
-        let store = store.clone();
-        async move {
-            let cutoff = chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
-            match store.purge_keys(cutoff).await {
-                Ok(n) if n > 0 => {
-                    tracing::info!(message = "Purged expired idempotency keys.", count = n)
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(message = "Failed to purge idempotency keys.", %error)
-                }
-            }
-        }
-    })
-    .await;
 }
 
 #[cfg(unix)]

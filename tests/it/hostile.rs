@@ -253,7 +253,10 @@ async fn fault_slowloris_idle_and_slow_clients() {
         "slow-header connections still open after 30 s{detail}"
     );
     assert!(
-        slowest_close <= HEADER_TIMEOUT + Duration::from_secs(3),
+        // The server's clock starts at accept; on a loaded machine (the whole suite on two
+        // cores) a connection can wait seconds in the backlog first. Still far below the
+        // 30 s that the code before the bounds never closed them within.
+        slowest_close <= HEADER_TIMEOUT + Duration::from_secs(8),
         "a slow-header connection stayed open {slowest_close:?}{detail}"
     );
     assert!(

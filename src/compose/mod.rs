@@ -4,6 +4,9 @@
 //! implementation a config selects (no other module matches on `BusKind`/`StoreKind` to
 //! build one); commands ask here and hold trait objects.
 
+mod pipeline;
+pub use pipeline::{LambdaParts, Pipeline, Running};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
