@@ -129,7 +129,21 @@ impl Worker {
             metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "insert").increment(1);
             let mut still: Vec<&Delivery> = Vec::new();
             let mut last_error = None;
-            for chunk in refs.chunks(self.config.batch_size.max(1)) {
+            let size = self.config.batch_size.max(1);
+            let mut extended = std::time::Instant::now();
+            for (n, chunk) in refs.chunks(size).enumerate() {
+                // A long round (many chunks, a slow database): keep what is still held and
+                // what is not tried yet invisible, so none is received again meanwhile.
+                if extended.elapsed() > self.config.visibility_timeout / 2 {
+                    let mut keep: Vec<&Delivery> = still.clone();
+                    keep.extend(&refs[n * size..]);
+                    self.release(
+                        &keep,
+                        self.config.retry_max_delay + self.config.visibility_timeout,
+                    )
+                    .await;
+                    extended = std::time::Instant::now();
+                }
                 let outcome = store_batch_refs(self.store.as_ref(), chunk).await;
                 let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = chunk
                     .iter()
