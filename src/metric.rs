@@ -106,6 +106,8 @@ metrics! {
         "Messages per SNS publish call (1 is Publish, more is PublishBatch).";
     STORED_MESSAGE_AGE_SECONDS = "latamctl_stored_message_age_seconds", Histogram, Seconds,
         "Age of each newly stored message when its row committed (stored_at - received_at): the freshness SLI.";
+    VISIBILITY_CHANGE_ERRORS_TOTAL = "latamctl_visibility_change_errors_total", Counter, None,
+        "Messages whose visibility change SQS refused (by its error code); such a message comes back at its old timeout.";
     WORKER_BATCHES_TOTAL = "latamctl_worker_batches_total", Counter, None,
         "Worker batches by outcome.";
     WORKER_BATCH_DURATION_SECONDS = "latamctl_worker_batch_duration_seconds", Histogram, Seconds,

@@ -205,7 +205,22 @@ impl SqsQueue {
                 .await
                 .map_err(|e| classify("sqs:ChangeMessageVisibilityBatch", e))?;
             for failed in out.failed {
-                tracing::debug!(message = "Failed to change visibility.", id = %failed.id, code = %failed.code);
+                // A message whose visibility did not change comes back at its old timeout:
+                // a held one may be received again and spend a receive count.
+                let message_id = failed
+                    .id
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| chunk.get(i))
+                    .map_or("unknown", |d| d.message_id.as_str());
+                metrics::counter!(crate::metric::VISIBILITY_CHANGE_ERRORS_TOTAL, "code" => failed.code.clone())
+                    .increment(1);
+                tracing::warn!(
+                    message = "Failed to change the visibility of a message.",
+                    %message_id,
+                    code = %failed.code,
+                    reason = failed.message.as_deref().unwrap_or(""),
+                );
             }
         }
         Ok(())

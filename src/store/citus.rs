@@ -1,8 +1,10 @@
 //! Citus: which worker node holds a row, and a write probe per node. These read the
 //! coordinator's metadata (`pg_dist_placement`, `pg_dist_node`,
 //! `get_shard_id_for_distribution_column`), which answers while a worker node is down.
-//! There is no Citus in CI here: these queries follow Citus's documented catalog and are
-//! exercised only on a real cluster (README: "A dead Citus node").
+//! There is no Citus in CI here: `tests/it/citus_catalog.rs` runs these queries on real
+//! PostgreSQL against a stand-in of the catalog with Citus's column names and types
+//! (`pg_dist_node`, `pg_dist_placement`, `get_shard_id_for_distribution_column`); what a
+//! real coordinator answers is verified only on a real cluster (docs/operating.md).
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use super::{Result, timed};
 
 /// One write probe per Citus worker node, inserted and rolled back, by `host:port`.
-pub(super) async fn probe_write_nodes(
+pub async fn probe_write_nodes(
     pool: &PgPool,
     timeout: Duration,
 ) -> Option<Vec<(String, Result<()>)>> {
@@ -26,6 +28,7 @@ pub(super) async fn probe_write_nodes(
                    FROM generate_series(1, 4096) AS i) AS g
              JOIN pg_dist_placement p
                ON p.shardid = get_shard_id_for_distribution_column('records', g.id)
+                  AND p.shardstate = 1
              JOIN pg_dist_node n
                ON n.groupid = p.groupid AND n.noderole = 'primary' AND n.isactive
              ORDER BY n.nodename, n.nodeport, g.id",
@@ -53,29 +56,72 @@ pub(super) async fn probe_write_nodes(
         .await;
         out.push((node, result));
     }
+    // A node disabled in the metadata takes no writes and no probe reaches it: say so.
+    if let Ok(inactive) = inactive_nodes(pool, timeout).await {
+        for node in inactive {
+            out.push((
+                node,
+                Err(super::Error::NodeUnavailable(
+                    "marked inactive in pg_dist_node (citus_disable_node): its shards take no \
+                     writes; citus_activate_node brings it back"
+                        .to_owned(),
+                )),
+            ));
+        }
+    }
     Some(out)
 }
 
-/// The `host:port` of the primary node holding each id's shard, index for index.
-pub(super) async fn placement(
-    pool: &PgPool,
-    timeout: Duration,
-    ids: &[Uuid],
-) -> Option<Vec<String>> {
+/// What [`placement`] answers for an id whose shard has no active placement on an active
+/// primary (a node disabled with `citus_disable_node`, a shard being moved).
+pub const NO_ACTIVE_PLACEMENT: &str = "no active placement";
+
+/// The `host:port` of the active primary node holding each id's shard, index for index
+/// (only healthy placements, `shardstate = 1`, on active nodes; with replicated shards
+/// the first such node by name).
+pub async fn placement(pool: &PgPool, timeout: Duration, ids: &[Uuid]) -> Result<Vec<String>> {
     let nodes: Vec<String> = timed("placement", timeout, async {
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT ON (k.i) n.nodename || ':' || n.nodeport
+            "SELECT COALESCE(
+                      (SELECT n.nodename || ':' || n.nodeport
+                       FROM pg_dist_placement p
+                       JOIN pg_dist_node n
+                         ON n.groupid = p.groupid AND n.noderole = 'primary' AND n.isactive
+                       WHERE p.shardid = get_shard_id_for_distribution_column('records', k.id)
+                         AND p.shardstate = 1
+                       ORDER BY n.nodename, n.nodeport
+                       LIMIT 1),
+                      $2)
              FROM unnest($1::uuid[]) WITH ORDINALITY AS k(id, i)
-             JOIN pg_dist_placement p
-               ON p.shardid = get_shard_id_for_distribution_column('records', k.id)
-             JOIN pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary'
-             ORDER BY k.i, n.nodename, n.nodeport",
+             ORDER BY k.i",
         )
         .bind(ids)
+        .bind(NO_ACTIVE_PLACEMENT)
+        .fetch_all(pool)
+        .await?)
+    })
+    .await?;
+    if nodes.len() != ids.len() {
+        return Err(super::Error::Corrupt(format!(
+            "the placement of {} ids came back as {} rows",
+            ids.len(),
+            nodes.len()
+        )));
+    }
+    Ok(nodes)
+}
+
+/// The primary worker nodes `pg_dist_node` marks inactive (`citus_disable_node`): their
+/// shards take no writes, and no write probe reaches them.
+pub async fn inactive_nodes(pool: &PgPool, timeout: Duration) -> Result<Vec<String>> {
+    timed("inactive_nodes", timeout, async {
+        Ok(sqlx::query_scalar(
+            "SELECT nodename || ':' || nodeport FROM pg_dist_node
+             WHERE noderole = 'primary' AND NOT isactive AND groupid <> 0
+             ORDER BY nodename, nodeport",
+        )
         .fetch_all(pool)
         .await?)
     })
     .await
-    .ok()?;
-    (nodes.len() == ids.len()).then_some(nodes)
 }

@@ -4,7 +4,7 @@
 //! makes the effect exactly once). The store also remembers `Idempotency-Key`s for the API,
 //! because it is the one component every API replica shares.
 
-mod citus;
+pub mod citus;
 pub mod postgres;
 pub mod sqlite;
 
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::record::StoredRecord;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -44,8 +44,9 @@ pub enum Error {
     #[error("the schema is not migrated yet (retrying in the background)")]
     NotMigrated,
     /// The database server reports that a node behind it is unreachable (SQLSTATE class 08
-    /// in the server's own answer: Citus's "connection to the remote node host:port
-    /// failed"). Only the rows on that node's shards are refused; the worker stores the
+    /// in the server's own answer with Citus's "connection to the remote node host:port
+    /// failed"), or a write to a distributed store did not finish in time (a worker node
+    /// that hangs). Only the rows on that node's shards are refused; the worker stores the
     /// others and holds these.
     #[error("a database node is unavailable: {0}")]
     NodeUnavailable(String),
@@ -68,13 +69,15 @@ impl Error {
     }
 
     /// The node a [`NodeUnavailable`](Error::NodeUnavailable) names (`host:port`, from
-    /// Citus's "remote node host:port"), if it names one.
+    /// Citus's "remote node host:port", or "remote node user@host:port" in Citus 12+), if it
+    /// names one.
     pub fn node(&self) -> Option<&str> {
         let Error::NodeUnavailable(text) = self else {
             return None;
         };
         let rest = text.split_once("remote node ")?.1;
         let node = rest.split(|c: char| c.is_whitespace() || c == ',').next()?;
+        let node = node.rsplit_once('@').map_or(node, |(_, host)| host);
         (!node.is_empty()).then_some(node)
     }
 }
@@ -113,10 +116,14 @@ impl From<sqlx::Error> for Error {
             _ => e.to_string(),
         };
         // Class 08 in the server's own answer (not a connection of ours that broke, which is
-        // no database error at all): a node behind the server is unreachable.
+        // no database error at all) naming a remote node, as a Citus coordinator does: a
+        // node behind the server is unreachable. Other class 08 answers (PgBouncer's 08P01
+        // "server conn crashed?", "no more connections allowed") are about the database
+        // as a whole.
         let node_down = code
             .as_deref()
-            .is_some_and(|code| code.len() == 5 && code.starts_with("08"));
+            .is_some_and(|code| code.len() == 5 && code.starts_with("08"))
+            && text.contains("remote node");
         if data_error {
             Error::Rejected(text)
         } else if node_down {
@@ -295,11 +302,12 @@ pub trait Store: Send + Sync + 'static {
     async fn probe_write_nodes(&self) -> Option<Vec<(String, Result<()>)>> {
         None
     }
-    /// The node that holds each id's row (index for index) on a distributed store; `None`
-    /// for a single database or when the placement cannot be read. The worker groups a
-    /// batch a node refused by it, so one dead node holds only its own rows.
-    async fn placement(&self, _ids: &[Uuid]) -> Option<Vec<String>> {
-        None
+    /// The node that holds each id's row (index for index) on a distributed store, `None`
+    /// for a single database, an error when a distributed store cannot say (its
+    /// coordinator does not answer). The worker groups a batch a node refused by it, so
+    /// one dead node holds only its own rows.
+    async fn placement(&self, _ids: &[Uuid]) -> Result<Option<Vec<String>>> {
+        Ok(None)
     }
     async fn stats(&self) -> Result<StoreStats>;
     /// Pool connections (in use, idle), for `latamctl_db_pool_connections`; `None` when the

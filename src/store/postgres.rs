@@ -45,7 +45,7 @@ pub struct PostgresStore {
     /// The database, credentials redacted (`Store::target`).
     target: String,
     /// Whether `records` is a Citus distributed table; read once, on first need.
-    distributed: Arc<tokio::sync::OnceCell<bool>>,
+    distributed: Arc<std::sync::OnceLock<bool>>,
 }
 
 impl PostgresStore {
@@ -57,7 +57,32 @@ impl PostgresStore {
     /// RDS-managed master secret, `{"username", "password"}`), read once at start.
     pub async fn connect(config: &DatabaseConfig, aws: &AwsConfig) -> Result<Self> {
         let options = connect_options(config, aws).await?;
+        // A Citus coordinator waits `citus.node_connection_timeout` (30 s by default) for a
+        // worker node that does not answer: past the query timeout, so a hung node would be
+        // a timeout naming no node. Below it, the coordinator's own refusal names the node.
+        let node_connection_timeout = (config.query_timeout * 2 / 3)
+            .max(Duration::from_millis(100))
+            .as_millis()
+            .to_string();
         let pool = PgPoolOptions::new()
+            .after_connect(move |conn, _meta| {
+                let value = node_connection_timeout.clone();
+                Box::pin(async move {
+                    let set = sqlx::query(
+                        "SELECT set_config('citus.node_connection_timeout', $1, false)
+                         FROM pg_extension WHERE extname = 'citus'",
+                    )
+                    .bind(&value)
+                    .execute(&mut *conn)
+                    .await;
+                    if let Err(error) = set {
+                        // Only the node's name in a hung node's error is lost: keep the
+                        // connection.
+                        tracing::warn!(message = "Could not set citus.node_connection_timeout on a database connection.", %error);
+                    }
+                    Ok(())
+                })
+            })
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.query_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
@@ -168,25 +193,34 @@ impl PostgresStore {
         })
     }
 
-    /// Whether `records` is distributed by Citus (cached once known; an error is not).
+    /// Whether `records` is distributed by Citus. Cached once known after the migrations
+    /// (which distribute it); an error is not cached. Plain PostgreSQL has no
+    /// `pg_dist_partition`, so the extension is asked about first.
     async fn is_distributed(&self) -> bool {
-        let read = || async {
-            timed("is_distributed", self.query_timeout, async {
-                Ok(sqlx::query_scalar::<_, bool>(
-                    "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
-                        AND EXISTS (SELECT 1 FROM pg_dist_partition
-                                    WHERE logicalrelid = 'records'::regclass)",
-                )
-                .fetch_one(&self.pool)
-                .await?)
-            })
-            .await
-        };
-        self.distributed
-            .get_or_try_init(read)
-            .await
-            .copied()
-            .unwrap_or(false)
+        if let Some(known) = self.distributed.get() {
+            return *known;
+        }
+        let read = timed("is_distributed", self.query_timeout, async {
+            if !self.is_citus().await? {
+                return Ok(false);
+            }
+            Ok(sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_dist_partition
+                                WHERE logicalrelid = to_regclass('records'))",
+            )
+            .fetch_one(&self.pool)
+            .await?)
+        })
+        .await;
+        match read {
+            Ok(distributed) => {
+                if self.migrated.load(Ordering::SeqCst) {
+                    let _ = self.distributed.set(distributed);
+                }
+                distributed
+            }
+            Err(_) => false,
+        }
     }
 
     pub async fn is_citus(&self) -> Result<bool> {
@@ -380,7 +414,7 @@ impl Store for PostgresStore {
         if records.is_empty() {
             return Ok(0);
         }
-        timed("insert_batch", self.query_timeout, async {
+        let result = timed("insert_batch", self.query_timeout, async {
             let mut tx = self.pool.begin().await?;
             let mut inserted = 0;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
@@ -400,7 +434,19 @@ impl Store for PostgresStore {
             tx.commit().await?;
             Ok(inserted)
         })
-        .await
+        .await;
+        match result {
+            // On Citus a worker node that hangs (frozen, a network partition that drops
+            // packets) holds the write past the timeout without any error naming it: the
+            // worker splits the batch by node to find which.
+            Err(Error::Timeout { operation, timeout }) if self.is_distributed().await => {
+                Err(Error::NodeUnavailable(format!(
+                    "database query `{operation}` did not finish within {timeout:?} on a \
+                     distributed store (a worker node may hang)"
+                )))
+            }
+            other => other,
+        }
     }
 
     async fn get(&self, transaction_id: Uuid) -> Result<Option<StoredRecord>> {
@@ -537,11 +583,13 @@ impl Store for PostgresStore {
         super::citus::probe_write_nodes(&self.pool, self.query_timeout).await
     }
 
-    async fn placement(&self, ids: &[Uuid]) -> Option<Vec<String>> {
+    async fn placement(&self, ids: &[Uuid]) -> Result<Option<Vec<String>>> {
         if ids.is_empty() || !self.is_distributed().await {
-            return None;
+            return Ok(None);
         }
-        super::citus::placement(&self.pool, self.query_timeout, ids).await
+        super::citus::placement(&self.pool, self.query_timeout, ids)
+            .await
+            .map(Some)
     }
 
     async fn stats(&self) -> Result<StoreStats> {

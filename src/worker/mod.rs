@@ -30,7 +30,7 @@ use crate::config::WorkerConfig;
 use crate::store::{self, Record, Store};
 
 mod held;
-use held::Split;
+use held::HeldSet;
 
 /// What became of one batch.
 #[derive(Debug, Default)]
@@ -228,6 +228,16 @@ fn report_poison(delivery: &Delivery, error: &DecodeError) {
     );
 }
 
+/// What happened to one batch, for `latamctl_worker_batches_total{outcome}`.
+#[derive(Default)]
+struct Tally {
+    /// Held store-wide (the gate closed) and retried.
+    held: bool,
+    /// Some messages held for a node that refuses writes.
+    split_held: bool,
+    poison: bool,
+}
+
 pub struct Worker {
     queue: Arc<dyn Queue>,
     store: Arc<dyn Store>,
@@ -235,8 +245,7 @@ pub struct Worker {
     /// Closed while the store refuses writes: no poller receives then.
     gate: Arc<StoreGate>,
     /// Messages a node refused while others committed, retried by [`Worker::retry_held`].
-    held: std::sync::Mutex<Vec<Delivery>>,
-    held_added: tokio::sync::Notify,
+    held: HeldSet,
 }
 
 /// Shared by the pollers (and read by readiness): closed by the first store-wide failure of
@@ -328,8 +337,7 @@ impl Worker {
             store,
             config,
             gate: Arc::new(StoreGate::default()),
-            held: std::sync::Mutex::default(),
-            held_added: tokio::sync::Notify::new(),
+            held: HeldSet::default(),
         }
     }
 
@@ -415,57 +423,53 @@ impl Worker {
     /// messages stay in flight (their visibility extended, their receive count untouched),
     /// receiving pauses, and the held batch itself is retried with backoff as the probe, so
     /// the gate reopens only when the very rows that failed commit. On shutdown a held
-    /// batch is left in flight; it comes back after its visibility timeout.
+    /// batch is left in flight; it comes back after its visibility timeout. While a node
+    /// refuses writes (or when one refuses this batch), the batch is stored around it
+    /// ([`Worker::store_around`]).
     async fn handle(&self, batch: Vec<Delivery>, shutdown: &CancellationToken) {
         let started = Instant::now();
         metrics::histogram!(crate::metric::WORKER_BATCH_SIZE).record(batch.len() as f64);
         let mut pending: Vec<&Delivery> = batch.iter().collect();
         let mut attempt: u32 = 0;
-        let mut any_poison = false;
-        let mut held = false;
-        let mut split_held = false;
+        let mut tally = Tally::default();
         loop {
-            let outcome = store_batch_refs(self.store.as_ref(), &pending).await;
-            let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = pending
-                .iter()
-                .copied()
-                .partition(|d| outcome.poison.contains(&d.message_id));
-            for d in &poison {
-                self.release(&[d], self.retry_delay(d.receive_count)).await;
-            }
-            any_poison |= !poison.is_empty();
-            let Some(error) = outcome.store_error else {
-                if outcome.committed {
-                    self.gate.open();
-                }
-                self.ack(&rest).await;
-                break;
+            let refusing = if tally.held {
+                Default::default()
+            } else {
+                self.held.refusing_nodes()
             };
-            if matches!(error, store::Error::NodeUnavailable(_)) {
-                // The database answers, one node behind it does not: store what the other
-                // nodes take, hold only that node's rows, and keep receiving (bounded by
-                // worker.max_held_messages).
-                let split = if rest.len() > 1 {
-                    self.split(&rest).await
-                } else {
-                    Split {
-                        held: rest,
-                        committed: false,
-                        poison: false,
-                        error: None,
+            let (rest, error) = if refusing.is_empty() {
+                let outcome = store_batch_refs(self.store.as_ref(), &pending).await;
+                let rest = self.release_poison(&pending, &outcome, &mut tally).await;
+                let Some(error) = outcome.store_error else {
+                    if outcome.committed {
+                        self.gate.open();
                     }
+                    self.ack(&rest).await;
+                    break;
                 };
-                any_poison |= split.poison;
-                if split.committed {
-                    self.gate.open();
+                if !matches!(error, store::Error::NodeUnavailable(_)) {
+                    (rest, error)
+                } else {
+                    match self
+                        .store_around(rest, Some(&error), &refusing, &mut tally)
+                        .await
+                    {
+                        None => break,
+                        Some(store_wide) => store_wide,
+                    }
                 }
-                self.hold(&split.held, split.error.as_ref().unwrap_or(&error))
-                    .await;
-                split_held = !split.held.is_empty();
-                break;
-            }
+            } else {
+                match self
+                    .store_around(pending, None, &refusing, &mut tally)
+                    .await
+                {
+                    None => break,
+                    Some(store_wide) => store_wide,
+                }
+            };
             // Store-wide: not the messages' fault. Keep them, pause, retry them.
-            held = true;
+            tally.held = true;
             attempt += 1;
             self.gate.close(&error);
             metrics::counter!(crate::metric::RETRIES_TOTAL, "operation" => "insert").increment(1);
@@ -487,11 +491,11 @@ impl Worker {
             }
             pending = rest;
         }
-        let result = if split_held {
+        let result = if tally.split_held {
             "split"
-        } else if held {
+        } else if tally.held {
             "recovered"
-        } else if any_poison {
+        } else if tally.poison {
             "partial"
         } else {
             "ok"
@@ -499,6 +503,56 @@ impl Worker {
         metrics::counter!(crate::metric::WORKER_BATCHES_TOTAL, "outcome" => result).increment(1);
         metrics::histogram!(crate::metric::WORKER_BATCH_DURATION_SECONDS)
             .record(started.elapsed().as_secs_f64());
+    }
+
+    /// The database answers, one node behind it does not: stores what the other nodes
+    /// take, holds only that node's rows, and keeps receiving (bounded by
+    /// `worker.max_held_messages`). `rest` is invisible for the held visibility at once,
+    /// since the split may take long. Returns what to hold store-wide when the refusal is
+    /// not one node's after all (nothing committed and no node to blame).
+    async fn store_around<'a>(
+        &self,
+        rest: Vec<&'a Delivery>,
+        first: Option<&store::Error>,
+        skip: &std::collections::BTreeSet<String>,
+        tally: &mut Tally,
+    ) -> Option<(Vec<&'a Delivery>, store::Error)> {
+        self.release(&rest, self.held_visibility()).await;
+        self.held.claim(&rest, &self.gate);
+        let split = self.split(&rest, first, skip).await;
+        tally.poison |= split.poison;
+        if split.committed {
+            self.gate.open();
+        }
+        if split.store_wide()
+            && let Some(error) = split.error.clone()
+        {
+            self.held.finish(&rest, &[], &self.gate);
+            return Some((split.held.iter().map(|(d, _)| *d).collect(), error));
+        }
+        self.held.finish(&rest, &split.held, &self.gate);
+        tally.split_held |= !split.held.is_empty();
+        None
+    }
+
+    /// Releases the poison of `outcome` (a body that does not decode, a row the database
+    /// refused) for redelivery after its backoff, toward the dead-letter queue; returns
+    /// the rest of `batch`.
+    async fn release_poison<'a>(
+        &self,
+        batch: &[&'a Delivery],
+        outcome: &BatchOutcome,
+        tally: &mut Tally,
+    ) -> Vec<&'a Delivery> {
+        let (poison, rest): (Vec<&Delivery>, Vec<&Delivery>) = batch
+            .iter()
+            .copied()
+            .partition(|d| outcome.poison.contains(&d.message_id));
+        for d in &poison {
+            self.release(&[d], self.retry_delay(d.receive_count)).await;
+        }
+        tally.poison |= !poison.is_empty();
+        rest
     }
 
     async fn ack(&self, rest: &[&Delivery]) {

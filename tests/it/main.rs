@@ -2,6 +2,7 @@
 
 mod api;
 mod architecture;
+mod citus_catalog;
 mod cloud;
 mod damaged;
 mod dead_node;
