@@ -47,30 +47,17 @@ pub(super) async fn check_eks(
                 Ok(groups) => {
                     c = c.figure("nodegroups", groups.len());
                     for g in &groups {
-                        c = c.figure(
-                            &format!("nodegroup {}", g.name),
-                            format!("{} {}", g.status, g.version),
+                        member(
+                            &mut c,
+                            "nodegroup",
+                            &g.name,
+                            (&g.status, &g.version),
+                            &g.issues,
+                            &format!(
+                                "`aws eks describe-nodegroup --cluster-name {name} --nodegroup-name {}`",
+                                g.name
+                            ),
                         );
-                        match g.status.as_str() {
-                            "ACTIVE" => {}
-                            "CREATING" | "UPDATING" | "DELETING" => c.worsen(
-                                State::Warn,
-                                format!("nodegroup {} is {}", g.name, g.status),
-                            ),
-                            other => c.worsen(
-                                State::Fail,
-                                format!(
-                                    "nodegroup {} is {other}: `aws eks describe-nodegroup --cluster-name {name} --nodegroup-name {}`",
-                                    g.name, g.name
-                                ),
-                            ),
-                        }
-                        if !g.issues.is_empty() {
-                            c.worsen(
-                                State::Warn,
-                                format!("nodegroup {} health: {}", g.name, g.issues.join("; ")),
-                            );
-                        }
                         if let (Some(cp), Some(ng)) = (minor(&cluster.version), minor(&g.version))
                             && cp > ng + 1
                         {
@@ -114,35 +101,52 @@ pub(super) async fn check_eks(
     }
 }
 
-/// An `addon <name>` figure per add-on; failed or degraded → fail, changing → warn, health
-/// issues → warn. CoreDNS, the VPC CNI and kube-proxy are what every pod's network rests on.
+/// An `addon <name>` figure per add-on. CoreDNS, the VPC CNI and kube-proxy are what every
+/// pod's network rests on.
 fn addons_figures(c: &mut Check, cluster: &str, addons: &[EksAddon]) {
     c.figures.insert("addons".into(), addons.len().to_string());
     for a in addons {
-        c.figures.insert(
-            format!("addon {}", a.name),
-            format!("{} {}", a.status, a.version),
-        );
-        let describe = format!(
-            "`aws eks describe-addon --cluster-name {cluster} --addon-name {}`",
-            a.name
-        );
-        match a.status.as_str() {
-            "ACTIVE" => {}
-            "CREATING" | "UPDATING" | "DELETING" => {
-                c.worsen(State::Warn, format!("add-on {} is {}", a.name, a.status))
-            }
-            other => c.worsen(
-                State::Fail,
-                format!("add-on {} is {other}: {describe}", a.name),
+        member(
+            c,
+            "add-on",
+            &a.name,
+            (&a.status, &a.version),
+            &a.issues,
+            &format!(
+                "`aws eks describe-addon --cluster-name {cluster} --addon-name {}`",
+                a.name
             ),
+        );
+    }
+}
+
+/// One member of the cluster (a nodegroup, an add-on): a `<kind> <name>` figure with its
+/// status and version; ACTIVE is fine, changing (CREATING, UPDATING, DELETING) warns, any
+/// other status (DEGRADED, *_FAILED) fails with the command that says why, and health
+/// issues warn.
+fn member(
+    c: &mut Check,
+    kind: &str,
+    name: &str,
+    (status, version): (&str, &str),
+    issues: &[String],
+    describe: &str,
+) {
+    let figure = if kind == "add-on" { "addon" } else { kind };
+    c.figures
+        .insert(format!("{figure} {name}"), format!("{status} {version}"));
+    match status {
+        "ACTIVE" => {}
+        "CREATING" | "UPDATING" | "DELETING" => {
+            c.worsen(State::Warn, format!("{kind} {name} is {status}"))
         }
-        if !a.issues.is_empty() {
-            c.worsen(
-                State::Warn,
-                format!("add-on {} health: {}", a.name, a.issues.join("; ")),
-            );
-        }
+        other => c.worsen(State::Fail, format!("{kind} {name} is {other}: {describe}")),
+    }
+    if !issues.is_empty() {
+        c.worsen(
+            State::Warn,
+            format!("{kind} {name} health: {}", issues.join("; ")),
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use latamctl::config::QueueConfig;
 use serde_json::Value;
 
 use super::outage::app_role_database;
-use super::support::{self, Serve, client, post, wait_stored};
+use super::support::{self, Serve, client, post, wait_stored, wait_until};
 
 /// The node the hook calls dead, and the last hex digits of the ids on its shards: `0`
 /// (the status probe's nil id) and `8`–`f`, about 9 ids in 16.
@@ -21,31 +21,6 @@ const DEAD_PREFIXES: [&str; 9] = ["0", "8", "9", "a", "b", "c", "d", "e", "f"];
 
 fn on_dead_node(id: &uuid::Uuid) -> bool {
     DEAD_PREFIXES.contains(&&id.to_string()[35..])
-}
-
-async fn readyz(http: &reqwest::Client, serve: &Serve) -> Value {
-    http.get(serve.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_until<F, Fut>(within: Duration, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + within;
-    while !done().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +68,7 @@ async fn a_dead_node_holds_only_its_rows_and_dead_letters_nothing() {
     );
     let http = client();
     wait_until(Duration::from_secs(10), || async {
-        readyz(&http, &serve).await["status"] == "ready"
+        serve.readyz(&http).await.1["status"] == "ready"
     })
     .await;
 
@@ -131,7 +106,7 @@ async fn a_dead_node_holds_only_its_rows_and_dead_letters_nothing() {
     );
     // Many visibility timeouts and retries later, the dead node's rows are still held.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let body = readyz(&http, &serve).await;
+    let body = serve.readyz(&http).await.1;
     let worker = body["checks"]["worker"].as_str().unwrap_or_default();
     assert!(
         worker.starts_with(&format!("partial: {} messages held", dead.len()))
@@ -201,7 +176,7 @@ async fn a_dead_node_holds_only_its_rows_and_dead_letters_nothing() {
         serve.logs()
     );
     wait_until(Duration::from_secs(10), || async {
-        readyz(&http, &serve).await["checks"]["worker"] == "ok"
+        serve.readyz(&http).await.1["checks"]["worker"] == "ok"
     })
     .await;
     assert_eq!(serve.terminate(), Some(0));

@@ -206,12 +206,6 @@ fn serve_api(iam: &IamMoto, moto: &Moto, keys: &Keys, db: &str, dir: &std::path:
     )
 }
 
-async fn readyz(http: &reqwest::Client, serve: &Serve) -> (u16, Value) {
-    let resp = http.get(serve.url("/readyz")).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap())
-}
-
 /// The api role (`sns:Publish` and the topic key through SNS) becomes ready and accepts
 /// POSTs that reach the queue. The same run without `sns:Publish` must fail: this is what
 /// proves the test can see a missing grant.
@@ -228,7 +222,7 @@ async fn the_api_role_publishes_with_only_its_terraform_grants() {
 
     let actions = emulator_actions(&granted("api"));
     let serve = serve_api(&iam, &moto, &iam.user("api", &actions), &db, dir.path());
-    let (status, body) = readyz(&http, &serve).await;
+    let (status, body) = serve.readyz(&http).await;
     assert_eq!(
         status,
         200,
@@ -279,7 +273,7 @@ async fn the_api_role_publishes_with_only_its_terraform_grants() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, body) = readyz(&http, &serve).await;
+        let (status, body) = serve.readyz(&http).await;
         if status == 503 {
             assert_eq!(body["checks"]["publisher"], "unavailable", "{body}");
             assert!(
@@ -392,7 +386,7 @@ async fn the_worker_role_stores_and_acks_with_only_its_terraform_grants() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let (status, body) = readyz(&client(), &serve).await;
+    let (status, body) = serve.readyz(&client()).await;
     assert_eq!(status, 200, "{body}");
     for refusal in ["not authorized", "AccessDenied"] {
         assert!(!serve.logs().contains(refusal), "{}", serve.logs());

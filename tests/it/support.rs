@@ -95,6 +95,13 @@ impl Serve {
         }
     }
 
+    /// `GET /readyz`: its status code and body.
+    pub async fn readyz(&self, http: &reqwest::Client) -> (u16, serde_json::Value) {
+        let resp = http.get(self.url("/readyz")).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -285,5 +292,21 @@ impl Proxy {
         u.set_host(Some("127.0.0.1")).unwrap();
         u.set_port(Some(self.addr.port())).unwrap();
         u.to_string()
+    }
+}
+
+/// Polls `done` every 200 ms until it holds; fails the test past `within`.
+pub async fn wait_until<F, Fut>(within: std::time::Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
