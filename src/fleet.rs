@@ -153,50 +153,77 @@ where
     out
 }
 
-/// The result of a fleet command whose rows have one of a few states: worst first, counted.
+/// What a fleet command's exit status says: every row at its best, some row failed its
+/// check, or some row could not be checked at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Success,
+    Failure,
+    Error,
+}
+
+/// The state of one row of a fleet command, ordered best to worst (`Ord`): it sorts the
+/// rows, counts the summary and gives the exit status, the same way on every command.
+pub trait RowState: Copy + Ord + 'static {
+    /// The states the summary counts, in the order it lists them.
+    const SUMMARY: &'static [Self];
+    /// The name the summary counts it under.
+    fn name(self) -> &'static str;
+    /// The exit status of a fleet whose worst row is in this state.
+    fn verdict(self) -> Verdict;
+}
+
+/// The result of a fleet command: the summary, then the rows worst first.
 #[derive(Debug, Serialize)]
 pub struct Report<R> {
     pub summary: String,
     pub systems: Vec<R>,
 }
 
-/// Sorts `rows` worst first by the place of their state in `states` (best to worst) and
-/// counts them; also answers the place of the worst state (0 when every row is the best).
-pub fn report<R>(
+/// Sorts `rows` worst first (then by system name) and counts them; also answers the
+/// verdict of the worst row (success for no rows).
+pub fn report<R, S: RowState>(
     mut rows: Vec<R>,
-    states: &[&str],
-    state: impl Fn(&R) -> &str,
+    state: impl Fn(&R) -> S,
     name: impl Fn(&R) -> &str,
-) -> (Report<R>, usize) {
-    let rank = |r: &R| {
-        let s = state(r);
-        states.iter().position(|x| *x == s).unwrap_or(states.len()) as u8
-    };
-    worst_first(&mut rows, rank, &name);
-    let worst = rows.first().map(|r| rank(r) as usize).unwrap_or(0);
-    let summary = self::summary(rows.iter().map(&state), states);
+) -> (Report<R>, Verdict) {
+    rows.sort_by(|a, b| state(b).cmp(&state(a)).then_with(|| name(a).cmp(name(b))));
+    let verdict = rows
+        .first()
+        .map_or(Verdict::Success, |r| state(r).verdict());
+    let summary = summary(rows.iter().map(&state));
     (
         Report {
             summary,
             systems: rows,
         },
-        worst,
+        verdict,
     )
 }
 
-/// Sorts `rows` worst first (highest `rank`), then by system name.
-pub fn worst_first<R>(rows: &mut [R], rank: impl Fn(&R) -> u8, name: impl Fn(&R) -> &str) {
-    rows.sort_by(|a, b| rank(b).cmp(&rank(a)).then_with(|| name(a).cmp(name(b))));
+/// `12 systems: 9 ok, 1 warn, 2 fail`: every state of [`RowState::SUMMARY`] counted.
+pub fn summary<S: RowState>(states: impl IntoIterator<Item = S>) -> String {
+    let names: Vec<&str> = states.into_iter().map(S::name).collect();
+    let counts: Vec<String> = S::SUMMARY
+        .iter()
+        .map(|s| {
+            let n = s.name();
+            format!("{} {n}", names.iter().filter(|x| **x == n).count())
+        })
+        .collect();
+    format!("{} systems: {}", names.len(), counts.join(", "))
 }
 
-/// `12 systems: 9 ok, 1 warn, 2 fail` from each system's state name.
-pub fn summary<'a>(states: impl IntoIterator<Item = &'a str>, names: &[&str]) -> String {
-    let states: Vec<&str> = states.into_iter().collect();
-    let counts: Vec<String> = names
-        .iter()
-        .map(|n| format!("{} {n}", states.iter().filter(|s| *s == n).count()))
-        .collect();
-    format!("{} systems: {}", states.len(), counts.join(", "))
+/// The `--fleet` flags, the same on every command that takes a fleet file.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct FleetArgs {
+    /// Run on every system of a fleet file (`[[system]]` entries: name, config, api,
+    /// environment, labels) instead of one config: one row per system, worst first.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// With --fleet: systems handled at once.
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "fleet")]
+    pub fleet_concurrency: usize,
 }
 
 #[cfg(test)]
@@ -235,30 +262,55 @@ mod tests {
 
     #[test]
     fn the_summary_counts_every_state_named() {
+        use Light::*;
         assert_eq!(
-            summary(["ok", "fail", "ok", "warn"], &["ok", "warn", "fail"]),
+            summary([Ok, Fail, Ok, Warn]),
             "4 systems: 2 ok, 1 warn, 1 fail"
         );
         assert_eq!(connectable("0.0.0.0:8080"), "127.0.0.1:8080");
         assert_eq!(connectable("10.0.0.1:80"), "10.0.0.1:80");
     }
 
-    #[test]
-    fn a_report_is_worst_first_and_names_its_worst_state() {
-        let rows = vec![("b", "ok"), ("a", "fail"), ("c", "warn"), ("d", "fail")];
-        let (report, worst) = report(rows, &["ok", "warn", "fail"], |r| r.1, |r| r.0);
-        assert_eq!(
-            report.systems,
-            [("a", "fail"), ("d", "fail"), ("c", "warn"), ("b", "ok")]
-        );
-        assert_eq!(worst, 2);
-        assert_eq!(report.summary, "4 systems: 1 ok, 1 warn, 2 fail");
-        let (_, worst) = report_of_best();
-        assert_eq!(worst, 0);
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Light {
+        Ok,
+        Warn,
+        Fail,
     }
 
-    fn report_of_best() -> (Report<&'static str>, usize) {
-        report(vec!["x"], &["ok", "fail"], |_| "ok", |r| r)
+    impl RowState for Light {
+        const SUMMARY: &'static [Self] = &[Light::Ok, Light::Warn, Light::Fail];
+        fn name(self) -> &'static str {
+            match self {
+                Light::Ok => "ok",
+                Light::Warn => "warn",
+                Light::Fail => "fail",
+            }
+        }
+        fn verdict(self) -> Verdict {
+            match self {
+                Light::Ok => Verdict::Success,
+                Light::Warn => Verdict::Failure,
+                Light::Fail => Verdict::Error,
+            }
+        }
+    }
+
+    #[test]
+    fn a_report_is_worst_first_and_gives_its_worst_rows_verdict() {
+        use Light::*;
+        let rows = vec![("b", Ok), ("a", Fail), ("c", Warn), ("d", Fail)];
+        let (report, verdict) = report(rows, |r| r.1, |r| r.0);
+        assert_eq!(
+            report.systems,
+            [("a", Fail), ("d", Fail), ("c", Warn), ("b", Ok)]
+        );
+        assert_eq!(verdict, Verdict::Error);
+        assert_eq!(report.summary, "4 systems: 1 ok, 1 warn, 2 fail");
+        let (_, verdict) = super::report(vec![("x", Ok)], |r| r.1, |r| r.0);
+        assert_eq!(verdict, Verdict::Success);
+        let (_, verdict) = super::report(Vec::<(&str, Light)>::new(), |r| r.1, |r| r.0);
+        assert_eq!(verdict, Verdict::Success);
     }
 
     #[test]

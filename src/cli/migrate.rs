@@ -11,12 +11,8 @@ use crate::store::MigrationReport;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// PostgreSQL URL (config: database.url; env DATABASE_URL too).
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// File holding the PostgreSQL URL (a mounted secret) (config: database.url_file).
-    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
-    pub database_url_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub database: super::DatabaseUrlArgs,
 }
 
 #[derive(Serialize)]
@@ -29,13 +25,7 @@ struct MigrateReport {
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
-    o.set_opt("database.url", args.database_url.clone())
-        .set_opt(
-            "database.url_file",
-            args.database_url_file
-                .as_ref()
-                .map(|p| p.display().to_string()),
-        );
+    args.database.apply(&mut o);
     let (config, _) = ctx.load(&o)?;
     // Opened without migrating, so the report below is this command's own.
     let store = crate::compose::open_store(&config, false, false).await?;

@@ -111,6 +111,53 @@ impl BackendArgs {
     }
 }
 
+/// `--api-token` / `--api-token-file`, the same on every command that takes them.
+#[derive(Debug, Args, Default)]
+pub struct ApiTokenArgs {
+    /// Bearer token of the API: required on POST and GET by `serve`, sent by clients
+    /// (config: api.token).
+    #[arg(long, value_name = "TOKEN")]
+    pub api_token: Option<String>,
+    /// File holding the API token (a mounted secret; not visible in `ps`) (config:
+    /// api.token_file).
+    #[arg(long, value_name = "FILE", conflicts_with = "api_token")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl ApiTokenArgs {
+    pub fn apply(&self, o: &mut Overrides) {
+        o.set_opt("api.token", self.api_token.clone()).set_opt(
+            "api.token_file",
+            self.api_token_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+        );
+    }
+}
+
+/// `--database-url` / `--database-url-file`, the same on every command that takes them.
+#[derive(Debug, Args, Default)]
+pub struct DatabaseUrlArgs {
+    /// PostgreSQL URL (config: database.url; env DATABASE_URL too).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// File holding the PostgreSQL URL (a mounted secret) (config: database.url_file).
+    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
+    pub database_url_file: Option<PathBuf>,
+}
+
+impl DatabaseUrlArgs {
+    pub fn apply(&self, o: &mut Overrides) {
+        o.set_opt("database.url", self.database_url.clone())
+            .set_opt(
+                "database.url_file",
+                self.database_url_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            );
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline: HTTP API and/or worker (embedded by default, no setup needed).
@@ -188,13 +235,13 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
 }
 
-/// The exit status of a fleet command from the place of its worst row's state in `states`
-/// (best to worst, the last one "could not run"): 0 all best, 2 any could not run, else 1.
-pub(crate) fn fleet_exit(worst: usize, states: &[&str]) -> Exit {
-    match worst {
-        0 => Exit::Success,
-        w if w + 1 >= states.len() => Exit::Error,
-        _ => Exit::Failure,
+impl From<crate::fleet::Verdict> for Exit {
+    fn from(verdict: crate::fleet::Verdict) -> Self {
+        match verdict {
+            crate::fleet::Verdict::Success => Exit::Success,
+            crate::fleet::Verdict::Failure => Exit::Failure,
+            crate::fleet::Verdict::Error => Exit::Error,
+        }
     }
 }
 

@@ -16,6 +16,8 @@ use crate::config::Overrides;
 use crate::output::{self, OutputFormat};
 
 #[derive(Debug, Args)]
+#[command(mut_arg("fleet", |a| a.requires("dry_run").conflicts_with_all(["write_config", "destroy"])))]
+#[command(mut_arg("fleet_concurrency", |a| a.alias("concurrency")))]
 pub struct ProvisionArgs {
     /// Print the plan and change nothing; exit 1 when something would change.
     #[arg(long)]
@@ -32,13 +34,11 @@ pub struct ProvisionArgs {
     /// AWS region (config: aws.region).
     #[arg(long, value_name = "REGION")]
     pub aws_region: Option<String>,
-    /// With --dry-run: the drift of every system of a fleet file (each with its own config),
-    /// one row each, drifted first; exit 1 when any drifts, 2 when one cannot be read.
-    #[arg(long, value_name = "FILE", requires = "dry_run", conflicts_with_all = ["write_config", "destroy"])]
-    pub fleet: Option<PathBuf>,
-    /// With --fleet: systems read at once.
-    #[arg(long, default_value_t = 16, value_name = "N", requires = "fleet")]
-    pub concurrency: usize,
+    /// With --dry-run, --fleet FILE: the drift of every system of a fleet file (each with its
+    /// own config), one row each, drifted first; exit 1 when any drifts, 2 when one cannot
+    /// be read.
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 #[derive(Serialize)]
@@ -52,7 +52,7 @@ struct Report<'a> {
 pub async fn run(ctx: &Context, args: ProvisionArgs) -> anyhow::Result<Exit> {
     let mut o = Overrides::default();
     o.set_opt("aws.region", args.aws_region.clone());
-    if let Some(file) = &args.fleet {
+    if let Some(file) = &args.fleet.fleet {
         // Logging as configured here; each system's own config is read by the fleet.
         let _ = ctx.load(&Overrides::default());
         return fleet::run(ctx, &args, &ctx.fleet_overrides(&o), file).await;
@@ -200,9 +200,7 @@ mod fleet {
     #[derive(Debug, Serialize)]
     struct Row {
         system: String,
-        /// `in_sync`, `drift` (something would change), `missing` (a checked resource is
-        /// not there) or `error` (AWS could not be read).
-        state: &'static str,
+        state: State,
         summary: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
@@ -213,7 +211,37 @@ mod fleet {
     type FleetReport = crate::fleet::Report<Row>;
 
     /// Best to worst.
-    const STATES: [&str; 4] = ["in_sync", "drift", "missing", "error"];
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum State {
+        InSync,
+        /// Something would change.
+        Drift,
+        /// A checked resource is not there.
+        Missing,
+        /// AWS could not be read.
+        Error,
+    }
+
+    impl crate::fleet::RowState for State {
+        const SUMMARY: &'static [Self] =
+            &[State::InSync, State::Drift, State::Missing, State::Error];
+        fn name(self) -> &'static str {
+            match self {
+                State::InSync => "in_sync",
+                State::Drift => "drift",
+                State::Missing => "missing",
+                State::Error => "error",
+            }
+        }
+        fn verdict(self) -> crate::fleet::Verdict {
+            match self {
+                State::InSync => crate::fleet::Verdict::Success,
+                State::Drift | State::Missing => crate::fleet::Verdict::Failure,
+                State::Error => crate::fleet::Verdict::Error,
+            }
+        }
+    }
 
     async fn plan(system: &crate::fleet::System, overrides: &Overrides) -> Result<Plan, String> {
         let config = system.config(overrides)?;
@@ -232,40 +260,46 @@ mod fleet {
         file: &Path,
     ) -> anyhow::Result<Exit> {
         let systems = crate::fleet::load(file)?;
-        let rows = crate::fleet::each(&systems, args.concurrency, "reading", |system| async move {
-            match plan(&system, overrides).await {
-                Ok(plan) => Row {
-                    system: system.name.clone(),
-                    state: if plan.has_missing() {
-                        "missing"
-                    } else if plan.has_changes() {
-                        "drift"
-                    } else {
-                        "in_sync"
+        let rows = crate::fleet::each(
+            &systems,
+            args.fleet.fleet_concurrency,
+            "reading",
+            |system| async move {
+                match plan(&system, overrides).await {
+                    Ok(plan) => Row {
+                        system: system.name.clone(),
+                        state: if plan.has_missing() {
+                            State::Missing
+                        } else if plan.has_changes() {
+                            State::Drift
+                        } else {
+                            State::InSync
+                        },
+                        summary: summary(&plan, true),
+                        error: None,
+                        changes: plan
+                            .changes
+                            .into_iter()
+                            .filter(|c| {
+                                c.action.is_change()
+                                    || c.action == crate::cloud::plan::Action::Missing
+                            })
+                            .collect(),
                     },
-                    summary: summary(&plan, true),
-                    error: None,
-                    changes: plan
-                        .changes
-                        .into_iter()
-                        .filter(|c| {
-                            c.action.is_change() || c.action == crate::cloud::plan::Action::Missing
-                        })
-                        .collect(),
-                },
-                Err(e) => Row {
-                    system: system.name.clone(),
-                    state: "error",
-                    summary: String::new(),
-                    error: Some(e),
-                    changes: Vec::new(),
-                },
-            }
-        })
+                    Err(e) => Row {
+                        system: system.name.clone(),
+                        state: State::Error,
+                        summary: String::new(),
+                        error: Some(e),
+                        changes: Vec::new(),
+                    },
+                }
+            },
+        )
         .await;
-        let (report, worst) = crate::fleet::report(rows, &STATES, |r| r.state, |r| &r.system);
+        let (report, verdict) = crate::fleet::report(rows, |r| r.state, |r| &r.system);
         output::print(ctx.global.output, &report, || table(&report))?;
-        Ok(crate::cli::fleet_exit(worst, &STATES))
+        Ok(verdict.into())
     }
 
     fn table(report: &FleetReport) -> String {
@@ -289,7 +323,7 @@ mod fleet {
             };
             b.push_record([
                 r.system.clone(),
-                r.state.to_owned(),
+                crate::fleet::RowState::name(r.state).to_owned(),
                 r.summary.clone(),
                 detail,
             ]);

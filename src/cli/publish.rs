@@ -30,6 +30,7 @@ pub enum Via {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("fleet", |a| a.conflicts_with_all(["api", "api_token", "api_token_file"])))]
 pub struct PublishArgs {
     /// Base URL of the API (default: http://<api.listen>).
     #[arg(long, value_name = "URL")]
@@ -67,12 +68,8 @@ pub struct PublishArgs {
     /// Topic name to post to (default: the first of `topics`).
     #[arg(long)]
     pub topic: Option<String>,
-    /// Bearer token for the API (config: api.token).
-    #[arg(long, value_name = "TOKEN")]
-    pub api_token: Option<String>,
-    /// File holding the API token (config: api.token_file).
-    #[arg(long, value_name = "FILE", conflicts_with = "api_token")]
-    pub api_token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub token: super::ApiTokenArgs,
     /// After sending, poll GET /data/{id} until every acknowledged message is stored.
     #[arg(long)]
     pub verify: bool,
@@ -85,13 +82,10 @@ pub struct PublishArgs {
     /// Threshold: fail (exit 1) when the p95 request latency is above this (seed SLO: 200 ms).
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_p95: Duration,
-    /// Smoke-test every system of a fleet file (each with its own config's API and token):
-    /// one result row each, failed first; exit 1 when any fails, 2 when one cannot run.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["api", "api_token", "api_token_file"])]
-    pub fleet: Option<PathBuf>,
-    /// With --fleet: systems tested at once.
-    #[arg(long, default_value_t = 8, value_name = "N", requires = "fleet")]
-    pub fleet_concurrency: usize,
+    /// --fleet FILE: smoke-test every system of a fleet file (each with its own config's API
+    /// and token), one row each, worst first.
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,18 +114,13 @@ pub struct Threshold {
 }
 
 pub async fn run(ctx: &Context, args: PublishArgs) -> anyhow::Result<Exit> {
-    if let Some(file) = &args.fleet {
+    if let Some(file) = &args.fleet.fleet {
         // Logging as configured here; each system's own config is read by the fleet.
         let _ = ctx.load(&Overrides::default());
         return fleet::run(ctx, &args, file).await;
     }
     let mut o = Overrides::default();
-    o.set_opt("api.token", args.api_token.clone()).set_opt(
-        "api.token_file",
-        args.api_token_file
-            .as_ref()
-            .map(|p| p.display().to_string()),
-    );
+    args.token.apply(&mut o);
     let (config, _) = ctx.load(&o)?;
     let api = args
         .api
@@ -383,8 +372,7 @@ mod fleet {
     #[derive(Debug, Serialize)]
     struct Row {
         system: String,
-        /// `passed`, `failed` (a threshold) or `error` (could not run).
-        state: &'static str,
+        state: State,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -396,7 +384,33 @@ mod fleet {
     type FleetReport = crate::fleet::Report<Row>;
 
     /// Best to worst.
-    const STATES: [&str; 3] = ["passed", "failed", "error"];
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum State {
+        Passed,
+        /// A threshold was not met.
+        Failed,
+        /// Could not run.
+        Error,
+    }
+
+    impl crate::fleet::RowState for State {
+        const SUMMARY: &'static [Self] = &[State::Passed, State::Failed, State::Error];
+        fn name(self) -> &'static str {
+            match self {
+                State::Passed => "passed",
+                State::Failed => "failed",
+                State::Error => "error",
+            }
+        }
+        fn verdict(self) -> crate::fleet::Verdict {
+            match self {
+                State::Passed => crate::fleet::Verdict::Success,
+                State::Failed => crate::fleet::Verdict::Failure,
+                State::Error => crate::fleet::Verdict::Error,
+            }
+        }
+    }
 
     pub async fn run(ctx: &Context, args: &PublishArgs, file: &Path) -> anyhow::Result<Exit> {
         let systems = crate::fleet::load(file)?;
@@ -404,7 +418,7 @@ mod fleet {
         let overrides = &overrides;
         let rows = crate::fleet::each(
             &systems,
-            args.fleet_concurrency,
+            args.fleet.fleet_concurrency,
             "smoke-testing",
             |system| async move {
                 let outcome = match system.config(overrides) {
@@ -417,9 +431,9 @@ mod fleet {
                     Err(e) => Err(e),
                 };
                 let (state, error, report) = match outcome {
-                    Ok(r) if r.passed => ("passed", None, Some(r)),
-                    Ok(r) => ("failed", None, Some(r)),
-                    Err(e) => ("error", Some(e), None),
+                    Ok(r) if r.passed => (State::Passed, None, Some(r)),
+                    Ok(r) => (State::Failed, None, Some(r)),
+                    Err(e) => (State::Error, Some(e), None),
                 };
                 Row {
                     system: system.name.clone(),
@@ -431,9 +445,9 @@ mod fleet {
             },
         )
         .await;
-        let (report, worst) = crate::fleet::report(rows, &STATES, |r| r.state, |r| &r.system);
+        let (report, verdict) = crate::fleet::report(rows, |r| r.state, |r| &r.system);
         output::print(ctx.global.output, &report, || table(&report))?;
-        Ok(crate::cli::fleet_exit(worst, &STATES))
+        Ok(verdict.into())
     }
 
     fn table(report: &FleetReport) -> String {
@@ -452,7 +466,7 @@ mod fleet {
             let Some(r) = &row.report else {
                 b.push_record([
                     row.system.clone(),
-                    row.state.to_owned(),
+                    crate::fleet::RowState::name(row.state).to_owned(),
                     "-".into(),
                     "-".into(),
                     "-".into(),
@@ -471,7 +485,7 @@ mod fleet {
                 .collect();
             b.push_record([
                 row.system.clone(),
-                row.state.to_owned(),
+                crate::fleet::RowState::name(row.state).to_owned(),
                 format!("{}/{}", r.acked, r.sent),
                 r.verified
                     .as_ref()

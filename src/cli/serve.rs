@@ -19,18 +19,10 @@ pub struct ServeArgs {
     /// Address to listen on (config: api.listen; default 127.0.0.1:8080; port 0 = any free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Require `Authorization: Bearer TOKEN` on POST and GET (config: api.token).
-    #[arg(long, value_name = "TOKEN")]
-    pub api_token: Option<String>,
-    /// File holding the API token (a mounted secret; not visible in `ps`) (config: api.token_file).
-    #[arg(long, value_name = "FILE", conflicts_with = "api_token")]
-    pub api_token_file: Option<std::path::PathBuf>,
-    /// PostgreSQL URL (config: database.url; env DATABASE_URL too).
-    #[arg(long, value_name = "URL")]
-    pub database_url: Option<String>,
-    /// File holding the PostgreSQL URL (a mounted secret) (config: database.url_file).
-    #[arg(long, value_name = "FILE", conflicts_with = "database_url")]
-    pub database_url_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub token: super::ApiTokenArgs,
+    #[command(flatten)]
+    pub database: super::DatabaseUrlArgs,
     /// Do not apply database migrations at start (config: database.migrate_on_start).
     #[arg(long)]
     pub no_migrate: bool,
@@ -57,21 +49,9 @@ pub struct ServeArgs {
 impl ServeArgs {
     fn overrides(&self) -> Overrides {
         let mut o = Overrides::default();
+        self.token.apply(&mut o);
+        self.database.apply(&mut o);
         o.set_opt("api.listen", self.listen.clone())
-            .set_opt("api.token", self.api_token.clone())
-            .set_opt("database.url", self.database_url.clone())
-            .set_opt(
-                "api.token_file",
-                self.api_token_file
-                    .as_ref()
-                    .map(|p| p.display().to_string()),
-            )
-            .set_opt(
-                "database.url_file",
-                self.database_url_file
-                    .as_ref()
-                    .map(|p| p.display().to_string()),
-            )
             .set_opt("aws.region", self.aws_region.clone())
             .set_opt("aws.topic_arn", self.topic_arn.clone())
             .set_opt("aws.queue_url", self.queue_url.clone())

@@ -20,6 +20,7 @@ use crate::slo::{Error, SloSpec};
 const DEFAULT_SAMPLING_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Args)]
+#[command(mut_arg("fleet", |a| a.conflicts_with_all(["metrics", "scope"])))]
 pub struct SloArgs {
     /// Prometheus server to query (its HTTP API), e.g. http://prometheus:9090.
     #[arg(
@@ -50,9 +51,9 @@ pub struct SloArgs {
     /// Every system of a fleet file: with --prometheus, one set of queries scoped to the
     /// fleet's `system` labels; without, each system's API `/metrics` sampled at once. One
     /// row per system and SLO, worst first; exit 2 when a system cannot be evaluated, else 1
-    /// when any SLO pages or is exhausted.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["metrics", "scope"])]
-    pub fleet: Option<PathBuf>,
+    /// when any SLO pages or is exhausted. (--fleet-concurrency: systems sampled at once.)
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 fn spinner(message: String) -> ProgressBar {
@@ -69,7 +70,7 @@ fn spinner(message: String) -> ProgressBar {
 pub async fn run(ctx: &Context, args: SloArgs) -> anyhow::Result<Exit> {
     let (config, _) = ctx.load(&Overrides::default())?;
     let spec = SloSpec::load(args.slo.as_deref())?;
-    if let Some(file) = &args.fleet {
+    if let Some(file) = &args.fleet.fleet {
         return fleet::run(ctx, &args, &spec, file).await;
     }
     let report = match &args.prometheus {
@@ -213,7 +214,7 @@ mod fleet {
     #[derive(Debug, Serialize)]
     struct Row {
         system: String,
-        state: String,
+        state: Standing,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -229,15 +230,59 @@ mod fleet {
         systems: Vec<Row>,
     }
 
-    /// Worst first: a system that could not be evaluated, then the SLO states by severity.
-    fn rank(state: &str) -> u8 {
-        match state {
-            "error" => 5,
-            "exhausted" => 4,
-            "page" => 3,
-            "burning" => 2,
-            "no_data" => 1,
-            _ => 0,
+    /// A system's standing: its worst SLO's state, or that it could not be evaluated. Best
+    /// to worst.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Standing {
+        Ok,
+        NoData,
+        Burning,
+        Page,
+        Exhausted,
+        Error,
+    }
+
+    impl From<crate::slo::evaluate::State> for Standing {
+        fn from(state: crate::slo::evaluate::State) -> Self {
+            use crate::slo::evaluate::State;
+            match state {
+                State::Ok => Standing::Ok,
+                State::NoData => Standing::NoData,
+                State::Burning => Standing::Burning,
+                State::Page => Standing::Page,
+                State::Exhausted => Standing::Exhausted,
+            }
+        }
+    }
+
+    impl crate::fleet::RowState for Standing {
+        const SUMMARY: &'static [Self] = &[
+            Standing::Ok,
+            Standing::Burning,
+            Standing::Page,
+            Standing::Exhausted,
+            Standing::NoData,
+            Standing::Error,
+        ];
+        fn name(self) -> &'static str {
+            match self {
+                Standing::Ok => "ok",
+                Standing::NoData => "no_data",
+                Standing::Burning => "burning",
+                Standing::Page => "page",
+                Standing::Exhausted => "exhausted",
+                Standing::Error => "error",
+            }
+        }
+        /// Exit 2 when a system could not be evaluated, else 1 when an SLO pages or is
+        /// exhausted.
+        fn verdict(self) -> crate::fleet::Verdict {
+            match self {
+                Standing::Error => crate::fleet::Verdict::Error,
+                Standing::Page | Standing::Exhausted => crate::fleet::Verdict::Failure,
+                _ => crate::fleet::Verdict::Success,
+            }
         }
     }
 
@@ -247,13 +292,12 @@ mod fleet {
             Err(e) => (Vec::new(), Some(e)),
         };
         let state = if error.is_some() {
-            "error".to_owned()
+            Standing::Error
         } else {
             slos.iter()
-                .map(|s| s.state.as_str())
-                .max_by_key(|s| rank(s))
-                .unwrap_or("no_data")
-                .to_owned()
+                .map(|s| Standing::from(s.state))
+                .max()
+                .unwrap_or(Standing::NoData)
         };
         Row {
             system: system.name.clone(),
@@ -271,7 +315,7 @@ mod fleet {
         file: &Path,
     ) -> anyhow::Result<Exit> {
         let systems = crate::fleet::load(file)?;
-        let (source, mut rows) = match &args.prometheus {
+        let (source, rows) = match &args.prometheus {
             Some(url) => (
                 format!("prometheus {url}"),
                 from_prometheus(spec, url, args, &systems).await?,
@@ -280,8 +324,11 @@ mod fleet {
                 let (window, interval) = sampling(args);
                 let overrides = ctx.fleet_overrides(&Overrides::default());
                 let overrides = &overrides;
-                let rows =
-                    crate::fleet::each(&systems, systems.len(), "sampling", |system| async move {
+                let rows = crate::fleet::each(
+                    &systems,
+                    args.fleet.fleet_concurrency,
+                    "sampling",
+                    |system| async move {
                         let slos = match system.config(overrides) {
                             Ok(config) => {
                                 let url = system.api_url(&config);
@@ -293,8 +340,9 @@ mod fleet {
                             Err(e) => Err(e),
                         };
                         row(&system, slos)
-                    })
-                    .await;
+                    },
+                )
+                .await;
                 (
                     format!(
                         "metrics of {} systems over {}",
@@ -305,21 +353,14 @@ mod fleet {
                 )
             }
         };
-        crate::fleet::worst_first(&mut rows, |r| rank(&r.state), |r| &r.system);
-        let summary = crate::fleet::summary(
-            rows.iter().map(|r| r.state.as_str()),
-            &["ok", "burning", "page", "exhausted", "no_data", "error"],
-        );
-        let exit = if rows.iter().any(|r| r.error.is_some()) {
-            Exit::Error
-        } else if rows
-            .iter()
-            .any(|r| r.slos.iter().any(|s| s.state.is_failure()))
-        {
-            Exit::Failure
-        } else {
-            Exit::Success
-        };
+        let (
+            crate::fleet::Report {
+                summary,
+                systems: rows,
+            },
+            verdict,
+        ) = crate::fleet::report(rows, |r| r.state, |r| &r.system);
+        let exit: Exit = verdict.into();
         let report = Report {
             source,
             page_burn_rate: spec.page_burn_rate(),

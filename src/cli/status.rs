@@ -11,6 +11,8 @@ use crate::output::{self, OutputFormat};
 use crate::status::{self, State};
 
 #[derive(Debug, Args)]
+#[command(mut_arg("fleet", |a| a.conflicts_with("api")))]
+#[command(mut_arg("fleet_concurrency", |a| a.alias("concurrency")))]
 pub struct StatusArgs {
     /// Base URL of the API to check (default with the embedded bus: http://<api.listen>).
     #[arg(long, value_name = "URL")]
@@ -29,13 +31,9 @@ pub struct StatusArgs {
     /// running another is a warning (config: kubernetes.expected_image).
     #[arg(long, value_name = "IMAGE")]
     pub expect_image: Option<String>,
-    /// Check every system of a fleet file (`[[system]]` entries: name, config, api,
-    /// environment, labels) instead of one config: one row per system, worst first.
-    #[arg(long, value_name = "FILE", conflicts_with = "api")]
-    pub fleet: Option<std::path::PathBuf>,
-    /// With --fleet: systems checked at once.
-    #[arg(long, default_value_t = 16, value_name = "N", requires = "fleet")]
-    pub concurrency: usize,
+    /// --fleet FILE: check every system of a fleet file instead of one config.
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
     /// With --fleet: show only systems in these states (ok, warn, fail), e.g. `warn,fail`.
     #[arg(long, value_name = "STATES", value_delimiter = ',', requires = "fleet")]
     pub only: Vec<String>,
@@ -66,15 +64,30 @@ async fn show<T: serde::Serialize>(
 
 /// As docs/operating.md promises: 0 healthy, 1 degraded, 2 a component (or a system) fails.
 fn exit_of(state: State) -> Exit {
-    match state {
-        State::Ok | State::Skipped => Exit::Success,
-        State::Fail => Exit::Error,
-        State::Warn => Exit::Failure,
+    crate::fleet::RowState::verdict(state).into()
+}
+
+/// A check's state as a fleet row's: skipped counts as ok; a warning exits 1, a failure 2.
+impl crate::fleet::RowState for State {
+    const SUMMARY: &'static [Self] = &[State::Ok, State::Warn, State::Fail];
+    fn name(self) -> &'static str {
+        match self {
+            State::Ok | State::Skipped => "ok",
+            State::Warn => "warn",
+            State::Fail => "fail",
+        }
+    }
+    fn verdict(self) -> crate::fleet::Verdict {
+        match self {
+            State::Ok | State::Skipped => crate::fleet::Verdict::Success,
+            State::Warn => crate::fleet::Verdict::Failure,
+            State::Fail => crate::fleet::Verdict::Error,
+        }
     }
 }
 
 pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<Exit> {
-    if let Some(file) = args.fleet.clone() {
+    if let Some(file) = args.fleet.fleet.clone() {
         return fleet::run(ctx, &args, &file).await;
     }
     let mut o = Overrides::default();
@@ -150,20 +163,21 @@ mod fleet {
         }
         let overrides = ctx.fleet_overrides(&o);
         loop {
-            let mut rows = crate::fleet::each(&systems, args.concurrency, "checking", |system| {
-                check(system, args, &overrides)
-            })
+            let rows = crate::fleet::each(
+                &systems,
+                args.fleet.fleet_concurrency,
+                "checking",
+                |system| check(system, args, &overrides),
+            )
             .await;
-            crate::fleet::worst_first(&mut rows, |r| r.state as u8, |r| &r.name);
             let overall = rows.iter().map(|r| r.state).max().unwrap_or(State::Ok);
-            let summary = crate::fleet::summary(
-                rows.iter().map(|r| match r.state {
-                    State::Ok | State::Skipped => "ok",
-                    State::Warn => "warn",
-                    State::Fail => "fail",
-                }),
-                &["ok", "warn", "fail"],
-            );
+            let (
+                crate::fleet::Report {
+                    summary,
+                    systems: mut rows,
+                },
+                _,
+            ) = crate::fleet::report(rows, |r| r.state, |r| &r.name);
             if !only.is_empty() {
                 rows.retain(|r| only.contains(&r.state));
             }
