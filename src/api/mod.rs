@@ -4,6 +4,7 @@
 //! `app(state).oneshot(request)` and no socket. A worker-only process serves the same router
 //! without the ingest routes (probes and metrics still work).
 
+pub mod client;
 mod error;
 mod ingest;
 mod openapi;

@@ -167,11 +167,12 @@ async fn send_and_check(
         &topic,
         &config.topics,
     )?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(args.concurrency.max(1))
-        .build()?;
-    let token = config.api.token.clone();
+    let client = crate::api::client::ApiClient::new(
+        &api,
+        config.api.token.clone(),
+        Duration::from_secs(30),
+        args.concurrency,
+    )?;
     let sns: Option<Arc<dyn Publisher>> = match args.via {
         Via::Api => None,
         Via::Sns => {
@@ -199,9 +200,7 @@ async fn send_and_check(
         &schedule,
         &bodies,
         &Sender {
-            http: http.clone(),
-            url: format!("{api}/ingresar-datos"),
-            token: token.clone(),
+            api: client.clone(),
             sns,
             topic: topic.clone(),
         },
@@ -224,17 +223,7 @@ async fn send_and_check(
     };
 
     let verified = if args.verify {
-        Some(
-            verify(
-                &http,
-                &api,
-                token.as_deref(),
-                &ids,
-                args.verify_timeout,
-                interactive,
-            )
-            .await,
-        )
+        Some(verify(&client, &ids, args.verify_timeout, interactive).await)
     } else {
         None
     };

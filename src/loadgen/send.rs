@@ -32,9 +32,7 @@ pub struct Sent {
 /// Where and how each message is sent.
 #[derive(Clone)]
 pub struct Sender {
-    pub http: reqwest::Client,
-    pub url: String,
-    pub token: Option<String>,
+    pub api: crate::api::client::ApiClient,
     pub sns: Option<Arc<dyn Publisher>>,
     pub topic: String,
 }
@@ -61,7 +59,11 @@ pub async fn send_all(
         tasks.spawn(async move {
             let outcome = match &sender.sns {
                 Some(p) => send_sns(p.as_ref(), &body, &sender.topic).await,
-                None => send_api(&sender.http, &sender.url, sender.token.as_deref(), &body).await,
+                None => sender
+                    .api
+                    .publish(body.topic_arn.as_deref(), &body.message, &body.attributes)
+                    .await
+                    .map_err(|e| e.0),
             };
             drop(permit);
             bar.inc(1);
@@ -155,44 +157,6 @@ pub fn load_bodies(
         message: text,
         attributes: BTreeMap::from([("source".to_owned(), "latamctl-publish".to_owned())]),
     }])
-}
-
-async fn send_api(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    body: &Body,
-) -> Result<Uuid, String> {
-    let mut req = http.post(url).json(&serde_json::json!({
-        "topic_arn": body.topic_arn,
-        "message": body.message,
-        "attributes": body.attributes,
-    }));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.map_err(|e| {
-        if e.is_timeout() {
-            "timeout".to_owned()
-        } else if e.is_connect() {
-            "connect".to_owned()
-        } else {
-            "transport".to_owned()
-        }
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        let code = resp
-            .json::<serde_json::Value>()
-            .await
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        return Err(format!("{} {code}", status.as_u16()).trim().to_owned());
-    }
-    let accepted: crate::api::Accepted =
-        resp.json().await.map_err(|_| "bad_response".to_owned())?;
-    Ok(accepted.transaction_id)
 }
 
 async fn send_sns(p: &dyn Publisher, body: &Body, topic: &str) -> Result<Uuid, String> {

@@ -7,7 +7,6 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Percentiles, progress};
-use crate::record::StoredRecord;
 
 #[derive(Debug, Serialize)]
 pub struct Verified {
@@ -18,9 +17,7 @@ pub struct Verified {
 }
 
 pub async fn verify(
-    http: &reqwest::Client,
-    api: &str,
-    token: Option<&str>,
+    api: &crate::api::client::ApiClient,
     ids: &[Uuid],
     timeout: Duration,
     interactive: bool,
@@ -32,18 +29,9 @@ pub async fn verify(
     while !missing.is_empty() {
         let mut still = Vec::new();
         for chunk in missing.chunks(32) {
-            let checks = chunk.iter().map(|id| {
-                let mut req = http.get(format!("{api}/data/{id}"));
-                if let Some(t) = token {
-                    req = req.bearer_auth(t);
-                }
-                async move {
-                    match req.send().await {
-                        Ok(r) if r.status() == 200 => (*id, r.json::<StoredRecord>().await.ok()),
-                        _ => (*id, None),
-                    }
-                }
-            });
+            let checks = chunk
+                .iter()
+                .map(|id| async move { (*id, api.record(*id).await.ok().flatten()) });
             for (id, record) in futures::future::join_all(checks).await {
                 match record {
                     Some(r) => {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Check, State};
 use crate::api::PROBE_ROUTES;
+use crate::api::client::ApiClient;
 use crate::config::Config;
 
 pub(super) async fn check_api(
@@ -14,28 +15,16 @@ pub(super) async fn check_api(
     token: Option<&str>,
     window: Duration,
 ) -> Check {
-    let http = match reqwest::Client::builder()
-        .timeout(config.status.check_timeout)
-        .build()
-    {
-        Ok(h) => h,
+    let client = match ApiClient::new(
+        api,
+        token.map(str::to_owned),
+        config.status.check_timeout,
+        1,
+    ) {
+        Ok(c) => c,
         Err(e) => return Check::new("api", State::Fail).hint(e.to_string()),
     };
-    let scrape = || async {
-        let mut req = http.get(format!("{api}/metrics"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let text = req
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        http_figures(&text)
-    };
+    let scrape = || async { http_figures(&client.metrics().await.ok()?) };
     // The window's first sample; the second comes after the readiness check.
     let first = if window.is_zero() {
         None
@@ -43,7 +32,7 @@ pub(super) async fn check_api(
         scrape().await
     };
     let started = Instant::now();
-    let ready = http.get(format!("{api}/readyz")).send().await;
+    let ready = client.readyz().await;
     let mut check = match ready {
         Err(e) => {
             return Check::new("api", State::Fail)
@@ -52,24 +41,16 @@ pub(super) async fn check_api(
                     "unreachable ({e}): is `latamctl serve` running there?"
                 ));
         }
-        Ok(r) => {
-            let status = r.status();
-            let body: serde_json::Value = r.json().await.unwrap_or_default();
-            let mut c = Check::new(
-                "api",
-                if status.is_success() {
-                    State::Ok
-                } else {
-                    State::Fail
-                },
-            )
-            .figure("url", api)
-            .figure("readyz", status.as_u16())
-            .figure(
-                "readyz_ms",
-                format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-            );
-            if !status.is_success() {
+        Ok((status, body)) => {
+            let ok = (200..300).contains(&status);
+            let mut c = Check::new("api", if ok { State::Ok } else { State::Fail })
+                .figure("url", api)
+                .figure("readyz", status)
+                .figure(
+                    "readyz_ms",
+                    format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+                );
+            if !ok {
                 let failing: Vec<String> = body["checks"]
                     .as_object()
                     .map(|m| {
