@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Result, timed};
+use super::{RecordCount, Result, timed};
 
 /// One write probe per Citus worker node, inserted and rolled back, by `host:port`.
 pub async fn probe_write_nodes(
@@ -124,4 +124,60 @@ pub async fn inactive_nodes(pool: &PgPool, timeout: Duration) -> Result<Vec<Stri
         .await?)
     })
     .await
+}
+
+/// Two thirds of the query timeout, in milliseconds: a Citus coordinator waits
+/// `citus.node_connection_timeout` (30 s by default) for a worker node that does not
+/// answer, past the query timeout, so a hung node would be a timeout naming no node. Below
+/// it, the coordinator's own refusal names the node.
+pub(super) fn node_connection_timeout(query_timeout: Duration) -> String {
+    (query_timeout * 2 / 3)
+        .max(Duration::from_millis(100))
+        .as_millis()
+        .to_string()
+}
+
+/// Sets `citus.node_connection_timeout` on a new connection where Citus is installed (a
+/// no-op elsewhere). A failure is logged, not fatal: only the node's name in a hung node's
+/// error is lost.
+pub(super) async fn set_node_connection_timeout(conn: &mut sqlx::PgConnection, value: &str) {
+    let set = sqlx::query(
+        "SELECT set_config('citus.node_connection_timeout', $1, false)
+         FROM pg_extension WHERE extname = 'citus'",
+    )
+    .bind(value)
+    .execute(conn)
+    .await;
+    if let Err(error) = set {
+        tracing::warn!(message = "Could not set citus.node_connection_timeout on a database connection.", %error);
+    }
+}
+
+/// Rows in a distributed `records`: the coordinator's table is an empty shell (its
+/// `reltuples` stays -1 or 0 after ANALYZE), so the estimate is the sum of the shards' own
+/// statistics, read on the workers through `run_command_on_shards`; shards never analyzed
+/// leave the figure unknown.
+pub(super) async fn record_count(pool: &PgPool) -> Result<RecordCount> {
+    // `result` is text; it is a number only where `success`. reltuples is -1 on a shard
+    // never analyzed (PostgreSQL 14+), 0 before 14.
+    let (shards, analyzed, rows): (i64, i64, f64) = sqlx::query_as(
+        "SELECT count(*),
+                count(*) FILTER (WHERE n > 0),
+                COALESCE(sum(n) FILTER (WHERE n > 0), 0)::float8
+         FROM (SELECT CASE WHEN success THEN result::float8 END AS n
+               FROM run_command_on_shards('records',
+                    $$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$$)) AS s",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if shards > 0 && analyzed > 0 {
+        RecordCount::Estimate {
+            rows: rows as u64,
+            source: "the Citus shards' pg_class.reltuples",
+        }
+    } else {
+        RecordCount::Unknown {
+            why: "Citus shards have no statistics yet (ANALYZE records); a count would scan every shard",
+        }
+    })
 }

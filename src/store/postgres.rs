@@ -57,29 +57,12 @@ impl PostgresStore {
     /// RDS-managed master secret, `{"username", "password"}`), read once at start.
     pub async fn connect(config: &DatabaseConfig, aws: &AwsConfig) -> Result<Self> {
         let options = connect_options(config, aws).await?;
-        // A Citus coordinator waits `citus.node_connection_timeout` (30 s by default) for a
-        // worker node that does not answer: past the query timeout, so a hung node would be
-        // a timeout naming no node. Below it, the coordinator's own refusal names the node.
-        let node_connection_timeout = (config.query_timeout * 2 / 3)
-            .max(Duration::from_millis(100))
-            .as_millis()
-            .to_string();
+        let node_connection_timeout = super::citus::node_connection_timeout(config.query_timeout);
         let pool = PgPoolOptions::new()
             .after_connect(move |conn, _meta| {
                 let value = node_connection_timeout.clone();
                 Box::pin(async move {
-                    let set = sqlx::query(
-                        "SELECT set_config('citus.node_connection_timeout', $1, false)
-                         FROM pg_extension WHERE extname = 'citus'",
-                    )
-                    .bind(&value)
-                    .execute(&mut *conn)
-                    .await;
-                    if let Err(error) = set {
-                        // Only the node's name in a hung node's error is lost: keep the
-                        // connection.
-                        tracing::warn!(message = "Could not set citus.node_connection_timeout on a database connection.", %error);
-                    }
+                    super::citus::set_node_connection_timeout(conn, &value).await;
                     Ok(())
                 })
             })
@@ -133,7 +116,6 @@ impl PostgresStore {
         Ok(after.into_iter().filter(|v| !before.contains(v)).collect())
     }
 
-    /// Whether the `citus` extension is installed (records are then distributed).
     /// Rows in `records` without a full scan: the planner's estimate when it has one that
     /// is past [`COUNT_BOUND`], a count bounded there otherwise. On Citus the coordinator's
     /// `records` is an empty shell (its `reltuples` stays -1 or 0 after ANALYZE), so the
@@ -141,7 +123,7 @@ impl PostgresStore {
     /// `run_command_on_shards`; shards never analyzed leave the figure unknown.
     pub async fn record_count(&self) -> Result<RecordCount> {
         if self.is_citus().await? {
-            return self.citus_record_count().await;
+            return super::citus::record_count(&self.pool).await;
         }
         let estimate: f64 = sqlx::query_scalar(
             "SELECT COALESCE((SELECT reltuples::float8 FROM pg_class WHERE oid = 'records'::regclass), -1)",
@@ -165,31 +147,6 @@ impl PostgresStore {
             RecordCount::AtLeast { rows: COUNT_BOUND }
         } else {
             RecordCount::Exact { rows: counted }
-        })
-    }
-
-    async fn citus_record_count(&self) -> Result<RecordCount> {
-        // `result` is text; it is a number only where `success`. reltuples is -1 on a shard
-        // never analyzed (PostgreSQL 14+), 0 before 14.
-        let (shards, analyzed, rows): (i64, i64, f64) = sqlx::query_as(
-            "SELECT count(*),
-                    count(*) FILTER (WHERE n > 0),
-                    COALESCE(sum(n) FILTER (WHERE n > 0), 0)::float8
-             FROM (SELECT CASE WHEN success THEN result::float8 END AS n
-                   FROM run_command_on_shards('records',
-                        $$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$$)) AS s",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(if shards > 0 && analyzed > 0 {
-            RecordCount::Estimate {
-                rows: rows as u64,
-                source: "the Citus shards' pg_class.reltuples",
-            }
-        } else {
-            RecordCount::Unknown {
-                why: "Citus shards have no statistics yet (ANALYZE records); a count would scan every shard",
-            }
         })
     }
 

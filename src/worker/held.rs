@@ -73,6 +73,10 @@ impl HeldSet {
             .collect()
     }
 
+    fn has_waiting(&self) -> bool {
+        self.lock().values().any(|e| !e.busy)
+    }
+
     /// The messages waiting between rounds (not being tried).
     fn waiting(&self) -> Vec<Delivery> {
         self.lock()
@@ -317,7 +321,7 @@ impl Worker {
         let mut attempt: u32 = 0;
         loop {
             let notified = self.held.waiting.notified();
-            if self.held.waiting().is_empty() {
+            if !self.held.has_waiting() {
                 attempt = 0;
                 notified.await;
                 continue;

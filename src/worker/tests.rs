@@ -5,6 +5,7 @@ use crate::record::StoredRecord;
 use crate::store::{KeyReservation, StoreStats};
 use async_trait::async_trait;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
 
 #[test]
@@ -221,6 +222,21 @@ fn backoff_doubles_and_caps() {
     assert_eq!(backoff(base, max, u32::MAX), max);
 }
 
+/// The placement of `ids` on two nodes: `dead` on node-b (the one [`PickyStore`] refuses
+/// for), the rest on node-a.
+fn two_nodes(ids: &[Uuid], dead: &[Uuid]) -> std::collections::HashMap<Uuid, String> {
+    ids.iter()
+        .map(|id| {
+            let node = if dead.contains(id) {
+                "node-b:5432"
+            } else {
+                "node-a:5432"
+            };
+            (*id, node.to_owned())
+        })
+        .collect()
+}
+
 /// A batch a node refused is split: by the node of each row when the store knows it (one
 /// insert per node), else in halves; either way exactly the dead node's rows are held and
 /// the rest stored.
@@ -237,19 +253,8 @@ async fn a_batch_a_node_refused_is_split_by_node_or_in_halves() {
     let live: Vec<Uuid> = batch.iter().skip(1).step_by(2).map(|(_, id)| *id).collect();
     let refs: Vec<&Delivery> = batch.iter().map(|(d, _)| d).collect();
     for by_node in [true, false] {
-        let nodes = by_node.then(|| {
-            batch
-                .iter()
-                .map(|(_, id)| {
-                    let node = if dead.contains(id) {
-                        "node-b:5432"
-                    } else {
-                        "node-a:5432"
-                    };
-                    (*id, node.to_owned())
-                })
-                .collect()
-        });
+        let ids: Vec<Uuid> = batch.iter().map(|(_, id)| *id).collect();
+        let nodes = by_node.then(|| two_nodes(&ids, &dead));
         let store = Arc::new(PickyStore {
             dead: dead.clone(),
             nodes,
@@ -389,18 +394,7 @@ async fn held_messages_are_never_received_twice_through_long_splits_and_rounds()
             ids.push(m.transaction_id);
         }
         let dead: Vec<Uuid> = ids.iter().step_by(2).copied().collect();
-        let nodes = by_node.then(|| {
-            ids.iter()
-                .map(|id| {
-                    let node = if dead.contains(id) {
-                        "node-b:5432"
-                    } else {
-                        "node-a:5432"
-                    };
-                    (*id, node.to_owned())
-                })
-                .collect()
-        });
+        let nodes = by_node.then(|| two_nodes(&ids, &dead));
         let store = Arc::new(PickyStore {
             dead: dead.clone(),
             nodes,

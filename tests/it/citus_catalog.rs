@@ -6,12 +6,10 @@
 
 use std::time::Duration;
 
-use latamctl::config::{AwsConfig, DatabaseConfig};
-use latamctl::store::postgres::PostgresStore;
 use latamctl::store::{self, Record, Store, citus};
 use uuid::Uuid;
 
-use super::store::fresh_database;
+use super::store::{connect, fresh_database};
 
 /// Three worker groups; shard = 101 + (last byte of the id) % 3. Shard 101 is on
 /// worker-1; 102 on worker-2, with a stale copy (shardstate 4, to be deleted) on worker-1;
@@ -100,15 +98,7 @@ async fn only_a_class_08_answer_naming_a_remote_node_is_one_nodes_outage() {
     let Some((pool, url)) = pool().await else {
         return;
     };
-    let store = PostgresStore::connect(
-        &DatabaseConfig {
-            url: Some(url),
-            ..DatabaseConfig::default()
-        },
-        &AwsConfig::default(),
-    )
-    .await
-    .unwrap();
+    let store = connect(&url).await;
     store.apply_migrations().await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE refusal (code text, text text);

@@ -215,17 +215,22 @@ async fn fresh_database_on(var: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-pub async fn postgres() -> Option<PostgresStore> {
-    let url = fresh_database().await?;
-    let store = PostgresStore::connect(
+/// A store on `url` with the default settings (not migrated).
+pub async fn connect(url: &str) -> PostgresStore {
+    PostgresStore::connect(
         &DatabaseConfig {
-            url: Some(url),
+            url: Some(url.to_owned()),
             ..DatabaseConfig::default()
         },
         &AwsConfig::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+pub async fn postgres() -> Option<PostgresStore> {
+    let url = fresh_database().await?;
+    let store = connect(&url).await;
     let applied = store.apply_migrations().await.unwrap();
     assert_eq!(applied, vec![1, 2]);
     assert!(
