@@ -180,6 +180,7 @@ impl PostgresStore {
         }
     }
 
+    /// Whether the `citus` extension is installed (records are then distributed).
     pub async fn is_citus(&self) -> Result<bool> {
         Ok(sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
