@@ -390,7 +390,11 @@ mod tests {
             );
         }
         // The worker logs exactly these texts (the constants are its log messages).
-        let worker = include_str!("../../worker/mod.rs");
+        let worker = [
+            include_str!("../../worker/mod.rs"),
+            include_str!("../../worker/gate.rs"),
+        ]
+        .concat();
         for name in ["POISON", "REJECTED_BY_STORE", "STORE_REFUSES_WRITES"] {
             assert!(
                 worker.contains(&format!("message = crate::event::{name}")),
