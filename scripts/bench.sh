@@ -4,6 +4,9 @@
 #      and how long the worker takes to store the POST load's backlog after it.
 #   2. Latency with use: `latamctl publish --rate 1000 --count 10000 --verify` three times on
 #      one data dir (request p99 and stored_at − received_at p99 of each run).
+#   2b. Sustained: `latamctl publish --rate 20000 --duration 60s --verify` against serve with
+#      both roles: request p50/p99, end-to-end p99, errors, and the worker's lag (acked but not
+#      yet stored, from /metrics every second) in the first and second half of the run.
 #   3. Backlog: `serve --role api` alone builds a backlog, then a worker starts on the same data
 #      dir while `latamctl publish --rate 500` keeps posting: errors, request p99 and the drain
 #      rate, against the same figures on an empty queue (the receive cost must not grow with
@@ -13,7 +16,8 @@
 #   4. Drain: a worker emptying a pre-filled queue into a store —
 #      embedded queue → SQLite, embedded queue → PostgreSQL, SQS on moto → PostgreSQL.
 #   5. PostgreSQL store: GET /data/{id} and `publish --verify` through `serve --store postgres`
-#      (embedded bus), so a change to the PostgreSQL store shows up as a figure.
+#      (embedded bus), so a change to the PostgreSQL store shows up as a figure; once over
+#      plain TCP and once over TLS, with the insert_batch and get p99 from serve's /metrics.
 #   6. Fleet: wall time of `status --fleet` over 50 systems, 10 live and 40 unreachable.
 #   7. Cloud path on bench/aws-emulator: `publish --rate 1000 --verify` through SNS→SQS→
 #      PostgreSQL and serve's CPU per message (the emulator's beside it), the worker's drain
@@ -24,7 +28,8 @@
 #
 # Usage: scripts/bench.sh [--duration 10s] [--connections 64] [--messages 20000] [--backlog 300000]
 #                         [--receive-backlog 1000000] [--cloud-backlog 2000]
-#                         [--only http|latency|backlog|receive|drain|postgres|fleet|cloud]
+#                         [--sustained-rate 20000] [--sustained-duration 60s]
+#                         [--only http|latency|sustained|backlog|receive|drain|postgres|fleet|cloud]
 # Env:   LATAMCTL_BENCH_BIN=/path/to/latamctl   benchmark this binary instead of building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +42,8 @@ MOTO_MESSAGES=1000
 CLOUD_BACKLOG=2000
 BACKLOG=300000
 RECEIVE_BACKLOG=1000000
+SUSTAINED_RATE=20000
+SUSTAINED_DURATION=60s
 ONLY=all
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +53,8 @@ while [ $# -gt 0 ]; do
     --backlog) BACKLOG=$2; shift 2 ;;
     --receive-backlog) RECEIVE_BACKLOG=$2; shift 2 ;;
     --cloud-backlog) CLOUD_BACKLOG=$2; shift 2 ;;
+    --sustained-rate) SUSTAINED_RATE=$2; shift 2 ;;
+    --sustained-duration) SUSTAINED_DURATION=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     *) die "unknown argument $1" ;;
   esac
@@ -119,6 +128,7 @@ LUA
 if [ "$ONLY" = all ] || [ "$ONLY" = http ]; then
 # --- 1. HTTP on the embedded pipeline ---------------------------------------------------
 log "HTTP benchmark: wrk -t2 -c$CONNECTIONS -d$DURATION"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 serve_bg http --data-dir "$WORK/http-data"
 # The ceiling is measured before and after the routes (the machine is shared: its load
 # drifts), and the ratios use the mean of the two.
@@ -147,11 +157,12 @@ cpu_note() { echo "$(wrk_cpu_us "$1") µs CPU/request"; }
 result "GET /healthz before (same process: the ceiling)" "$(wrk_summary "$WORK/wrk-health.txt"), $(cpu_note "$WORK/wrk-health.txt")"
 result "GET /healthz after" "$(wrk_summary "$WORK/wrk-health2.txt"), $(cpu_note "$WORK/wrk-health2.txt")"
 result "POST /ingresar-datos (embedded, durable)" "$(wrk_summary "$WORK/wrk-post.txt"), $(cpu_note "$WORK/wrk-post.txt")"
-result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.40; CPU per request healthz/POST $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-post.txt")"); non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
+result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.50; CPU per request healthz/POST $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-post.txt")"); non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
 result "  backlog after the POST load stored in" "$DRAINED"
 result "  peak RSS of serve (VmHWM)" "$RSS  (goal <= 40 MB)"
 result "GET /data/{id} (SQLite)" "$(wrk_summary "$WORK/wrk-get.txt"), $(cpu_note "$WORK/wrk-get.txt")"
-result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS")  (goal >= 0.70; CPU per request healthz/GET $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-get.txt")"))"
+result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS")  (goal >= 0.90; CPU per request healthz/GET $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-get.txt")"))"
+result "ratios side by side" "POST/healthz $(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS"), GET/healthz $(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS"); CPU µs per POST $(wrk_cpu_us "$WORK/wrk-post.txt"), per GET $(wrk_cpu_us "$WORK/wrk-get.txt"), per healthz $HEALTH_CPU; load average before: $LOAD_BEFORE"
 stop http
 fi
 
@@ -230,6 +241,53 @@ PY
 )"
 done
 stop lat
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = sustained ]; then
+# --- 2b. Sustained load: publish --rate R --duration D --verify against serve (both roles) ---
+# The worker's lag is what was acked and not yet stored (published_total - stored_total from
+# serve's /metrics), sampled every second: it must stay bounded, not grow with the run.
+log "sustained: publish --rate $SUSTAINED_RATE --duration $SUSTAINED_DURATION --verify"
+serve_bg sus --data-dir "$WORK/sustained-data"
+lag_sampler() { # URL OUT: one "seconds lag" line per second until killed
+  local start; start=$(date +%s.%N)
+  while :; do
+    curl -fsS "$1/metrics" 2>/dev/null | python3 -c '
+import sys, time
+pub = sto = 0.0
+for line in sys.stdin:
+    if line.startswith("latamctl_messages_published_total"): pub += float(line.split()[-1])
+    if line.startswith("latamctl_messages_stored_total"): sto += float(line.split()[-1])
+print(f"{time.time() - float(sys.argv[1]):.1f} {int(pub - sto)}")' "$start" >>"$2" || true
+    sleep 1
+  done
+}
+lag_sampler "$URL_sus" "$WORK/sustained-lag.txt" &
+LAG_PID=$!
+"$BIN" publish --api "$URL_sus" --duration "$SUSTAINED_DURATION" --rate "$SUSTAINED_RATE" --concurrency 128 \
+  --verify --verify-timeout 120s --max-p95 1h -o json >"$WORK/sustained.json" 2>"$WORK/sustained.err" || true
+kill "$LAG_PID" 2>/dev/null || true
+wait "$LAG_PID" 2>/dev/null || true
+result "sustained: publish --rate $SUSTAINED_RATE --duration $SUSTAINED_DURATION --verify" "$(python3 - "$WORK/sustained.json" "$WORK/sustained-lag.txt" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))
+except Exception as e:
+    print(f"publish gave no report ({e})"); sys.exit()
+q = r.get("request_latency") or {}
+v = r.get("verified") or {}
+e = v.get("end_to_end_latency") or {}
+errors = sum((r.get("errors") or {}).values())
+lags = [int(l.split()[1]) for l in open(sys.argv[2]) if len(l.split()) == 2]
+half = len(lags) // 2
+first, second = (max(lags[:half]) if half else 0), (max(lags[half:]) if lags else 0)
+print(f"{r['acked']}/{r['planned']} acked, {errors} errors, {r['acked'] / max(r['elapsed_seconds'], 1e-9):,.0f} msg/s, "
+      f"request p50 {q.get('p50_ms', 0):.1f} / p99 {q.get('p99_ms', 0):.1f} ms (goal <= 10), "
+      f"stored_at-received_at p99 {e.get('p99_ms', 0):.1f} ms (goal <= 50), missing {v.get('missing', '?')}; "
+      f"worker lag max {first} (first half) / {second} (second half) messages")
+PY
+)"
+stop sus
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = backlog ]; then
@@ -329,26 +387,60 @@ kill "$MOTO_PID" 2>/dev/null || true
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = postgres ]; then
-# --- 5. The PostgreSQL store behind the embedded bus --------------------------------------
+# --- 5. The PostgreSQL store behind the embedded bus, plain TCP and TLS -------------------
+# The same run against a plain cluster and a TLS-only one (sslmode=require, a self-signed
+# certificate as Citus makes): a socket without TCP_NODELAY shows here as ~40 ms p99 on the
+# small writes TLS adds (sqlx 0.9.0; #31 step 0).
 start_postgres
+start_postgres_tls
+# db_p99 URL OPERATION -> p99 of latamctl_db_query_duration_seconds{operation} in ms, read
+# from the histogram buckets of serve's /metrics (upper bound of the bucket, as
+# histogram_quantile without interpolation).
+db_p99() {
+  curl -fsS "$1/metrics" | python3 -c '
+import re, sys
+op = sys.argv[1]
+buckets = []
+for line in sys.stdin:
+    m = re.match(r"latamctl_db_query_duration_seconds_bucket\{(.*)\} (\S+)", line)
+    if m and f"operation=\"{op}\"" in m.group(1):
+        le = re.search(r"le=\"([^\"]+)\"", m.group(1)).group(1)
+        buckets.append((float("inf") if le == "+Inf" else float(le), float(m.group(2))))
+buckets.sort()
+if not buckets or buckets[-1][1] == 0:
+    print("n/a"); sys.exit()
+total = buckets[-1][1]
+for le, n in buckets:
+    if n >= 0.99 * total:
+        print(f"<= {le * 1000:g} ms ({int(total)} queries)"); break
+' "$2"
+}
+pg_run() { # LABEL DATABASE_URL
+  local label=$1 db=$2
+  log "PostgreSQL store ($label): serve --store postgres, GET and publish --verify"
+  serve_bg pg --data-dir "$WORK/pg-data-$label" --bus embedded --store postgres --database-url "$db"
+  "$BIN" publish --api "$URL_pg" --count 5000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
+    >"$WORK/pg-publish-$label.json" 2>/dev/null || true
+  result "PostgreSQL ($label): publish 5000 at 1000/s --verify" "$(verify_summary "$WORK/pg-publish-$label.json")"
+  result "  insert_batch p99 ($label)" "$(db_p99 "$URL_pg" insert_batch)"
+  ID=$(curl -fsS -XPOST "$URL_pg/ingresar-datos" -H 'content-type: application/json' \
+    -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
+  for _ in $(seq 1 600); do
+    curl -fsS "$URL_pg/data/$ID" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  wrk_cpu "$PID_pg" "$WORK/wrk-pg-health-$label.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/healthz"
+  wrk_cpu "$PID_pg" "$WORK/wrk-pg-get-$label.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/data/$ID"
+  result "PostgreSQL ($label): GET /data/{id}" "$(wrk_summary "$WORK/wrk-pg-get-$label.txt"), $(wrk_cpu_us "$WORK/wrk-pg-get-$label.txt") µs CPU/request"
+  result "  ratio GET / healthz ($label)" "$(ratio "$(wrk_rps "$WORK/wrk-pg-get-$label.txt")" "$(wrk_rps "$WORK/wrk-pg-health-$label.txt")")"
+  result "  get p99 ($label)" "$(db_p99 "$URL_pg" get)"
+  stop pg
+}
 PG="$LATAMCTL_TEST_DATABASE_URL"
-DB=$(new_db)
-log "PostgreSQL store: serve --store postgres, GET and publish --verify"
-serve_bg pg --data-dir "$WORK/pg-data" --bus embedded --store postgres --database-url "$DB"
-"$BIN" publish --api "$URL_pg" --count 5000 --rate 1000 --concurrency 64 --verify --max-p95 1h -o json \
-  >"$WORK/pg-publish.json" 2>/dev/null || true
-result "PostgreSQL store: publish 5000 at 1000/s --verify" "$(verify_summary "$WORK/pg-publish.json")"
-ID=$(curl -fsS -XPOST "$URL_pg/ingresar-datos" -H 'content-type: application/json' \
-  -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
-for _ in $(seq 1 600); do
-  curl -fsS "$URL_pg/data/$ID" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-wrk_cpu "$PID_pg" "$WORK/wrk-pg-health.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/healthz"
-wrk_cpu "$PID_pg" "$WORK/wrk-pg-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/data/$ID"
-result "PostgreSQL store: GET /data/{id}" "$(wrk_summary "$WORK/wrk-pg-get.txt"), $(wrk_cpu_us "$WORK/wrk-pg-get.txt") µs CPU/request"
-result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-pg-get.txt")" "$(wrk_rps "$WORK/wrk-pg-health.txt")")"
-stop pg
+pg_run plain "$(new_db)"
+PG="$LATAMCTL_TEST_TLS_DATABASE_URL"
+pg_run tls "$(new_db)?sslmode=require"
+PG="$LATAMCTL_TEST_DATABASE_URL"
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = cloud ]; then

@@ -4,7 +4,7 @@
     {"api": [...], "worker": [...], "lambda": [...], "operator": [...]}
 
 Read from the policy documents themselves (python-hcl2), so the tests that run each role with
-exactly these actions (tests/it/iam.rs) and the README's table follow the .tf files. Only
+exactly these actions (tests/it/iam/) and the README's table follow the .tf files. Only
 Allow statements count; the IRSA/Lambda trust policies and KMS key policies are not grants to
 the principal.
 

@@ -11,7 +11,7 @@
 #
 # Usage: scripts/render-artifacts.sh [--check]
 #   --check   render into a temporary directory and exit 1 when a committed file differs (the
-#             integration test `slo::rendered_artifacts_are_current` runs this).
+#             integration test `slo::rendered::rendered_artifacts_are_current` runs this).
 # The binary is $LATAMCTL_BIN, else a debug build (cargo build) in $CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Render a Helm chart offline (helm-python-sdk, no helm binary) and print its objects as JSON.
 
-Used by the Rust tests (tests/it/kubernetes.rs) to build the fake Kubernetes API server from
-what the chart really renders for each values file, so the fixture is the artifact.
+Used by the Rust tests (tests/it/kubernetes/mod.rs) to build the fake Kubernetes API server
+from what the chart really renders for each values file, so the fixture is the artifact.
 
 Usage: render_chart.py CHART [--values FILE]... [--set KEY=VALUE]... [--release NAME]
                        [--namespace NS]

@@ -2,7 +2,7 @@
 # The project's test command. On a fresh machine it installs and starts everything the tests
 # need, runs them, and stops what it started:
 #   - moto server (AWS SNS/SQS/CloudWatch/RDS/EKS APIs) in a Python venv, on a free port, and
-#     a second one that enforces IAM (tests/it/iam.rs), with the actions each role is granted
+#     a second one that enforces IAM (tests/it/iam/), with the actions each role is granted
 #     read from terraform/ (scripts/iam_actions.py, python-hcl2);
 #   - a private PostgreSQL cluster (initdb in a temp dir, free port, fsync off);
 #   - Prometheus and promtool (Debian package): `promtool check rules` and `promtool test
@@ -10,7 +10,8 @@
 #     Prometheus server on a free port;
 #   - a second PostgreSQL that accepts only TLS, with a self-signed X.509 v1 certificate made
 #     by openssl (the kind Citus generates);
-#   - helm-python-sdk, with which tests/it/kubernetes.rs renders the chart for its fake cluster;
+#   - helm-python-sdk, with which tests/it/kubernetes/mod.rs renders the chart for its fake
+#     cluster;
 #   - the Rust tests (cargo nextest), with LATAMCTL_TEST_* pointing at the services;
 #   - the API contract: schemathesis (pinned, fixed seed) against the binary's /openapi.json,
 #     with and without a token (scripts/check-contract.sh);
@@ -56,7 +57,7 @@ ensure_prometheus() {
 }
 
 # The committed rendered rules must load, and every seed alert must fire exactly at its
-# threshold (tests/promtool). The Rust test slo::rendered_artifacts_are_current proves that
+# threshold (tests/promtool). The Rust test slo::rendered::rendered_artifacts_are_current proves that
 # the committed file is what the binary renders.
 run_promtool_checks() {
   log "promtool check rules examples/alerts/prometheus-rules.yaml"
@@ -67,8 +68,8 @@ run_promtool_checks() {
     || die "promtool rule tests failed"
 }
 
-# helm-python-sdk (the same venv scripts/check-helm.sh uses): tests/it/kubernetes.rs renders the
-# chart for every values file with scripts/render_chart.py and serves that as its fake cluster.
+# helm-python-sdk (the same venv scripts/check-helm.sh uses): tests/it/kubernetes/mod.rs renders
+# the chart for every values file with scripts/render_chart.py and serves that as its fake cluster.
 ensure_helm_python() {
   local venv
   venv=$(ensure_venv helm helm-python-sdk kubernetes-validate)
@@ -100,7 +101,7 @@ run_rust_tests() {
   local rc=0
   cargo nextest run --profile ci --no-fail-fast "$@" || rc=$?
   if [ -s "$LATAMCTL_FAULTS_REPORT" ]; then
-    log "fault-injection suite (tests/it/faults.rs): fault | acked | stored | duplicates | in DLQ | recovered"
+    log "fault-injection suite (tests/it/faults/): fault | acked | stored | duplicates | in DLQ | recovered"
     sort "$LATAMCTL_FAULTS_REPORT" >&2
   fi
   return $rc

@@ -52,7 +52,7 @@ start_moto() {
 
 # A second moto server that enforces IAM: after three unauthenticated requests (the admin
 # user, its policy, its key: scripts/moto_iam.py bootstrap) every request must be signed by a
-# known key whose policies allow the action. tests/it/iam.rs runs each role with exactly the
+# known key whose policies allow the action. tests/it/iam/ runs each role with exactly the
 # actions the Terraform grants it.
 start_moto_iam() {
   local venv port url

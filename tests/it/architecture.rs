@@ -171,3 +171,43 @@ fn the_import_scanner_reads_both_forms() {
     let found: Vec<String> = imports(text).into_iter().collect();
     assert_eq!(found, ["bus", "config", "metric", "store"]);
 }
+
+/// The most lines a Rust file of the crate (source or test) may have without a reason.
+const MAX_LINES: usize = 600;
+/// A file that must be longer says why in its first lines, starting with this.
+const LONGER_BECAUSE: &str = "Longer than 600 lines because";
+
+/// Every file of `src/` (the binaries included) and `tests/` fits on a reader's screen a few
+/// times over; one that must be longer says why at its top.
+#[test]
+fn no_rust_file_is_over_600_lines_without_saying_why() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        if root.join(dir).is_dir() {
+            rust_files(&root.join(dir), &mut files);
+        }
+    }
+    assert!(
+        files.len() > 50,
+        "the walk found only {} files",
+        files.len()
+    );
+    let mut long = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines = text.lines().count();
+        let says_why = text.lines().take(10).any(|l| l.contains(LONGER_BECAUSE));
+        if lines > MAX_LINES && !says_why {
+            long.push(format!(
+                "{}: {lines} lines",
+                file.strip_prefix(root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these files, or start them with a `//! {LONGER_BECAUSE} ...` line:\n{}",
+        long.join("\n")
+    );
+}

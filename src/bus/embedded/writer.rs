@@ -467,7 +467,7 @@ pub(super) fn claim(
     };
     // Every candidate read is claimed or moved to the DLQ, so each round reads an index
     // range bounded by the batch (`messages_ready`, in visibility order): a receive costs the
-    // same with ten messages waiting or a million (tests/it/queue.rs checks the plan). A
+    // same with ten messages waiting or a million (tests/it/queue/sqlite.rs checks the plan). A
     // round that moved some reads again, so exhausted messages at the head do not make the
     // receive come back short while live ones wait behind them; not with a visibility timeout
     // of 0, whose claimed messages are still candidates (never twice in one receive).

@@ -2,8 +2,8 @@
 # `latamctl status` and `latamctl drain` (peek, delete, --redrive) against this system, and
 # nothing else: every resource-scoped action is limited to names starting with "<name>-<env>",
 # the prefix the sns, sqs and alarms modules use. Attach the managed policy to the operator's
-# role or group. tests/it/iam.rs runs those commands with exactly these actions against an
-# IAM-enforcing emulator.
+# role or group. tests/it/iam/operator_policy.rs runs those commands with exactly these
+# actions against an IAM-enforcing emulator.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
