@@ -128,23 +128,16 @@ impl CloudClients {
 
     /// The nodegroups of EKS cluster `name`.
     pub async fn eks_nodegroups(&self, name: &str) -> Result<Vec<EksNodegroup>, AwsError> {
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .eks
-                .list_nodegroups()
-                .cluster_name(name)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| crate::aws::classify("eks:ListNodegroups", e))?;
-            names.extend(out.nodegroups.unwrap_or_default());
-            token = out.next_token;
-            if token.is_none() {
-                break;
-            }
-        }
+        let names: Vec<String> = self
+            .eks
+            .list_nodegroups()
+            .cluster_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| crate::aws::classify("eks:ListNodegroups", e))?;
         let mut groups = Vec::new();
         for group in names {
             let out = self
@@ -224,23 +217,16 @@ impl CloudClients {
 
     /// Every add-on installed on the EKS cluster `name`, with its status and health.
     pub async fn eks_addons(&self, name: &str) -> Result<Vec<EksAddon>, AwsError> {
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let out = self
-                .eks
-                .list_addons()
-                .cluster_name(name)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| crate::aws::classify("eks:ListAddons", e))?;
-            names.extend(out.addons.unwrap_or_default());
-            token = out.next_token;
-            if token.is_none() {
-                break;
-            }
-        }
+        let names: Vec<String> = self
+            .eks
+            .list_addons()
+            .cluster_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| crate::aws::classify("eks:ListAddons", e))?;
         let mut addons = Vec::new();
         for addon in names {
             let out = self

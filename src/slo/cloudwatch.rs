@@ -241,37 +241,18 @@ fn alarms_for(spec: &SloSpec, a: &ThresholdAlert) -> Result<Rendered> {
         Indicator::Disk(_) => {
             let (period, n) = periods(a, 300)?;
             let percent = a.threshold * 100.0;
-            Rendered::Alarms(vec![base.alarm(
-                "-rds",
-                "RDS storage in use: 1 - FreeStorageSpace / allocated storage.",
-                json!({
-                    "Metrics": [
-                        {
-                            "Id": "free",
-                            "ReturnData": false,
-                            "MetricStat": {
-                                "Metric": {
-                                    "Namespace": "AWS/RDS",
-                                    "MetricName": "FreeStorageSpace",
-                                    "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
-                                },
-                                "Period": period,
-                                "Stat": "Minimum",
-                            }
-                        },
-                        {
-                            "Id": "used_percent",
-                            "Expression": "100 * (1 - free / ${db_storage_bytes})",
-                            "Label": "RDS storage in use (%)",
-                            "ReturnData": true,
-                        }
-                    ],
-                    "EvaluationPeriods": n,
-                    "DatapointsToAlarm": n,
-                    "Threshold": percent,
-                    "ComparisonOperator": "GreaterThanThreshold",
-                    "TreatMissingData": "missing",
-                }),
+            Rendered::Alarms(vec![rds_in_use_alarm(
+                &base,
+                RdsInUse {
+                    what: "storage",
+                    description: "RDS storage in use: 1 - FreeStorageSpace / allocated storage.",
+                    free_metric: "FreeStorageSpace",
+                    stat: "Minimum",
+                    total: "${db_storage_bytes}",
+                },
+                period,
+                n,
+                percent,
             )])
         }
         Indicator::DeadLetters(_) => {
@@ -441,9 +422,36 @@ fn memory_alarms(base: &Base, a: &ThresholdAlert) -> Result<Rendered> {
         n,
         percent,
     );
-    list.push(base.alarm(
+    list.push(rds_in_use_alarm(
+        base,
+        RdsInUse {
+            what: "memory",
+            description: "RDS memory in use: 1 - FreeableMemory / instance RAM.",
+            free_metric: "FreeableMemory",
+            stat: "Average",
+            total: "${db_memory_bytes}",
+        },
+        period,
+        n,
+        percent,
+    ));
+    Ok(Rendered::Alarms(list))
+}
+
+/// An RDS resource in use, as CloudWatch has only its free amount: `100 * (1 - free /
+/// total)`, the total a Terraform variable.
+struct RdsInUse {
+    what: &'static str,
+    description: &'static str,
+    free_metric: &'static str,
+    stat: &'static str,
+    total: &'static str,
+}
+
+fn rds_in_use_alarm(base: &Base, r: RdsInUse, period: u64, n: u64, percent: f64) -> Value {
+    base.alarm(
         "-rds",
-        "RDS memory in use: 1 - FreeableMemory / instance RAM.",
+        r.description,
         json!({
             "Metrics": [
                 {
@@ -452,17 +460,17 @@ fn memory_alarms(base: &Base, a: &ThresholdAlert) -> Result<Rendered> {
                     "MetricStat": {
                         "Metric": {
                             "Namespace": "AWS/RDS",
-                            "MetricName": "FreeableMemory",
+                            "MetricName": r.free_metric,
                             "Dimensions": dims(&[("DBInstanceIdentifier", "${db_instance_identifier}")]),
                         },
                         "Period": period,
-                        "Stat": "Average",
+                        "Stat": r.stat,
                     }
                 },
                 {
                     "Id": "used_percent",
-                    "Expression": "100 * (1 - free / ${db_memory_bytes})",
-                    "Label": "RDS memory in use (%)",
+                    "Expression": format!("100 * (1 - free / {})", r.total),
+                    "Label": format!("RDS {} in use (%)", r.what),
                     "ReturnData": true,
                 }
             ],
@@ -472,8 +480,7 @@ fn memory_alarms(base: &Base, a: &ThresholdAlert) -> Result<Rendered> {
             "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "missing",
         }),
-    ));
-    Ok(Rendered::Alarms(list))
+    )
 }
 
 #[cfg(test)]
