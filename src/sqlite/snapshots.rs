@@ -75,7 +75,8 @@ impl Reader {
     /// Ends the read transaction, if one is open.
     fn end(&mut self) -> rusqlite::Result<()> {
         if self.open.take().is_some() {
-            self.conn.execute_batch("COMMIT")?;
+            // Cached, as in [`super::immediate`]: a GET may renew its snapshot each time.
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
         }
         Ok(())
     }
@@ -141,7 +142,7 @@ impl Snapshots {
             if began.epoch == epoch && began.at.elapsed() < self.ttl);
         if !fresh {
             reader.end()?;
-            reader.conn.execute_batch("BEGIN")?;
+            reader.conn.prepare_cached("BEGIN")?.execute([])?;
             reader.open = Some(Began {
                 at: Instant::now(),
                 epoch,

@@ -138,17 +138,11 @@ impl SqliteStore {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer's thread.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
         let out = self
             .writer
-            .run(move |conn: &mut Connection| {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok::<_, rusqlite::Error>(out)
-            })
+            .run(move |conn: &mut Connection| crate::sqlite::immediate(conn, f))
             .await??;
         Ok(out)
     }

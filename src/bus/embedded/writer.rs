@@ -374,7 +374,16 @@ pub(super) fn transaction(
     max_receive_count: u32,
 ) -> rusqlite::Result<Vec<Outcome>> {
     let now = now_ms();
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    crate::sqlite::immediate(conn, |tx| writes(tx, ops, now, max_receive_count))
+}
+
+/// The statements of [`transaction`], inside it.
+fn writes(
+    tx: &Connection,
+    ops: &[Op],
+    now: i64,
+    max_receive_count: u32,
+) -> rusqlite::Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         outcomes.push(match op {
@@ -432,7 +441,7 @@ pub(super) fn transaction(
         } = op
         {
             *outcome = Some(claim(
-                &tx,
+                tx,
                 *queue,
                 *max,
                 *visibility,
@@ -441,7 +450,6 @@ pub(super) fn transaction(
             )?);
         }
     }
-    tx.commit()?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.expect("every write has an outcome"))
