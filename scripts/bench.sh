@@ -118,6 +118,18 @@ wrk_cpu() {
     "$before" "$after" "$(awk '/requests in/ {print $1}' "$out")" >>"$out"
 }
 wrk_cpu_us() { awk '/cpu_us_per_request/ {print $2}' "$1"; }
+# stored_id URL -> the transaction id of one message POSTed there, once GET finds it stored
+# (the record the GET loads read).
+stored_id() {
+  local id
+  id=$(curl -fsS -XPOST "$1/ingresar-datos" -H 'content-type: application/json' \
+    -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
+  for _ in $(seq 1 600); do
+    curl -fsS "$1/data/$id" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  echo "$id"
+}
 # The POST body every wrk POST load sends.
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -141,12 +153,7 @@ DRAIN_START=$(date +%s.%N)
 while [ "$(sqlite_count "$WORK/http-data/records.db" 2>/dev/null || echo 0)" -lt "$POSTED" ]; do sleep 0.1; done
 DRAINED="$(python3 -c "import time; print(f'{time.time()-$DRAIN_START:.1f} s ($POSTED messages)')")"
 RSS="$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$PID_http/status")"
-ID=$(curl -fsS -XPOST "$URL_http/ingresar-datos" -H 'content-type: application/json' \
-  -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
-for _ in $(seq 1 600); do
-  curl -fsS "$URL_http/data/$ID" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+ID=$(stored_id "$URL_http")
 wrk_cpu "$PID_http" "$WORK/wrk-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/data/$ID"
 wrk_cpu "$PID_http" "$WORK/wrk-health2.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz"
 HEALTH_RPS=$(python3 -c "import sys; print((float(sys.argv[1]) + float(sys.argv[2])) / 2)" \
@@ -262,11 +269,16 @@ lag_sampler() { # URL OUT: one "seconds lag" line per second until killed (curl 
 }
 lag_sampler "$URL_sus" "$WORK/sustained-lag.txt" &
 LAG_PID=$!
-"$BIN" publish --api "$URL_sus" --duration "$SUSTAINED_DURATION" --rate "$SUSTAINED_RATE" --concurrency 128 \
-  --verify --verify-timeout 120s --max-p95 1h -o json >"$WORK/sustained.json" 2>"$WORK/sustained.err" || true
+# The two share the cores, so each one's CPU per message is printed: serve's from /proc, the
+# load generator's from bash's `time` (user + system).
+SERVE_CPU_BEFORE=$(cpu_seconds "$PID_sus")
+TIMEFORMAT='%U %S'
+{ time "$BIN" publish --api "$URL_sus" --duration "$SUSTAINED_DURATION" --rate "$SUSTAINED_RATE" --concurrency 128 \
+  --verify --verify-timeout 120s --max-p95 1h -o json >"$WORK/sustained.json" 2>"$WORK/sustained.err"; } 2>"$WORK/sustained.time" || true
+SERVE_CPU=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$SERVE_CPU_BEFORE" "$(cpu_seconds "$PID_sus")")
 kill "$LAG_PID" 2>/dev/null || true
 wait "$LAG_PID" 2>/dev/null || true
-result "sustained: publish --rate $SUSTAINED_RATE --duration $SUSTAINED_DURATION --verify" "$(python3 - "$WORK/sustained.json" "$WORK/sustained-lag.txt" <<'PY'
+result "sustained: publish --rate $SUSTAINED_RATE --duration $SUSTAINED_DURATION --verify" "$(python3 - "$WORK/sustained.json" "$WORK/sustained-lag.txt" "$SERVE_CPU" "$WORK/sustained.time" <<'PY'
 import json, sys
 try:
     r = json.load(open(sys.argv[1]))
@@ -276,13 +288,20 @@ q = r.get("request_latency") or {}
 v = r.get("verified") or {}
 e = v.get("end_to_end_latency") or {}
 errors = sum((r.get("errors") or {}).values())
+n = max(r["acked"], 1)
+try:
+    publish_cpu = sum(float(x) for x in open(sys.argv[4]).read().split()[-2:])
+except (OSError, ValueError):
+    publish_cpu = float("nan")
 lags = [int(l.split()[1]) for l in open(sys.argv[2]) if len(l.split()) == 2]
 half = len(lags) // 2
 first, second = (max(lags[:half]) if half else 0), (max(lags[half:]) if lags else 0)
 print(f"{r['acked']}/{r['planned']} acked, {errors} errors, {r['acked'] / max(r['elapsed_seconds'], 1e-9):,.0f} msg/s, "
       f"request p50 {q.get('p50_ms', 0):.1f} / p99 {q.get('p99_ms', 0):.1f} ms (goal <= 10), "
       f"stored_at-received_at p99 {e.get('p99_ms', 0):.1f} ms (goal <= 50), missing {v.get('missing', '?')}; "
-      f"worker lag max {first} (first half) / {second} (second half) messages")
+      f"worker lag max {first} (first half) / {second} (second half) messages; "
+      f"CPU per message: serve {float(sys.argv[3]) * 1e6 / n:.1f} µs, publish {publish_cpu * 1e6 / n:.1f} µs "
+      "(verifying GETs included)")
 PY
 )"
 stop sus
@@ -421,12 +440,7 @@ pg_run() { # LABEL DATABASE_URL
     >"$WORK/pg-publish-$label.json" 2>/dev/null || true
   result "PostgreSQL ($label): publish 5000 at 1000/s --verify" "$(verify_summary "$WORK/pg-publish-$label.json")"
   result "  insert_batch p99 ($label)" "$(db_p99 "$URL_pg" insert_batch)"
-  ID=$(curl -fsS -XPOST "$URL_pg/ingresar-datos" -H 'content-type: application/json' \
-    -d '{"topic_arn":"data-ingestion-topic","message":"get me"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["transaction_id"])')
-  for _ in $(seq 1 600); do
-    curl -fsS "$URL_pg/data/$ID" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
+  ID=$(stored_id "$URL_pg")
   wrk_cpu "$PID_pg" "$WORK/wrk-pg-health-$label.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/healthz"
   wrk_cpu "$PID_pg" "$WORK/wrk-pg-get-$label.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_pg/data/$ID"
   result "PostgreSQL ($label): GET /data/{id}" "$(wrk_summary "$WORK/wrk-pg-get-$label.txt"), $(wrk_cpu_us "$WORK/wrk-pg-get-$label.txt") µs CPU/request"
