@@ -118,6 +118,31 @@ wrk_cpu() {
     "$before" "$after" "$(awk '/requests in/ {print $1}' "$out")" >>"$out"
 }
 wrk_cpu_us() { awk '/cpu_us_per_request/ {print $2}' "$1"; }
+# thread_cpu PID: the CPU seconds (user + system) its threads have used so far, summed by
+# thread name, one "name seconds" line each, sorted (for `join`). serve's threads are the
+# runtime's (tokio-rt-worker: HTTP, the worker's tasks), the queue's group-commit writer
+# (queue-writer) and the store's (store-writer).
+thread_cpu() {
+  local hz t; hz=$(getconf CLK_TCK)
+  for t in /proc/"$1"/task/*; do
+    # utime and stime are fields 14 and 15, the 12th and 13th after the ") " that closes the
+    # name (a name may hold spaces).
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(sed 's/.*) //' "$t/stat" | awk -v hz="$hz" '{printf "%.3f", ($12 + $13) / hz}')"
+  done 2>/dev/null | awk '{s[$1] += $2} END {for (k in s) print k, s[k]}' | sort
+}
+# thread_cpu_per BEFORE AFTER N -> "tokio-rt-worker 30.6, queue-writer 15.4, store-writer 5.2 µs":
+# the CPU per message of each thread group between two thread_cpu files.
+thread_cpu_per() {
+  join "$1" "$2" | sort -k3,3nr | awk -v n="$3" '{d = ($3 - $2) * 1e6 / n; if (d >= 0.05) {printf "%s%s %.1f", sep, $1, d; sep = ", "}} END {print " µs"}'
+}
+# commit_batch URL -> "N publishes per commit (C commits)": the queue's group commits so far,
+# from serve's /metrics (latamctl_queue_commit_batch_size).
+commit_batch() {
+  curl -fsS "$1/metrics" 2>/dev/null | awk '
+    /^latamctl_queue_commit_batch_size_sum/ { s = $NF }
+    /^latamctl_queue_commit_batch_size_count/ { c = $NF }
+    END { if (c > 0) printf "%.1f publishes per commit (%d commits)\n", s / c, c; else print "no commits" }'
+}
 # stored_id URL -> the transaction id of one message POSTed there, once GET finds it stored
 # (the record the GET loads read).
 stored_id() {
@@ -145,6 +170,7 @@ serve_bg http --data-dir "$WORK/http-data"
 # The ceiling is measured before and after the routes (the machine is shared: its load
 # drifts), and the ratios use the mean of the two.
 wrk_cpu "$PID_http" "$WORK/wrk-health.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/healthz"
+thread_cpu "$PID_http" >"$WORK/post-threads-before.txt"
 wrk_cpu "$PID_http" "$WORK/wrk-post.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$URL_http/ingresar-datos"
 # The worker must keep up: what was acked is stored within a few seconds of the load's end.
 POSTED=$(awk '/requests in/ {print $1}' "$WORK/wrk-post.txt")
@@ -152,6 +178,10 @@ POSTED=$((POSTED - $(wrk_errors "$WORK/wrk-post.txt")))
 DRAIN_START=$(date +%s.%N)
 while [ "$(sqlite_count "$WORK/http-data/records.db" 2>/dev/null || echo 0)" -lt "$POSTED" ]; do sleep 0.1; done
 DRAINED="$(python3 -c "import time; print(f'{time.time()-$DRAIN_START:.1f} s ($POSTED messages)')")"
+# By thread, the POST load and the storing of its backlog (the worker's share) together.
+thread_cpu "$PID_http" >"$WORK/post-threads-after.txt"
+POST_THREADS="$(thread_cpu_per "$WORK/post-threads-before.txt" "$WORK/post-threads-after.txt" "$POSTED")"
+POST_COMMITS="$(commit_batch "$URL_http")"
 RSS="$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$PID_http/status")"
 ID=$(stored_id "$URL_http")
 wrk_cpu "$PID_http" "$WORK/wrk-get.txt" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$URL_http/data/$ID"
@@ -166,6 +196,7 @@ result "GET /healthz after" "$(wrk_summary "$WORK/wrk-health2.txt"), $(cpu_note 
 result "POST /ingresar-datos (embedded, durable)" "$(wrk_summary "$WORK/wrk-post.txt"), $(cpu_note "$WORK/wrk-post.txt")"
 result "  ratio POST / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-post.txt")" "$HEALTH_RPS")  (goal >= 0.50; CPU per request healthz/POST $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-post.txt")"); non-2xx: $(wrk_errors "$WORK/wrk-post.txt"))"
 result "  backlog after the POST load stored in" "$DRAINED"
+result "  serve's CPU per POST by thread (stored)" "$POST_THREADS; $POST_COMMITS"
 result "  peak RSS of serve (VmHWM)" "$RSS  (goal <= 40 MB)"
 result "GET /data/{id} (SQLite)" "$(wrk_summary "$WORK/wrk-get.txt"), $(cpu_note "$WORK/wrk-get.txt")"
 result "  ratio GET / healthz" "$(ratio "$(wrk_rps "$WORK/wrk-get.txt")" "$HEALTH_RPS")  (goal >= 0.90; CPU per request healthz/GET $(ratio "$HEALTH_CPU" "$(wrk_cpu_us "$WORK/wrk-get.txt")"))"
@@ -272,10 +303,13 @@ LAG_PID=$!
 # The two share the cores, so each one's CPU per message is printed: serve's from /proc, the
 # load generator's from bash's `time` (user + system).
 SERVE_CPU_BEFORE=$(cpu_seconds "$PID_sus")
+thread_cpu "$PID_sus" >"$WORK/sustained-threads-before.txt"
 TIMEFORMAT='%U %S'
 { time "$BIN" publish --api "$URL_sus" --duration "$SUSTAINED_DURATION" --rate "$SUSTAINED_RATE" --concurrency 128 \
   --verify --verify-timeout 120s --max-p95 1h -o json >"$WORK/sustained.json" 2>"$WORK/sustained.err"; } 2>"$WORK/sustained.time" || true
 SERVE_CPU=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$SERVE_CPU_BEFORE" "$(cpu_seconds "$PID_sus")")
+thread_cpu "$PID_sus" >"$WORK/sustained-threads-after.txt"
+SUSTAINED_ACKED=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["acked"])' "$WORK/sustained.json" 2>/dev/null || echo 0)
 kill "$LAG_PID" 2>/dev/null || true
 wait "$LAG_PID" 2>/dev/null || true
 result "sustained: publish --rate $SUSTAINED_RATE --duration $SUSTAINED_DURATION --verify" "$(python3 - "$WORK/sustained.json" "$WORK/sustained-lag.txt" "$SERVE_CPU" "$WORK/sustained.time" <<'PY'
@@ -304,6 +338,9 @@ print(f"{r['acked']}/{r['planned']} acked, {errors} errors, {r['acked'] / max(r[
       "(verifying GETs included)")
 PY
 )"
+if [ "$SUSTAINED_ACKED" -gt 0 ]; then
+  result "  serve's CPU per message by thread" "$(thread_cpu_per "$WORK/sustained-threads-before.txt" "$WORK/sustained-threads-after.txt" "$SUSTAINED_ACKED"); $(commit_batch "$URL_sus")"
+fi
 stop sus
 fi
 
