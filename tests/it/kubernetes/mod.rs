@@ -48,7 +48,12 @@ pub(super) fn render(python: &str, values: &[&Path], sets: &[&str], release: &st
     for s in sets {
         cmd.args(["--set", s]);
     }
-    let out = cmd.output().expect("run scripts/render_chart.py");
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {python} (LATAMCTL_TEST_HELM_PYTHON) for scripts/render_chart.py: {e}; \
+             scripts/test.sh creates that venv (or unset the variable to skip the chart tests)"
+        )
+    });
     assert!(
         out.status.success(),
         "render failed: {}",
