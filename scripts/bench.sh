@@ -135,6 +135,20 @@ thread_cpu() {
 thread_cpu_per() {
   join "$1" "$2" | sort -k3,3nr | awk -v n="$3" '{d = ($3 - $2) * 1e6 / n; if (d >= 0.05) {printf "%s%s %.1f", sep, $1, d; sep = ", "}} END {print " µs"}'
 }
+# served_quantile URL ROUTE METHOD Q -> "<= 25 ms": the bucket bound of serve's own request
+# duration (http_request_duration_seconds, from the handler's start to its answer) under which
+# a fraction Q of ROUTE's requests fell. Beside the client's figure it tells a slow handler
+# from requests that waited for the CPU before serve could read them.
+served_quantile() {
+  curl -fsS "$1/metrics" 2>/dev/null | awk -v route="$2" -v method="$3" -v q="$4" '
+    index($0, "http_request_duration_seconds_bucket{route=\"" route "\",method=\"" method "\"") == 1 {
+      le = $0; sub(/.*le="/, "", le); sub(/".*/, "", le); n++; bound[n] = le; count[n] = $NF }
+    END {
+      if (n == 0 || count[n] == 0) { print "no requests"; exit }
+      for (i = 1; i <= n; i++) if (count[i] >= q * count[n]) {
+        if (bound[i] == "+Inf") print "> " bound[i - 1] * 1000 " ms"; else print "<= " bound[i] * 1000 " ms"; exit }
+    }'
+}
 # commit_batch URL -> "N publishes per commit (C commits)": the queue's group commits so far,
 # from serve's /metrics (latamctl_queue_commit_batch_size).
 commit_batch() {
@@ -340,6 +354,7 @@ PY
 )"
 if [ "$SUSTAINED_ACKED" -gt 0 ]; then
   result "  serve's CPU per message by thread" "$(thread_cpu_per "$WORK/sustained-threads-before.txt" "$WORK/sustained-threads-after.txt" "$SUSTAINED_ACKED"); $(commit_batch "$URL_sus")"
+  result "  POST as serve timed it (bucket bounds)" "p50 $(served_quantile "$URL_sus" /ingresar-datos POST 0.5), p99 $(served_quantile "$URL_sus" /ingresar-datos POST 0.99) (the client's p99 above also holds the wait for the CPU before serve reads a request)"
 fi
 stop sus
 fi
