@@ -8,15 +8,15 @@
 //! handler is compiled and tested in every build; the `lambda` feature adds only the runtime
 //! loop (`latamctl-lambda` binary).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
 use crate::bus::{Delivery, Queue, SqsFields};
-use crate::store::Store;
-use crate::worker::store_batch;
+use crate::store::{self, Store};
+use crate::worker::{store_batch, store_batch_refs};
 
 /// The SQS event a Lambda receives.
 #[derive(Debug, Deserialize)]
@@ -85,7 +85,9 @@ pub async fn handle(store: &dyn Store, event: SqsEvent) -> SqsBatchResponse {
 
 /// [`handle`], and on a store-wide failure (the database down, or refusing writes) keeps
 /// the batch's healthy messages invisible for `hold.1` through `hold.0` before failing the
-/// whole batch at once.
+/// whole batch at once. When one database node refuses writes (a Citus worker down:
+/// [`store::Error::NodeUnavailable`]), the other nodes' rows are stored and only that node's
+/// messages fail (and are held), as the long-running worker does.
 ///
 /// SQS counts a receive every time the event source mapping hands a message to the
 /// function; without the hold a failed message comes back after the queue's visibility
@@ -99,26 +101,148 @@ pub async fn handle_with_hold(
     event: SqsEvent,
 ) -> SqsBatchResponse {
     let batch: Vec<Delivery> = event.records.into_iter().map(Delivery::from).collect();
-    let outcome = store_batch(store, &batch).await;
-    if let Some(error) = &outcome.store_error {
-        tracing::warn!(message = "Failed to store the batch; every message is retried.", %error, count = batch.len());
-        if let Some((queue, delay)) = hold {
-            let healthy: Vec<&Delivery> = batch
-                .iter()
-                .filter(|d| !outcome.poison.contains(&d.message_id))
-                .collect();
-            if let Err(error) = queue.release(&healthy, delay).await {
-                tracing::warn!(message = "Failed to hold the batch; it returns after the queue's visibility timeout.", %error);
+    handle_deliveries(store, hold, &batch).await
+}
+
+/// [`handle_with_hold`] on the event's messages.
+pub(crate) async fn handle_deliveries(
+    store: &dyn Store,
+    hold: Option<(&dyn Queue, Duration)>,
+    batch: &[Delivery],
+) -> SqsBatchResponse {
+    let outcome = store_batch(store, batch).await;
+    let (mut poison, healthy): (Vec<&Delivery>, Vec<&Delivery>) = batch
+        .iter()
+        .partition(|d| outcome.poison.contains(&d.message_id));
+    let refused = match outcome.store_error {
+        None => Vec::new(),
+        Some(error @ store::Error::NodeUnavailable(_)) => {
+            let split = store_around_node(store, &healthy, error).await;
+            if let Some(error) = &split.error {
+                tracing::warn!(message = "A database node refused part of the batch; only its messages are retried.", %error, refused = split.refused.len(), stored = split.stored, count = batch.len());
             }
+            poison.extend(
+                healthy
+                    .iter()
+                    .filter(|d| split.poison.contains(&d.message_id)),
+            );
+            split.refused
         }
+        Some(error) => {
+            tracing::warn!(message = "Failed to store the batch; every message is retried.", %error, count = batch.len());
+            healthy
+        }
+    };
+    if !refused.is_empty()
+        && let Some((queue, delay)) = hold
+        && let Err(error) = queue.release(&refused, delay).await
+    {
+        tracing::warn!(message = "Failed to hold the batch; it returns after the queue's visibility timeout.", %error);
     }
+    let failed: HashSet<&str> = poison
+        .iter()
+        .chain(&refused)
+        .map(|d| d.message_id.as_str())
+        .collect();
     SqsBatchResponse {
-        batch_item_failures: outcome
-            .failed_ids(&batch)
-            .into_iter()
-            .map(|id| BatchItemFailure {
-                item_identifier: id.to_owned(),
+        batch_item_failures: batch
+            .iter()
+            .filter(|d| failed.contains(d.message_id.as_str()))
+            .map(|d| BatchItemFailure {
+                item_identifier: d.message_id.clone(),
             })
             .collect(),
     }
+}
+
+/// What [`store_around_node`] left.
+#[derive(Default)]
+struct NodeSplit<'a> {
+    /// Healthy messages a node (or the database) still refuses.
+    refused: Vec<&'a Delivery>,
+    /// Message ids found poison on the way (rows the database refuses for their content).
+    poison: Vec<String>,
+    stored: u64,
+    /// The last refusal, when something is still refused.
+    error: Option<store::Error>,
+}
+
+/// Stores `deliveries`, which a node refused as one batch (`first`), part by part: the rows
+/// of one node together when the store can tell (Citus's placement), else halves down to
+/// single messages (at most 2n − 1 inserts for n messages). A part refused by a node it was
+/// not placed on (a shard moved) is halved too. What commits is acknowledged by leaving it
+/// out of the failures.
+async fn store_around_node<'a>(
+    store: &dyn Store,
+    deliveries: &[&'a Delivery],
+    first: store::Error,
+) -> NodeSplit<'a> {
+    let mut split = NodeSplit::default();
+    let ids: Vec<uuid::Uuid> = deliveries
+        .iter()
+        .map(|d| d.decode().map(|r| r.transaction_id).unwrap_or_default())
+        .collect();
+    // (deliveries, their node when known, halve again if refused)
+    let mut parts: Vec<(Vec<&'a Delivery>, Option<String>, bool)> =
+        match store.placement(&ids).await {
+            Ok(Some(nodes)) => {
+                let mut by_node: BTreeMap<String, Vec<&'a Delivery>> = BTreeMap::new();
+                for (d, node) in deliveries.iter().zip(nodes) {
+                    by_node.entry(node).or_default().push(d);
+                }
+                if by_node.len() == 1 {
+                    // All on the node that just refused them: no second try.
+                    split.refused = deliveries.to_vec();
+                    split.error = Some(first);
+                    return split;
+                }
+                by_node
+                    .into_iter()
+                    .map(|(node, group)| (group, Some(node), false))
+                    .collect()
+            }
+            Ok(None) => halves(deliveries),
+            Err(error) => {
+                split.refused = deliveries.to_vec();
+                split.error = Some(error);
+                return split;
+            }
+        };
+    while let Some((part, node, halve)) = parts.pop() {
+        let outcome = store_batch_refs(store, &part).await;
+        split.stored += outcome.stored;
+        let rest: Vec<&'a Delivery> = part
+            .into_iter()
+            .filter(|d| !outcome.poison.contains(&d.message_id))
+            .collect();
+        split.poison.extend(outcome.poison);
+        match outcome.store_error {
+            None => {}
+            Some(error @ store::Error::NodeUnavailable(_)) => {
+                let elsewhere =
+                    node.is_some() && error.node().is_some_and(|n| Some(n) != node.as_deref());
+                if rest.len() > 1 && (halve || elsewhere) {
+                    parts.extend(halves(&rest));
+                } else {
+                    split.refused.extend(rest);
+                    split.error = Some(error);
+                }
+            }
+            Some(error) => {
+                split.refused.extend(rest);
+                split.error = Some(error);
+            }
+        }
+    }
+    split
+}
+
+/// `deliveries` in two halves, each to be halved again if a node refuses it.
+fn halves<'a>(deliveries: &[&'a Delivery]) -> Vec<(Vec<&'a Delivery>, Option<String>, bool)> {
+    let (a, b) = deliveries.split_at(deliveries.len() / 2);
+    [a, b]
+        .into_iter()
+        .filter(|h| !h.is_empty())
+        .map(|h| (h.to_vec(), None, true))
+        .collect()
 }

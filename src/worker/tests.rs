@@ -463,3 +463,49 @@ async fn held_messages_are_never_received_twice_through_long_splits_and_rounds()
         );
     }
 }
+
+/// The Lambda handler with the store's placement (Citus): the batch a node refused is stored
+/// by node, one insert per node (no halving), and only the dead node's messages fail; when
+/// every row is on the node that refused them, none is tried a second time.
+#[tokio::test]
+async fn the_lambda_stores_around_a_dead_node_by_placement() {
+    let batch: Vec<(Delivery, Uuid)> = ["a", "b", "c", "d", "e"].map(delivery).into();
+    let ids: Vec<Uuid> = batch.iter().map(|(_, id)| *id).collect();
+    let dead = vec![ids[1], ids[3]];
+    let store = PickyStore {
+        dead: dead.clone(),
+        nodes: Some(two_nodes(&ids, &dead)),
+        ..Default::default()
+    };
+    let deliveries: Vec<Delivery> = batch.iter().map(|(d, _)| d.clone()).collect();
+    let response = crate::lambda::handle_deliveries(&store, None, &deliveries).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["b", "d"]);
+    let mut stored = store.stored.lock().unwrap().clone();
+    stored.sort();
+    let mut alive = vec![ids[0], ids[2], ids[4]];
+    alive.sort();
+    assert_eq!(stored, alive);
+    assert_eq!(
+        store.inserts.load(Ordering::SeqCst),
+        3,
+        "the batch, then one per node"
+    );
+
+    let only_dead = PickyStore {
+        dead: ids.clone(),
+        nodes: Some(two_nodes(&ids, &ids)),
+        ..Default::default()
+    };
+    let response = crate::lambda::handle_deliveries(&only_dead, None, &deliveries).await;
+    assert_eq!(response.batch_item_failures.len(), 5);
+    assert_eq!(
+        only_dead.inserts.load(Ordering::SeqCst),
+        1,
+        "not tried again"
+    );
+}

@@ -1,4 +1,5 @@
-//! The Lambda handler with recorded SQS events: all good, some poison, database down.
+//! The Lambda handler with recorded SQS events: all good, some poison, database down, one
+//! database node down.
 
 use std::time::Duration;
 
@@ -138,6 +139,75 @@ async fn database_down_fails_every_message() {
         response.batch_item_failures,
         failures(&["a", "b", "poison"])
     );
+}
+
+/// One database node down (a Citus worker: the coordinator answers SQLSTATE 08006 naming
+/// it) fails only the messages whose rows live there: the rest of the batch is stored and
+/// acknowledged, the poison still fails. Real PostgreSQL: a trigger refuses the rows the
+/// "dead node" holds (ids whose last byte is even) with the coordinator's error text.
+#[tokio::test]
+async fn a_dead_node_fails_only_its_own_messages() {
+    let Some(url) = super::store::fresh_database().await else {
+        return;
+    };
+    let store = super::store::connect(&url).await;
+    store.apply_migrations().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION dead_node() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF get_byte(uuid_send(NEW.transaction_id), 15) % 2 = 0 THEN
+             RAISE EXCEPTION 'connection to the remote node worker-3:5432 failed with the following error: Connection refused'
+               USING ERRCODE = '08006';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER dead_node BEFORE INSERT ON records FOR EACH ROW EXECUTE FUNCTION dead_node();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (mut dead, mut alive) = (Vec::new(), Vec::new());
+    while dead.len() < 3 || alive.len() < 5 {
+        let id = Uuid::now_v7();
+        match id.as_bytes()[15] % 2 {
+            0 if dead.len() < 3 => dead.push(id),
+            1 if alive.len() < 5 => alive.push(id),
+            _ => {}
+        }
+    }
+    // Interleaved, so that no half of the batch is one node's.
+    let mut records = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..5 {
+        records.push(record(&format!("alive{i}"), "hola", Some(alive[i])));
+        if i < 3 {
+            records.push(record(&format!("dead{i}"), "hola", Some(dead[i])));
+            want.push(format!("dead{i}"));
+        }
+        if i == 1 {
+            records.push(record("poison", "z", None));
+            want.push("poison".into());
+        }
+    }
+    let response = handle(&store, event(records)).await;
+    let mut got: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "only the dead node's messages and the poison fail"
+    );
+    for id in &alive {
+        assert!(store.get(*id).await.unwrap().is_some(), "{id} not stored");
+    }
+    for id in &dead {
+        assert!(store.get(*id).await.unwrap().is_none());
+    }
 }
 
 /// During a store outage the handler keeps the batch invisible for the hold (through
