@@ -167,66 +167,47 @@ struct NodeSplit<'a> {
     error: Option<store::Error>,
 }
 
-/// Stores `deliveries`, which a node refused as one batch (`first`), part by part: the rows
-/// of one node together when the store can tell (Citus's placement), else halves down to
-/// single messages (at most 2n − 1 inserts for n messages). A part refused by a node it was
-/// not placed on (a shard moved) is halved too. What commits is acknowledged by leaving it
-/// out of the failures.
+/// Stores `deliveries`, which a node refused as one batch (`first`), part by part, as the
+/// worker's split plans them ([`crate::worker::plan`]): by node when the store can tell, else
+/// in halves (at most 2n − 1 inserts for n messages). A single part (every row on the node
+/// that refused them) is not tried again. What commits is acknowledged by leaving it out of
+/// the failures.
 async fn store_around_node<'a>(
     store: &dyn Store,
     deliveries: &[&'a Delivery],
     first: store::Error,
 ) -> NodeSplit<'a> {
     let mut split = NodeSplit::default();
-    let ids: Vec<uuid::Uuid> = deliveries
-        .iter()
-        .map(|d| d.decode().map(|r| r.transaction_id).unwrap_or_default())
-        .collect();
-    // (deliveries, their node when known, halve again if refused)
-    let mut parts: Vec<(Vec<&'a Delivery>, Option<String>, bool)> =
-        match store.placement(&ids).await {
-            Ok(Some(nodes)) => {
-                let mut by_node: BTreeMap<String, Vec<&'a Delivery>> = BTreeMap::new();
-                for (d, node) in deliveries.iter().zip(nodes) {
-                    by_node.entry(node).or_default().push(d);
-                }
-                if by_node.len() == 1 {
-                    // All on the node that just refused them: no second try.
-                    split.refused = deliveries.to_vec();
-                    split.error = Some(first);
-                    return split;
-                }
-                by_node
-                    .into_iter()
-                    .map(|(node, group)| (group, Some(node), false))
-                    .collect()
-            }
-            Ok(None) => halves(deliveries),
-            Err(error) => {
-                split.refused = deliveries.to_vec();
-                split.error = Some(error);
-                return split;
-            }
-        };
-    while let Some((part, node, halve)) = parts.pop() {
-        let outcome = store_batch_refs(store, &part).await;
+    let mut parts = match crate::worker::plan(store, deliveries, deliveries.len().max(1)).await {
+        Ok(parts) if parts.len() > 1 => parts,
+        Ok(_) => {
+            split.refused = deliveries.to_vec();
+            split.error = Some(first);
+            return split;
+        }
+        Err(error) => {
+            split.refused = deliveries.to_vec();
+            split.error = Some(error);
+            return split;
+        }
+    };
+    while let Some(part) = parts.pop() {
+        let outcome = store_batch_refs(store, &part.deliveries).await;
         split.stored += outcome.stored;
         let rest: Vec<&'a Delivery> = part
-            .into_iter()
+            .deliveries
+            .iter()
+            .copied()
             .filter(|d| !outcome.poison.contains(&d.message_id))
             .collect();
         split.poison.extend(outcome.poison);
         match outcome.store_error {
             None => {}
-            Some(error @ store::Error::NodeUnavailable(_)) => {
-                let elsewhere =
-                    node.is_some() && error.node().is_some_and(|n| Some(n) != node.as_deref());
-                if rest.len() > 1 && (halve || elsewhere) {
-                    parts.extend(halves(&rest));
-                } else {
-                    split.refused.extend(rest);
-                    split.error = Some(error);
-                }
+            Some(error)
+                if matches!(error, store::Error::NodeUnavailable(_))
+                    && part.halve_again(&error, rest.len()) =>
+            {
+                parts.extend(crate::worker::halves(&rest));
             }
             Some(error) => {
                 split.refused.extend(rest);
@@ -235,14 +216,4 @@ async fn store_around_node<'a>(
         }
     }
     split
-}
-
-/// `deliveries` in two halves, each to be halved again if a node refuses it.
-fn halves<'a>(deliveries: &[&'a Delivery]) -> Vec<(Vec<&'a Delivery>, Option<String>, bool)> {
-    let (a, b) = deliveries.split_at(deliveries.len() / 2);
-    [a, b]
-        .into_iter()
-        .filter(|h| !h.is_empty())
-        .map(|h| (h.to_vec(), None, true))
-        .collect()
 }

@@ -158,10 +158,67 @@ impl Split<'_> {
 
 /// One part of a split: its deliveries, the node the store places them on (when it can
 /// tell), and whether to halve it again if refused.
-struct Part<'a> {
-    deliveries: Vec<&'a Delivery>,
-    node: Option<String>,
+pub(crate) struct Part<'a> {
+    pub(crate) deliveries: Vec<&'a Delivery>,
+    pub(crate) node: Option<String>,
     halve: bool,
+}
+
+impl Part<'_> {
+    /// Whether the `rest` of this part that `error` refused is halved and tried again: a
+    /// part of unknown placement, or one refused by a node it was not placed on (the
+    /// placement is stale: a shard moved), down to single messages.
+    pub(crate) fn halve_again(&self, error: &store::Error, rest: usize) -> bool {
+        let named = error.node();
+        let elsewhere = self.node.is_some() && named.is_some() && named != self.node.as_deref();
+        rest > 1 && (self.halve || elsewhere)
+    }
+}
+
+/// The parts a batch a node refused is stored in (the worker's split and the Lambda's):
+/// grouped by the node of each row when the store can tell (a group a node refuses is that
+/// node's), else in halves down to single messages; at most `size` messages a part. An
+/// error when the store cannot say where rows live.
+pub(crate) async fn plan<'a>(
+    store: &dyn store::Store,
+    deliveries: &[&'a Delivery],
+    size: usize,
+) -> store::Result<Vec<Part<'a>>> {
+    let ids: Vec<uuid::Uuid> = deliveries
+        .iter()
+        .map(|d| d.decode().map(|r| r.transaction_id).unwrap_or_default())
+        .collect();
+    Ok(match store.placement(&ids).await? {
+        Some(nodes) => {
+            let mut by_node: std::collections::BTreeMap<String, Vec<&Delivery>> =
+                Default::default();
+            for (d, node) in deliveries.iter().zip(nodes) {
+                by_node.entry(node).or_default().push(d);
+            }
+            by_node
+                .into_iter()
+                .flat_map(|(node, group)| {
+                    group
+                        .chunks(size)
+                        .map(|c| Part {
+                            deliveries: c.to_vec(),
+                            node: Some(node.clone()),
+                            halve: false,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        }
+        None if deliveries.len() > size => deliveries
+            .chunks(size)
+            .map(|c| Part {
+                deliveries: c.to_vec(),
+                node: None,
+                halve: true,
+            })
+            .collect(),
+        None => halves(deliveries),
+    })
 }
 
 impl Worker {
@@ -185,40 +242,8 @@ impl Worker {
             0 => 10,
             n => n,
         };
-        let ids: Vec<uuid::Uuid> = deliveries
-            .iter()
-            .map(|d| d.decode().map(|r| r.transaction_id).unwrap_or_default())
-            .collect();
-        let mut parts: Vec<Part<'a>> = match self.store.placement(&ids).await {
-            Ok(Some(nodes)) => {
-                let mut by_node: std::collections::BTreeMap<String, Vec<&Delivery>> =
-                    Default::default();
-                for (d, node) in deliveries.iter().zip(nodes) {
-                    by_node.entry(node).or_default().push(d);
-                }
-                by_node
-                    .into_iter()
-                    .flat_map(|(node, group)| {
-                        group
-                            .chunks(size)
-                            .map(|c| Part {
-                                deliveries: c.to_vec(),
-                                node: Some(node.clone()),
-                                halve: false,
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            }
-            Ok(None) if deliveries.len() > size => deliveries
-                .chunks(size)
-                .map(|c| Part {
-                    deliveries: c.to_vec(),
-                    node: None,
-                    halve: true,
-                })
-                .collect(),
-            Ok(None) => halves(deliveries, None),
+        let mut parts = match plan(self.store.as_ref(), deliveries, size).await {
+            Ok(parts) => parts,
             Err(error) => {
                 // A distributed store that cannot say where rows live: nobody's node.
                 split.held = deliveries.iter().map(|d| (*d, None)).collect();
@@ -261,13 +286,10 @@ impl Worker {
             match outcome.store_error {
                 None => self.ack(&rest).await,
                 Some(error @ store::Error::NodeUnavailable(_)) => {
-                    let named = error.node().map(str::to_owned);
-                    // The placement is stale (a shard moved): the group is not all one node's.
-                    let elsewhere = part.node.is_some() && named.is_some() && named != part.node;
-                    if rest.len() > 1 && (part.halve || elsewhere) {
-                        parts.extend(halves(&rest, None));
+                    if part.halve_again(&error, rest.len()) {
+                        parts.extend(halves(&rest));
                     } else {
-                        let node = named.or(part.node);
+                        let node = error.node().map(str::to_owned).or(part.node);
                         split
                             .held
                             .extend(rest.into_iter().map(|d| (d, node.clone())));
@@ -350,14 +372,14 @@ impl Worker {
 }
 
 /// `deliveries` in two halves, each to be halved again if a node refuses it.
-fn halves<'a>(deliveries: &[&'a Delivery], node: Option<String>) -> Vec<Part<'a>> {
+pub(crate) fn halves<'a>(deliveries: &[&'a Delivery]) -> Vec<Part<'a>> {
     let (a, b) = deliveries.split_at(deliveries.len() / 2);
     [a, b]
         .into_iter()
         .filter(|h| !h.is_empty())
         .map(|h| Part {
             deliveries: h.to_vec(),
-            node: node.clone(),
+            node: None,
             halve: true,
         })
         .collect()

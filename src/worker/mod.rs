@@ -32,6 +32,7 @@ mod gate;
 mod held;
 pub use gate::StoreGate;
 use held::HeldSet;
+pub(crate) use held::{halves, plan};
 
 /// What became of one batch.
 #[derive(Debug, Default)]
